@@ -1,0 +1,42 @@
+"""ooc: out-of-core datasets for training on data that does not fit in memory.
+
+Data flow, one module each: chunks -> :mod:`ooc.writer` -> a chunked store
+(:mod:`ooc.store`, format in :mod:`ooc.format`) -> :mod:`ooc.reader` and
+:mod:`ooc.batching` -> :mod:`ooc.keras_dataset` / :mod:`ooc.tf_dataset`.
+``import ooc`` does not import TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    ChecksumError,
+    ChunkError,
+    DatasetExistsError,
+    DatasetNotFoundError,
+    FormatVersionError,
+    IncompleteDatasetError,
+    NotADatasetError,
+    OocError,
+    SplitNotFoundError,
+)
+from .reader import Dataset, Split, open  # noqa: E402
+from .writer import DatasetWriter, create  # noqa: E402
+
+__all__ = [
+    "ChecksumError",
+    "ChunkError",
+    "Dataset",
+    "DatasetExistsError",
+    "DatasetNotFoundError",
+    "DatasetWriter",
+    "FormatVersionError",
+    "IncompleteDatasetError",
+    "NotADatasetError",
+    "OocError",
+    "Split",
+    "__version__",
+    "create",
+    "open",
+]

@@ -1,0 +1,34 @@
+"""Small helpers for human-readable summaries: sizes, peak memory."""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+
+def human_bytes(n: float) -> str:
+    """Format a byte count with a binary unit: ``1.5 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far, as the OS counts it."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def bytes_on_disk(path: Path) -> int:
+    """Total size of a file, or of every file under a directory."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def current_rss_bytes() -> int:
+    """Current resident set size of this process, from /proc (Linux)."""
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -1,0 +1,162 @@
+"""Which rows make up batch ``i`` of epoch ``e``, and reading them.
+
+Batches are contiguous row ranges on disk, so each is one sequential read.
+Shuffling never makes reads random:
+
+* ``shuffle=True`` permutes the order of batches each epoch;
+* ``shuffle_window=W`` (W >= 2) also mixes rows across windows of W
+  consecutive on-disk batches: a window is read in one piece, its rows are
+  permuted, and the W batches are cut from the permutation.
+
+Every order is a pure function of ``(seed, epoch)``, so any worker thread or
+process can compute batch ``i`` on its own, and runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import scipy.sparse
+
+if TYPE_CHECKING:
+    from .reader import Split
+
+SparseMode = Literal["dense", "csr"]
+SPARSE_MODES = ("dense", "csr")
+
+
+@dataclass(frozen=True)
+class BatchSlice:
+    """Rows ``[start, stop)`` to read; then rows ``take`` of them, if given."""
+
+    start: int
+    stop: int
+    take: np.ndarray | None = None
+
+
+class BatchPlan:
+    """The batches of one split: how many, and their rows in each epoch.
+
+    Parameters
+    ----------
+    n_rows, batch_size
+        Rows in the split and rows per batch.
+    shuffle
+        Permute batch order every epoch.
+    seed
+        Seed of every permutation; drawn at random when None.
+    shuffle_window
+        Mix rows across this many consecutive batches (needs ``shuffle``).
+    drop_remainder
+        Leave out the last batch when it is short.
+    """
+
+    def __init__(self, n_rows: int, batch_size: int, *, shuffle: bool = False,
+                 seed: int | None = None, shuffle_window: int = 1,
+                 drop_remainder: bool = False) -> None:
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        if shuffle_window < 1 or (shuffle_window > 1 and not shuffle):
+            raise ValueError("shuffle_window must be >= 1, and > 1 only with shuffle=True; "
+                             f"got shuffle_window={shuffle_window!r}, shuffle={shuffle!r}.")
+        self.n_rows, self.batch_size = int(n_rows), int(batch_size)
+        self.shuffle, self.window = shuffle, int(shuffle_window)
+        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        self.drop_remainder = drop_remainder
+        full, rest = divmod(self.n_rows, self.batch_size)
+        self.num_batches = full if drop_remainder or not rest else full + 1
+        self._order: tuple[int, np.ndarray] | None = None
+
+    @property
+    def has_partial_batch(self) -> bool:
+        """Whether the last batch is shorter than ``batch_size``."""
+        return self.num_batches * self.batch_size > self.n_rows
+
+    def batch_rows(self, k: int) -> tuple[int, int]:
+        """Row range of on-disk batch ``k``."""
+        start = k * self.batch_size
+        return start, min(start + self.batch_size, self.n_rows)
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        """On-disk batch indices in the order epoch ``epoch`` visits them."""
+        cached = self._order
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        if not self.shuffle:
+            order = np.arange(self.num_batches)
+        else:
+            n_windows = -(-self.num_batches // self.window)
+            windows = np.random.default_rng([self.seed, epoch]).permutation(n_windows)
+            order = (windows[:, None] * self.window + np.arange(self.window)).ravel()
+            order = order[order < self.num_batches]
+        self._order = (epoch, order)
+        return order
+
+    def locate(self, i: int, epoch: int = 0) -> BatchSlice:
+        """Rows of batch ``i`` (0-based position within epoch ``epoch``)."""
+        if not 0 <= i < self.num_batches:
+            raise IndexError(f"batch index must be in [0, {self.num_batches}); got {i}.")
+        k = int(self._epoch_order(epoch)[i])
+        if self.window == 1:
+            return BatchSlice(*self.batch_rows(k))
+        w = k // self.window
+        first, last = w * self.window, min((w + 1) * self.window, self.num_batches) - 1
+        w_start, w_stop = self.batch_rows(first)[0], self.batch_rows(last)[1]
+        perm = np.random.default_rng([self.seed, epoch, w]).permutation(w_stop - w_start)
+        start, stop = self.batch_rows(k)
+        return BatchSlice(w_start, w_stop, perm[start - w_start:stop - w_start])
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_order": None}
+
+
+class BatchReader:
+    """Reads the batches a :class:`BatchPlan` describes from one split.
+
+    Thread-safe.  Keeps the last few shuffle windows it read, so the batches
+    of one window cost one read.
+    """
+
+    def __init__(self, split: Split, plan: BatchPlan, sparse: SparseMode = "dense") -> None:
+        if sparse not in SPARSE_MODES:
+            raise ValueError(f"sparse must be one of {SPARSE_MODES}; got {sparse!r}.")
+        self.split, self.plan, self.sparse = split, plan, sparse
+        self._windows: OrderedDict[tuple[int, int], tuple[Any, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.plan.num_batches
+
+    def read(self, i: int, epoch: int = 0) -> tuple[Any, np.ndarray]:
+        """Return ``(x, y)`` of batch ``i`` of epoch ``epoch``."""
+        where = self.plan.locate(i, epoch)
+        if where.take is None:
+            x, y = self.split.x[where.start:where.stop], self.split.y[where.start:where.stop]
+        else:
+            x, y = self._window(where.start, where.stop)
+            x, y = x[where.take], y[where.take]
+        if self.sparse == "dense" and scipy.sparse.issparse(x):
+            x = x.toarray()
+        return x, y
+
+    def _window(self, start: int, stop: int) -> tuple[Any, np.ndarray]:
+        key = (start, stop)
+        with self._lock:
+            hit = self._windows.get(key)
+        if hit is None:
+            hit = (self.split.x[start:stop], self.split.y[start:stop])
+            with self._lock:
+                self._windows[key] = hit
+                while len(self._windows) > 2:
+                    self._windows.popitem(last=False)
+        return hit
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"split": self.split, "plan": self.plan, "sparse": self.sparse}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["split"], state["plan"], state["sparse"])  # type: ignore[misc]

@@ -1,0 +1,48 @@
+"""Errors raised by ooc.
+
+Every error subclasses :class:`OocError` and, where one fits, the matching
+built-in exception, so ``except FileNotFoundError`` keeps working for callers
+that do not know about ooc.  Messages say what was expected, what was found,
+where, and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class OocError(Exception):
+    """Base class of every error ooc raises on purpose."""
+
+
+class NotADatasetError(OocError, ValueError):
+    """The path exists but holds no ooc dataset."""
+
+
+class IncompleteDatasetError(OocError, ValueError):
+    """The dataset's writer stopped before it committed; the data is partial."""
+
+
+class FormatVersionError(OocError, ValueError):
+    """The dataset was written in a format version this ooc cannot read."""
+
+
+class ChecksumError(OocError, OSError):
+    """Stored bytes do not match the checksum written with them."""
+
+
+class DatasetExistsError(OocError, FileExistsError):
+    """A dataset already exists where a new one was to be written."""
+
+
+class DatasetNotFoundError(OocError, FileNotFoundError):
+    """No dataset exists at the given path."""
+
+
+class ChunkError(OocError, ValueError):
+    """A chunk passed to the writer does not fit the split it is appended to."""
+
+
+class SplitNotFoundError(OocError, KeyError, AttributeError):
+    """The dataset has no split of that name."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""

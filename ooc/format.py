@@ -1,0 +1,175 @@
+"""The ooc on-disk format, version 1.
+
+This docstring is the specification.  ``FORMAT_VERSION`` below is written
+into every dataset and checked by :func:`ooc.open`.
+
+Capabilities
+------------
+* A dataset holds named *splits* (``train``, ``val``, ...).  Every split has
+  three arrays with one row per example:
+
+  - ``x``: the features, either **dense** (shape ``(n, d)``, any NumPy
+    numeric dtype) or **sparse CSR** (``data`` of a float or integer dtype,
+    ``indices`` int32 with sorted, unique column indices per row, ``indptr``
+    int64 of length ``n + 1`` starting at 0);
+  - ``y``: int64 class labels, shape ``(n,)``;
+  - ``row_ids``: int64, shape ``(n,)``, the position of each row in the
+    user's source, so that predictions can be traced back.
+
+* Dataset metadata: ``classes`` (list of str or null), ``feature_names``
+  (list of str or null), ``config`` (any JSON object, e.g. vectorizer
+  settings), and per split the row count and, for sparse ``x``, the number
+  of stored non-zeros.
+* Every stored byte of array data is covered by a checksum that readers
+  verify (see the backends below).  The manifest carries its own CRC-32C.
+* Datasets are written to a temporary name and appear under their final
+  name only once complete (atomic rename after fsync).  A temporary left by
+  a writer that died has ``"complete": false`` (or no manifest at all) and
+  is refused by :func:`ooc.open`.
+
+Limitations
+-----------
+* Rows are appended, never updated in place; a dataset is immutable once
+  committed.
+* ``y`` holds one integer label per row (single-label classification).
+* Sparse ``x`` has at most 2**31 - 1 columns (int32 indices).
+
+The manifest
+------------
+A JSON object, UTF-8, with these keys (more may be added in later minor
+revisions; readers ignore keys they do not know)::
+
+    {
+      "format": "ooc",
+      "format_version": 1,
+      "complete": true,
+      "created_by": "ooc 0.1.0",
+      "splits": {
+        "train": {
+          "n_rows": 1000,
+          "x": {"kind": "dense", "dtype": "<i4", "n_cols": 500},
+          "y": {"dtype": "<i8"},
+          "row_ids": {"dtype": "<i8"}
+        },
+        "val": {
+          "n_rows": 200,
+          "x": {"kind": "csr", "dtype": "<f4", "n_cols": 20000, "nnz": 31000},
+          ...
+        }
+      },
+      "classes": ["neg", "pos"],
+      "feature_names": ["a", "b", ...],
+      "config": {...},
+      "arrays": {"train/x": {...backend-specific layout...}, ...},
+      "checksum": "crc32c:1a2b3c4d"
+    }
+
+``checksum`` is the CRC-32C of the manifest serialised with
+``json.dumps(manifest_without_checksum, sort_keys=True,
+separators=(",", ":"))``.
+
+Array keys name the stored arrays: ``<split>/x``, ``<split>/y`` and
+``<split>/row_ids`` for dense ``x``; ``<split>/x/data``,
+``<split>/x/indices`` and ``<split>/x/indptr`` replace ``<split>/x`` for
+CSR.
+
+HDF5 backend (one ``.h5`` file)
+-------------------------------
+* Root attributes ``ooc_format = "ooc"`` and ``ooc_format_version = 1``.
+* One group per split; inside it the datasets ``x``, ``y`` and ``row_ids``,
+  or for CSR a group ``x`` with attributes ``encoding = "csr"`` and
+  ``shape = (n, d)`` holding the datasets ``data``, ``indices`` and
+  ``indptr`` (the layout anndata uses, so other tools can read it).
+* All datasets are chunked along rows, resizable, and carry HDF5's
+  ``fletcher32`` checksum filter, optionally after a compression filter
+  (gzip, lzf, or zstd/blosc through ``hdf5plugin``).  Each chunk spans whole
+  rows.
+* The manifest is the scalar string dataset ``/ooc_manifest``, written last
+  at commit.  Its ``arrays`` entries record ``{"chunk_rows": C}``.
+
+NumPy backend (a directory)
+---------------------------
+* ``ooc.json``: the manifest.  It is written first with
+  ``"complete": false`` and rewritten at commit.
+* ``<key>.npy`` for every array key (``train/x.npy``, ``train/x/data.npy``,
+  ...): plain version-1.0 ``.npy`` files, C order, little-endian, each
+  loadable with ``np.load(path, mmap_mode="r")``.  The header is padded to
+  ``NPY_HEADER_BYTES`` so it can be rewritten with the final shape.
+* ``<key>.crc32c.npy``: uint32 CRC-32C of each block of ``block_rows``
+  consecutive rows of the data (the last block may be shorter).  The
+  manifest's ``arrays`` entries record ``{"block_rows": R, "n_blocks": B}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import crc32c
+
+from .errors import (
+    ChecksumError,
+    FormatVersionError,
+    IncompleteDatasetError,
+    NotADatasetError,
+)
+
+FORMAT_NAME = "ooc"
+FORMAT_VERSION = 1
+MANIFEST_FILENAME = "ooc.json"
+HDF5_MANIFEST_NAME = "ooc_manifest"
+NPY_HEADER_BYTES = 128
+BLOCK_BYTES = 1 << 20
+TMP_MARKER = ".ooc-tmp-"
+
+
+def array_keys(split: str, kind: str) -> tuple[str, ...]:
+    """Return the keys of the arrays stored for a split whose x is ``kind``."""
+    x_keys = (f"{split}/x",) if kind == "dense" else (
+        f"{split}/x/data", f"{split}/x/indices", f"{split}/x/indptr")
+    return (*x_keys, f"{split}/y", f"{split}/row_ids")
+
+
+def _canonical(manifest: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def dump_manifest(manifest: dict[str, Any]) -> str:
+    """Serialise a manifest with its checksum added."""
+    crc = crc32c.crc32c(_canonical(manifest))
+    return json.dumps({**manifest, "checksum": f"crc32c:{crc:08x}"}, indent=1)
+
+
+def load_manifest(text: str | bytes, where: str) -> dict[str, Any]:
+    """Parse, checksum and version-check a manifest read from ``where``."""
+    try:
+        manifest = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NotADatasetError(
+            f"{where}: the ooc manifest is not valid JSON ({exc}). The file is "
+            "damaged; write the dataset again.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise NotADatasetError(f"{where}: expected an ooc manifest; got something else.")
+    check_version(manifest.get("format_version"), where)
+    if not manifest.get("complete"):
+        raise IncompleteDatasetError(
+            f"{where}: this dataset was not finished: its writer stopped before "
+            "committing. Delete it and run the write again.")
+    expected = f"crc32c:{crc32c.crc32c(_canonical(manifest)):08x}"
+    if manifest.get("checksum") != expected:
+        raise ChecksumError(
+            f"{where}: the manifest checksum does not match its contents "
+            f"(stored {manifest.get('checksum')}, computed {expected}). The file "
+            "is damaged; write the dataset again.")
+    return manifest
+
+
+def check_version(version: object, where: str) -> None:
+    """Raise unless ``version`` is a format version this ooc reads."""
+    if version != FORMAT_VERSION:
+        hint = ("upgrade ooc" if isinstance(version, int) and version > FORMAT_VERSION
+                else "write the dataset again with this ooc")
+        raise FormatVersionError(
+            f"{where}: expected ooc format version {FORMAT_VERSION}; got "
+            f"{version!r}. To read it, {hint}.")

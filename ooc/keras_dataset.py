@@ -1,0 +1,64 @@
+"""Keras adapter: a ``keras.utils.PyDataset`` over a split's batches.
+
+Imports Keras; nothing else in ooc's read path does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import scipy.sparse
+
+from .batching import BatchReader
+
+
+def csr_to_sparse_tensor(x: scipy.sparse.csr_matrix) -> Any:
+    """Convert a canonical CSR batch to a ``tf.SparseTensor`` (row-major order)."""
+    import tensorflow as tf
+
+    coo = x.tocoo()
+    indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+    return tf.SparseTensor(indices, coo.data, dense_shape=x.shape)
+
+
+class KerasBatches(keras.utils.PyDataset):
+    """Batches of one split for ``model.fit``; ``len`` is the number of batches.
+
+    ``__getitem__(i)`` reads batch ``i`` of the current epoch in one
+    contiguous read; ``on_epoch_end`` moves to the next epoch's shuffle.
+    Works with ``workers > 1`` in threads or processes: each process opens
+    its own file handles.
+    """
+
+    def __init__(self, reader: BatchReader, *, workers: int = 1,
+                 use_multiprocessing: bool = False, max_queue_size: int = 10) -> None:
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
+                         max_queue_size=max_queue_size)
+        self.reader = reader
+        self.sparse_tensor = reader.sparse == "csr" and reader.split.is_sparse
+        if self.sparse_tensor and use_multiprocessing:
+            raise ValueError("sparse='tensor' batches cannot cross process boundaries; "
+                             "use threads (use_multiprocessing=False) or sparse='dense'.")
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per batch (the last batch may be shorter)."""
+        return self.reader.plan.batch_size
+
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+        if index >= len(self):
+            raise IndexError(f"batch index must be < {len(self)}; got {index}.")
+        x, y = self.reader.read(index, self.epoch)
+        if self.sparse_tensor:
+            x = csr_to_sparse_tensor(x)
+        return x, y
+
+    def on_epoch_end(self) -> None:
+        """Advance to the next epoch's batch order."""
+        self.epoch += 1

@@ -1,0 +1,274 @@
+"""Reading datasets: :func:`open`, :class:`Dataset`, :class:`Split`.
+
+``split.x[a:b]`` is one contiguous, checksum-verified read.  Batches for
+training come from :meth:`Split.batches` (a Keras ``PyDataset``),
+:meth:`Split.to_tf_dataset` (a ``tf.data.Dataset``) or
+:meth:`Split.iter_batches` (a plain generator); Keras and TensorFlow are
+imported only when the first two are called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from .batching import BatchPlan, BatchReader, SparseMode
+from .errors import SplitNotFoundError
+from .format import array_keys
+from .store import open_store
+from .store.base import StoreReader, Verify
+
+
+def _row_range(index: Any, n_rows: int) -> tuple[int, int, bool]:
+    """Turn an int or a step-1 slice into ``(start, stop, is_int)``."""
+    if isinstance(index, (int, np.integer)):
+        i = int(index) + (n_rows if index < 0 else 0)
+        if not 0 <= i < n_rows:
+            raise IndexError(f"row index {index} is out of range for {n_rows} rows.")
+        return i, i + 1, True
+    if isinstance(index, slice):
+        start, stop, step = index.indices(n_rows)
+        if step != 1:
+            raise IndexError(f"only contiguous slices (step 1) are read; got step {step}.")
+        return start, max(start, stop), False
+    raise TypeError(f"rows are read with an int or a slice like x[a:b]; got "
+                    f"{type(index).__name__}. For scattered rows, read a covering range.")
+
+
+class Column:
+    """One stored array of a split (``y``, ``row_ids``, dense ``x``)."""
+
+    def __init__(self, store: StoreReader, key: str, n_rows: int, dtype: str,
+                 row_shape: tuple[int, ...] = ()) -> None:
+        self._store, self.key = store, key
+        self.shape = (n_rows, *row_shape)
+        self.dtype = np.dtype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        start, stop, single = _row_range(index, len(self))
+        rows = self._store.read(self.key, start, stop)
+        return rows[0] if single else rows
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self[:], dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"<ooc column {self.key} shape={self.shape} dtype={self.dtype}>"
+
+
+class CsrColumn:
+    """Sparse CSR ``x`` of a split; slices come back as ``csr_matrix``."""
+
+    def __init__(self, store: StoreReader, key: str, n_rows: int, n_cols: int,
+                 dtype: str, nnz: int) -> None:
+        self._store, self.key = store, key
+        self.shape = (n_rows, n_cols)
+        self.dtype, self.nnz = np.dtype(dtype), nnz
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> scipy.sparse.csr_matrix:
+        start, stop, _ = _row_range(index, len(self))
+        indptr = self._store.read(f"{self.key}/indptr", start, stop + 1)
+        lo, hi = int(indptr[0]), int(indptr[-1])
+        data = self._store.read(f"{self.key}/data", lo, hi)
+        indices = self._store.read(f"{self.key}/indices", lo, hi)
+        csr = scipy.sparse.csr_matrix((data, indices, indptr - lo),
+                                      shape=(stop - start, self.shape[1]), copy=False)
+        csr.has_sorted_indices = True
+        return csr
+
+    def __repr__(self) -> str:
+        return f"<ooc csr {self.key} shape={self.shape} nnz={self.nnz} dtype={self.dtype}>"
+
+
+class Split:
+    """One split of a dataset: ``x``, ``y`` and ``row_ids`` with one row per example."""
+
+    def __init__(self, store: StoreReader, name: str, info: dict[str, Any]) -> None:
+        self.name, self.info = name, info
+        n, x = info["n_rows"], info["x"]
+        self.is_sparse = x["kind"] == "csr"
+        self.x: Column | CsrColumn = (
+            CsrColumn(store, f"{name}/x", n, x["n_cols"], x["dtype"], x["nnz"])
+            if self.is_sparse else Column(store, f"{name}/x", n, x["dtype"], (x["n_cols"],)))
+        self.y = Column(store, f"{name}/y", n, info["y"]["dtype"])
+        self.row_ids = Column(store, f"{name}/row_ids", n, info["row_ids"]["dtype"])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Shape of ``x``: ``(rows, features)``."""
+        return self.x.shape  # type: ignore[return-value]
+
+    @property
+    def nnz(self) -> int:
+        """Stored non-zeros of sparse ``x``; rows * features for dense ``x``."""
+        return self.x.nnz if isinstance(self.x, CsrColumn) else self.shape[0] * self.shape[1]
+
+    @property
+    def label_counts(self) -> np.ndarray:
+        """Number of rows with each label, indexed by label."""
+        return np.asarray(self.info.get("label_counts", []), dtype=np.int64)
+
+    def steps_per_epoch(self, batch_size: int, drop_remainder: bool = False) -> int:
+        """Number of batches in one pass over the split."""
+        return BatchPlan(len(self), batch_size, drop_remainder=drop_remainder).num_batches
+
+    def batch_reader(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
+                     shuffle_window: int = 1, drop_remainder: bool = False,
+                     sparse: SparseMode = "dense") -> BatchReader:
+        """Return the :class:`~ooc.batching.BatchReader` the adapters share."""
+        plan = BatchPlan(len(self), batch_size, shuffle=shuffle, seed=seed,
+                         shuffle_window=shuffle_window, drop_remainder=drop_remainder)
+        return BatchReader(self, plan, sparse)
+
+    def iter_batches(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
+                     shuffle_window: int = 1, drop_remainder: bool = False,
+                     sparse: SparseMode = "dense", epoch: int = 0,
+                     repeat: bool = False) -> Iterator[tuple[Any, np.ndarray]]:
+        """Yield ``(x, y)`` batches of one epoch, or of epochs without end.
+
+        With ``repeat=True`` this is the guide's endless ``_data_generator``:
+        pair it with ``steps_per_epoch=split.steps_per_epoch(batch_size)``.
+        ``sparse="csr"`` yields sparse ``x`` as ``scipy.sparse.csr_matrix``.
+        """
+        reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
+                                   shuffle_window=shuffle_window,
+                                   drop_remainder=drop_remainder, sparse=sparse)
+        while True:
+            for i in range(len(reader)):
+                yield reader.read(i, epoch)
+            if not repeat:
+                return
+            epoch += 1
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
+                shuffle_window: int = 1, drop_remainder: bool = False, sparse: str = "dense",
+                workers: int = 1, use_multiprocessing: bool = False,
+                max_queue_size: int = 10) -> Any:
+        """Return a ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``.
+
+        ``sparse="dense"`` densifies sparse rows per batch; ``sparse="tensor"``
+        delivers them as ``tf.SparseTensor``.  ``workers``,
+        ``use_multiprocessing`` and ``max_queue_size`` go to ``PyDataset``.
+        Pass ``shuffle=False`` to ``fit`` as well for a fully reproducible
+        order; ``fit``'s default shuffles whole batches, which costs no
+        random I/O either.
+        """
+        from .keras_dataset import KerasBatches
+
+        mode = "csr" if sparse == "tensor" else sparse
+        reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
+                                   shuffle_window=shuffle_window,
+                                   drop_remainder=drop_remainder, sparse=mode)  # type: ignore[arg-type]
+        return KerasBatches(reader, workers=workers, use_multiprocessing=use_multiprocessing,
+                            max_queue_size=max_queue_size)
+
+    def to_tf_dataset(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
+                      shuffle_window: int = 1, drop_remainder: bool = False,
+                      sparse: str = "dense", num_parallel_reads: int | None = None,
+                      prefetch: int | None = None) -> Any:
+        """Return a ``tf.data.Dataset`` of ``(x, y)`` batches, prefetched.
+
+        Each iteration over the dataset is one epoch with its own shuffle.
+        ``num_parallel_reads`` and ``prefetch`` default to ``tf.data.AUTOTUNE``.
+        """
+        from .tf_dataset import make_tf_dataset
+
+        mode = "csr" if sparse == "tensor" else sparse
+        reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
+                                   shuffle_window=shuffle_window,
+                                   drop_remainder=drop_remainder, sparse=mode)  # type: ignore[arg-type]
+        return make_tf_dataset(reader, num_parallel_reads=num_parallel_reads, prefetch=prefetch)
+
+    def __repr__(self) -> str:
+        kind = "csr" if self.is_sparse else "dense"
+        return f"<ooc split {self.name!r} {kind} shape={self.shape} dtype={self.x.dtype}>"
+
+
+class Dataset:
+    """An opened ooc dataset; splits are attributes (``ds.train``) and items."""
+
+    def __init__(self, path: str | Path, verify: Verify = "once") -> None:
+        self.path = Path(path)
+        self._store = open_store(self.path, verify)
+        self.manifest: dict[str, Any] = self._store.manifest
+        self.splits: dict[str, Split] = {
+            name: Split(self._store, name, info)
+            for name, info in self.manifest["splits"].items()}
+
+    @property
+    def classes(self) -> list[str] | None:
+        """Class names, indexed by label."""
+        return self.manifest.get("classes")
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        """Feature (column) names, e.g. the selected n-grams."""
+        return self.manifest.get("feature_names")
+
+    @property
+    def vocabulary(self) -> dict[str, int] | None:
+        """Feature name -> column index, like scikit-learn's ``vocabulary_``."""
+        names = self.feature_names
+        return None if names is None else {name: i for i, name in enumerate(names)}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The free-form config stored with the dataset."""
+        return self.manifest.get("config") or {}
+
+    def __getitem__(self, name: str) -> Split:
+        try:
+            return self.splits[name]
+        except KeyError:
+            raise SplitNotFoundError(
+                f"{self.path}: no split {name!r}; it has {sorted(self.splits)}.") from None
+
+    def __getattr__(self, name: str) -> Split:
+        if name.startswith("_") or "splits" not in self.__dict__:
+            raise AttributeError(name)
+        return self[name]
+
+    def verify(self) -> None:
+        """Read every stored block and check its checksum."""
+        for name, split in self.splits.items():
+            for key in array_keys(name, "csr" if split.is_sparse else "dense"):
+                self._store.verify(key)
+
+    def close(self) -> None:
+        """Close the files this process opened."""
+        self._store.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{n}={len(s)}" for n, s in self.splits.items())
+        return f"<ooc dataset {self.path} ({splits})>"
+
+
+def open(path: str | Path, verify: Verify = "once") -> Dataset:  # noqa: A001
+    """Open the dataset at ``path`` (HDF5 file or NumPy directory).
+
+    ``verify`` sets when stored checksums are checked: ``"once"`` (default:
+    each block the first time this process reads it), ``"always"`` (on every
+    read) or ``"never"``.
+    """
+    return Dataset(path, verify)

@@ -1,0 +1,54 @@
+"""Chunked, checksummed stores: one contract (:mod:`.base`), one backend per module.
+
+Backends are found by name and imported lazily, so that ``import ooc`` does
+not pay for h5py until an HDF5 dataset is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ..errors import DatasetNotFoundError, NotADatasetError
+from ._atomic import leftover_temporaries
+from .base import StoreReader, StoreWriter, Verify
+
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "hdf5": ("ooc.store.hdf5", "Hdf5Writer", "Hdf5Reader"),
+    "npy": ("ooc.store.npy", "NpyWriter", "NpyReader"),
+}
+
+
+def _backend(fmt: str, role: int) -> type:
+    if fmt not in BACKENDS:
+        raise ValueError(f"format must be one of {sorted(BACKENDS)}; got {fmt!r}.")
+    module_name, *names = BACKENDS[fmt]
+    return getattr(importlib.import_module(module_name), names[role])
+
+
+def writer_class(fmt: str) -> type[StoreWriter]:
+    """Return the writer class of backend ``fmt``."""
+    return _backend(fmt, 0)
+
+
+def detect_format(path: Path) -> str:
+    """Tell which backend wrote ``path``: ``"npy"`` or ``"hdf5"``."""
+    if path.is_dir():
+        return "npy"
+    if not path.exists():
+        leftovers = leftover_temporaries(path)
+        hint = (f" An unfinished write left {leftovers[0]}: the writer stopped before "
+                "committing, so no dataset was published." if leftovers else "")
+        raise DatasetNotFoundError(f"{path}: no such dataset.{hint}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == b"\x89HDF\r\n\x1a\n":
+        return "hdf5"
+    raise NotADatasetError(
+        f"{path}: expected an ooc dataset (an HDF5 file or a directory with ooc.json); "
+        "found a file of another kind.")
+
+
+def open_store(path: Path, verify: Verify = "once") -> StoreReader:
+    """Open the store at ``path`` with the backend that wrote it."""
+    return _backend(detect_format(path), 1)(path, verify=verify)

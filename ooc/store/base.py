@@ -1,0 +1,173 @@
+"""The store contract that every backend implements.
+
+A store is a set of named, growable arrays (keys such as ``train/x`` or
+``train/x/indptr``) plus one JSON manifest.  Backends implement a few
+primitives; everything about splits, sparse matrices and metadata lives
+above them, in :mod:`ooc.writer` and :mod:`ooc.reader`.
+
+Writer primitives: ``append(key, array)`` (the first call creates the array),
+``layout(key)`` (backend facts recorded in the manifest), ``finish(manifest)``
+(write the manifest, flush and fsync inside the temporary) and ``abort()``.
+
+Reader primitives: ``manifest``, ``read(key, start, stop)`` (a verified read
+of rows ``[start, stop)``), ``verify(key)`` (check every stored block) and
+``close()``.  Readers must be picklable and must reopen their files in a
+forked or spawned child, never share a handle with the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import ChecksumError
+
+Verify = Literal["once", "always", "never"]
+VERIFY_MODES = ("once", "always", "never")
+
+
+class StoreWriter(ABC):
+    """Writes arrays under a temporary path; see the module docstring."""
+
+    def __init__(self, tmp_path: Path, **options: Any) -> None:
+        self.tmp_path = tmp_path
+        self.options = options
+
+    @abstractmethod
+    def append(self, key: str, array: np.ndarray) -> None:
+        """Append rows to array ``key``, creating it on first use."""
+
+    @abstractmethod
+    def layout(self, key: str) -> dict[str, Any]:
+        """Return backend layout facts for ``key`` to keep in the manifest."""
+
+    @abstractmethod
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """Write the manifest and make every byte durable inside tmp_path."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Release handles; the caller deletes tmp_path."""
+
+
+class StoreReader(ABC):
+    """Reads verified row ranges of stored arrays; see the module docstring."""
+
+    manifest: dict[str, Any]
+
+    def __init__(self, path: Path, verify: Verify = "once") -> None:
+        if verify not in VERIFY_MODES:
+            raise ValueError(f"verify must be one of {VERIFY_MODES}; got {verify!r}.")
+        self.path = path
+        self.verify_mode: Verify = verify
+
+    @abstractmethod
+    def read(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Return rows ``[start, stop)`` of array ``key`` as a new array."""
+
+    @abstractmethod
+    def verify(self, key: str) -> None:
+        """Check every stored block of ``key``; raise ChecksumError on damage."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every handle this process holds."""
+
+    def describe(self, key: str) -> str:
+        """Name an array for error messages: file, split and array."""
+        split, _, array = key.partition("/")
+        return f"{self.path}: split {split!r}, array {array!r}"
+
+
+class PerProcessFile:
+    """An OS file descriptor opened lazily, once per process.
+
+    A descriptor inherited through ``fork`` is never used: a child opens its
+    own on first use.  Pickles as the path alone.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = -1
+
+    def fd(self) -> int:
+        """Return this process's descriptor, opening it if needed."""
+        if self._pid != os.getpid() or self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._pid = os.getpid()
+        return self._fd
+
+    def pread_into(self, buf: np.ndarray, offset: int) -> None:
+        """Fill ``buf`` (C-contiguous) with the bytes at ``offset``."""
+        view = memoryview(buf).cast("B")
+        fd = self.fd()
+        done = 0
+        while done < len(view):
+            n = os.preadv(fd, [view[done:]], offset + done)
+            if n == 0:
+                raise ChecksumError(
+                    f"{self.path}: file ends at byte {offset + done}, before the "
+                    f"{len(view)} bytes expected at offset {offset}. The file was "
+                    "truncated; write the dataset again.")
+            done += n
+
+    def close(self) -> None:
+        """Close the descriptor if this process opened it."""
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_fd": None, "_pid": -1}
+
+
+class BlockVerifier:
+    """Tracks which fixed-size blocks of one array were verified.
+
+    ``ensure(start, stop)`` calls ``check(block)`` for every block that
+    overlaps rows ``[start, stop)`` and has not passed yet (mode ``once``),
+    for every such block (mode ``always``) or never (mode ``never``).
+    ``check`` raises ChecksumError on damage.
+    """
+
+    def __init__(self, block_rows: int, n_rows: int, mode: Verify,
+                 check: Callable[[int], None]) -> None:
+        self.block_rows = max(1, block_rows)
+        self.n_blocks = -(-n_rows // self.block_rows)
+        self.mode = mode
+        self.check = check
+        self._done = np.zeros(self.n_blocks, dtype=bool)
+        self._lock = threading.Lock()
+
+    def ensure(self, start: int, stop: int) -> None:
+        """Verify the blocks that overlap ``[start, stop)`` as the mode asks."""
+        if self.mode == "never" or stop <= start:
+            return
+        first, last = start // self.block_rows, (stop - 1) // self.block_rows
+        for block in range(first, last + 1):
+            if self.mode == "always" or not self._done[block]:
+                self.check(block)
+                with self._lock:
+                    self._done[block] = True
+
+    def check_all(self) -> None:
+        """Verify every block, whatever the mode."""
+        for block in range(self.n_blocks):
+            self.check(block)
+        self._done[:] = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
