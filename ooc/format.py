@@ -167,6 +167,7 @@ def load_manifest(text: str | bytes, where: str) -> dict[str, Any]:
 
 def check_version(version: object, where: str) -> None:
     """Raise unless ``version`` is a format version this ooc reads."""
+    version = getattr(version, "item", lambda: version)()  # NumPy scalar from HDF5
     if version != FORMAT_VERSION:
         hint = ("upgrade ooc" if isinstance(version, int) and version > FORMAT_VERSION
                 else "write the dataset again with this ooc")

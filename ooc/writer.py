@@ -155,9 +155,10 @@ class DatasetWriter:
             if kind == "csr":
                 self._store.append(f"{split}/x/indptr", np.zeros(1, dtype=np.int64))
         if state.kind != kind or state.n_cols != x.shape[1]:
+            names = {"dense": "dense", "csr": "sparse CSR"}
             raise ChunkError(
-                f"split {split!r} holds {state.kind} x with {state.n_cols} columns; this "
-                f"chunk is {kind} with {x.shape[1]} columns.")
+                f"split {split!r} holds {names[state.kind]} x with {state.n_cols} columns; "
+                f"this chunk is {names[kind]} with {x.shape[1]} columns.")
         return state
 
     def _append_csr(self, split: str, state: _SplitState, x: scipy.sparse.csr_matrix,

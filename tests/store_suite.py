@@ -1,0 +1,266 @@
+"""The store test suite every backend passes (inherit it, set ``format``).
+
+Each test writes its own data under ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+import ooc
+from ooc.store import _atomic
+
+
+def sparse_rows(n: int, d: int, seed: int, empty_every: int = 4) -> scipy.sparse.csr_matrix:
+    """Random float32 CSR with some empty rows."""
+    m = scipy.sparse.random(n, d, density=0.15, format="csr", dtype=np.float32,
+                            random_state=seed)
+    m = m.tolil()
+    for i in range(0, n, empty_every):
+        m.rows[i], m.data[i] = [], []
+    return m.tocsr()
+
+
+class StoreSuite:
+    """Round trips, metadata, versions, crash safety and integrity."""
+
+    format: str
+
+    def path(self, tmp_path: Path, name: str = "ds") -> Path:
+        return tmp_path / (f"{name}.h5" if self.format == "hdf5" else name)
+
+    def write(self, path: Path, parts: dict[str, list[tuple]], **meta) -> Path:
+        with ooc.create(path, self.format) as w:
+            for split, chunks in parts.items():
+                for chunk in chunks:
+                    w.append(split, *chunk)
+            if meta:
+                w.set_metadata(**meta)
+        return path
+
+    @pytest.mark.parametrize("dtype", ["int32", "int64", "float32", "float64", "uint8", "int16"])
+    def test_dense_round_trip(self, tmp_path, dtype):
+        rng = np.random.default_rng(0)
+        x = (rng.random((1000, 7)) * 100).astype(dtype)
+        y = rng.integers(0, 3, 1000)
+        sizes = [0, 1, 333, 0, 250, 416]
+        bounds = np.cumsum([0, *sizes])
+        chunks = [(x[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": chunks}))
+        split = ds.train
+        assert len(split) == 1000 and split.shape == (1000, 7) and split.x.dtype == x.dtype
+        np.testing.assert_array_equal(split.x[:], x)
+        np.testing.assert_array_equal(split.x[123:777], x[123:777])
+        np.testing.assert_array_equal(split.x[-3], x[-3])
+        np.testing.assert_array_equal(split.y[5:900], y[5:900])
+        np.testing.assert_array_equal(split.row_ids[:], np.arange(1000))
+        assert split.x[10:10].shape == (0, 7)
+
+    def test_batches_with_sizes_that_do_not_divide(self, tmp_path):
+        x = np.arange(1001 * 3, dtype=np.int32).reshape(1001, 3)
+        y = np.arange(1001) % 5
+        chunks = [(x[a:a + 97], y[a:a + 97]) for a in range(0, 1001, 97)]
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": chunks}))
+        got = list(ds.train.iter_batches(64))
+        assert [len(b[1]) for b in got] == [64] * 15 + [41]
+        np.testing.assert_array_equal(np.concatenate([b[0] for b in got]), x)
+        assert ds.train.steps_per_epoch(64) == 16
+        assert ds.train.steps_per_epoch(64, drop_remainder=True) == 15
+
+    def test_sparse_round_trip_with_empty_rows_and_chunks(self, tmp_path):
+        x = sparse_rows(500, 300, seed=1)
+        y = np.arange(500) % 4
+        cuts = [0, 0, 7, 7, 200, 499, 500]
+        chunks = [(x[a:b], y[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        empty = scipy.sparse.csr_matrix((0, 300), dtype=np.float32)
+        chunks.insert(3, (empty, np.zeros(0, dtype=int)))
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": chunks}))
+        split = ds.train
+        assert split.is_sparse and split.shape == (500, 300) and split.nnz == x.nnz
+        for a, b in [(0, 500), (0, 1), (3, 4), (150, 420), (499, 500), (10, 10)]:
+            got = split.x[a:b]
+            assert isinstance(got, scipy.sparse.csr_matrix) and got.has_sorted_indices
+            np.testing.assert_array_equal(got.toarray(), x[a:b].toarray())
+            for row in range(got.shape[0]):
+                idx = got.indices[got.indptr[row]:got.indptr[row + 1]]
+                assert (np.diff(idx) > 0).all()
+
+    def test_unsorted_duplicate_csr_input_is_canonicalised(self, tmp_path):
+        # row 0 has columns 5, 2, 5 (duplicate 5 sums to 3.0)
+        x = scipy.sparse.csr_matrix((np.array([1.0, 4.0, 2.0], np.float32),
+                                     np.array([5, 2, 5]), np.array([0, 3])), shape=(1, 8))
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": [(x, [0])]}))
+        got = ds.train.x[0:1]
+        assert got.indices.tolist() == [2, 5] and got.data.tolist() == [4.0, 3.0]
+
+    def test_metadata_round_trip(self, tmp_path):
+        x = np.ones((4, 3), np.float32)
+        config = {"vectorizer": "ngram", "ngram_range": [1, 2], "nested": {"k": None}}
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": [(x, [0, 1, 1, 0])],
+                                                       "val": [(x[:1], [1])]},
+                                 classes=["négatif", "positive"],
+                                 feature_names=["a", "b c", "ü"], config=config))
+        assert ds.classes == ["négatif", "positive"]
+        assert ds.feature_names == ["a", "b c", "ü"]
+        assert ds.vocabulary == {"a": 0, "b c": 1, "ü": 2}
+        assert ds.metadata == config
+        assert list(ds.splits) == ["train", "val"] and ds.val is ds["val"]
+        assert ds.train.label_counts.tolist() == [2, 2]
+        with pytest.raises(ooc.SplitNotFoundError, match="no split 'test'"):
+            ds.test  # noqa: B018
+
+    def test_explicit_row_ids(self, tmp_path):
+        x = np.zeros((3, 2), np.float32)
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": [(x, [0, 0, 0], [10, 4, 99])]}))
+        assert ds.train.row_ids[:].tolist() == [10, 4, 99]
+
+    def test_bad_chunks_are_refused_before_writing(self, tmp_path):
+        path = self.path(tmp_path)
+        with ooc.create(path, self.format) as w:
+            w.append("train", np.zeros((2, 3), np.int32), [0, 1])
+            with pytest.raises(ooc.ChunkError, match="3 columns"):
+                w.append("train", np.zeros((2, 4), np.int32), [0, 1])
+            with pytest.raises(ooc.ChunkError, match="does not convert safely"):
+                w.append("train", np.zeros((2, 3), np.float64), [0, 1])
+            with pytest.raises(ooc.ChunkError, match="integer class labels"):
+                w.append("train", np.zeros((2, 3), np.int32), [0.5, 1.0])
+            with pytest.raises(ooc.ChunkError, match="one label per row"):
+                w.append("train", np.zeros((2, 3), np.int32), [0])
+            with pytest.raises(ooc.ChunkError, match="sparse"):
+                w.append("train", scipy.sparse.csr_matrix((2, 3), dtype=np.float32), [0, 1])
+            w.append("train", np.zeros((1, 3), np.int16), [2])  # safe cast is fine
+        assert len(ooc.open(path).train) == 3
+
+    def test_class_names_must_cover_labels(self, tmp_path):
+        with pytest.raises(ooc.ChunkError, match="only 2 class names"):
+            self.write(self.path(tmp_path), {"train": [(np.zeros((1, 1)), [2])]},
+                       classes=["a", "b"])
+        assert not self.path(tmp_path).exists()
+        assert not _atomic.leftover_temporaries(self.path(tmp_path))
+
+    def test_existing_dataset_is_not_overwritten_by_default(self, tmp_path):
+        path = self.write(self.path(tmp_path), {"train": [(np.zeros((1, 1)), [0])]})
+        with pytest.raises(ooc.DatasetExistsError):
+            ooc.create(path, self.format)
+        with ooc.create(path, self.format, overwrite=True) as w:
+            w.append("train", np.ones((5, 1)), [0] * 5)
+        assert len(ooc.open(path).train) == 5
+
+    def test_failed_write_leaves_previous_dataset(self, tmp_path):
+        path = self.write(self.path(tmp_path), {"train": [(np.zeros((2, 1)), [0, 0])]})
+        with pytest.raises(RuntimeError), ooc.create(path, self.format, overwrite=True) as w:
+            w.append("train", np.ones((9, 1)), [0] * 9)
+            raise RuntimeError("boom")
+        assert len(ooc.open(path).train) == 2
+        assert not _atomic.leftover_temporaries(path)
+
+    def test_nothing_is_visible_before_commit(self, tmp_path):
+        path = self.path(tmp_path)
+        w = ooc.create(path, self.format)
+        w.append("train", np.zeros((3, 2)), [0, 1, 0])
+        assert not path.exists()
+        with pytest.raises(ooc.DatasetNotFoundError, match="did not finish|stopped before"):
+            ooc.open(path)
+        (tmp,) = _atomic.leftover_temporaries(path)
+        with pytest.raises(ooc.IncompleteDatasetError, match="did not finish|not finished"):
+            ooc.open(tmp)
+        w.commit()
+        assert len(ooc.open(path).train) == 3
+
+    def test_format_version_is_checked(self, tmp_path):
+        path = self.write(self.path(tmp_path), {"train": [(np.zeros((1, 1)), [0])]})
+        self.set_format_version(path, 99)
+        with pytest.raises(ooc.FormatVersionError, match="upgrade ooc"):
+            ooc.open(path)
+
+    def set_format_version(self, path: Path, version: int) -> None:
+        raise NotImplementedError
+
+    def test_flipped_byte_is_detected(self, tmp_path):
+        rng = np.random.default_rng(3)
+        x = rng.random((20_000, 40)).astype(np.float32)
+        path = self.write(self.path(tmp_path), {"train": [(x, np.zeros(20_000, int))]})
+        self.flip_byte_in_x(path, row=12_345, n_cols=40)
+        ds = ooc.open(path)
+        np.testing.assert_array_equal(ds.train.x[:5000], x[:5000])  # other blocks still read
+        with pytest.raises(ooc.ChecksumError, match=r"'train'.*'x'.*rows \d+:\d+"):
+            ds.train.x[12_000:12_500]
+        with pytest.raises(ooc.ChecksumError):
+            ooc.open(path).verify()
+
+    def flip_byte_in_x(self, path: Path, row: int, n_cols: int) -> None:
+        raise NotImplementedError
+
+    def test_sigkill_mid_write_leaves_no_dataset(self, tmp_path):
+        path = self.path(tmp_path)
+        script = textwrap.dedent(f"""
+            import numpy as np, ooc, sys
+            w = ooc.create({str(path)!r}, {self.format!r})
+            x = np.ones((20_000, 50), np.float32)
+            for i in range(10_000):
+                w.append("train", x, np.zeros(20_000, int))
+                if i == 3:
+                    print("writing", flush=True)
+            w.commit()
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+        assert proc.stdout.readline().strip() == b"writing"
+        time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not path.exists()
+        with pytest.raises(ooc.DatasetNotFoundError, match="stopped before committing"):
+            ooc.open(path)
+        (tmp,) = _atomic.leftover_temporaries(path)
+        with pytest.raises(ooc.IncompleteDatasetError, match="did not finish|not finished"):
+            ooc.open(tmp)
+
+    def test_sigkill_during_overwrite_keeps_previous(self, tmp_path):
+        path = self.write(self.path(tmp_path), {"train": [(np.zeros((7, 2)), [0] * 7)]})
+        script = textwrap.dedent(f"""
+            import numpy as np, ooc
+            w = ooc.create({str(path)!r}, {self.format!r}, overwrite=True)
+            x = np.ones((20_000, 50), np.float32)
+            for i in range(10_000):
+                w.append("train", x, np.zeros(20_000, int))
+                if i == 2:
+                    print("writing", flush=True)
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+        assert proc.stdout.readline().strip() == b"writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert len(ooc.open(path).train) == 7
+
+    def test_reader_pickles_and_reopens(self, tmp_path):
+        import pickle
+
+        x = np.arange(30, dtype=np.float32).reshape(10, 3)
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": [(x, [0] * 10)]}))
+        ds.train.x[0:2]
+        split = pickle.loads(pickle.dumps(ds.train))
+        np.testing.assert_array_equal(split.x[4:9], x[4:9])
+
+    def test_open_rejects_other_files(self, tmp_path):
+        other = tmp_path / "notes.txt"
+        other.write_text("hello")
+        with pytest.raises(ooc.NotADatasetError):
+            ooc.open(other)
+        (tmp_path / "emptydir").mkdir()
+        with pytest.raises(ooc.NotADatasetError):
+            ooc.open(tmp_path / "emptydir")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())

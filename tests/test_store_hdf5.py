@@ -1,0 +1,74 @@
+"""HDF5 backend: the shared suite plus HDF5-only behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.sparse
+
+import ooc
+from tests.store_suite import StoreSuite, sparse_rows
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+class TestHdf5Store(StoreSuite):
+    format = "hdf5"
+
+    def set_format_version(self, path: Path, version: int) -> None:
+        with h5py.File(path, "r+") as f:
+            f.attrs["ooc_format_version"] = version
+
+    def flip_byte_in_x(self, path: Path, row: int, n_cols: int) -> None:
+        with h5py.File(path, "r") as f:
+            ds = f["train/x"]
+            chunk_start = row - row % ds.chunks[0]
+            info = ds.id.get_chunk_info_by_coord((chunk_start, 0))
+            offset = info.byte_offset + (row - chunk_start) * n_cols * ds.dtype.itemsize
+        flip_byte(path, offset)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf", "zstd", "blosc"])
+def test_compressed_round_trip_and_damage(tmp_path, compression):
+    x = np.tile(np.arange(64, dtype=np.float32), (5000, 1))
+    path = tmp_path / "c.h5"
+    with ooc.create(path, compression=compression) as w:
+        w.append("train", x, np.zeros(5000, int))
+    with h5py.File(path) as f:
+        assert f["train/x"].fletcher32 and f["train/x"].id.get_create_plist().get_nfilters() >= 2
+        chunk = f["train/x"].id.get_chunk_info(0)
+    np.testing.assert_array_equal(ooc.open(path).train.x[100:4000], x[100:4000])
+    flip_byte(path, chunk.byte_offset + chunk.size // 2)
+    with pytest.raises(ooc.ChecksumError, match="'train'.*'x'.*rows 0:"):
+        ooc.open(path).train.x[0:10]
+
+
+def test_unknown_compression_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="compression must be one of"):
+        ooc.create(tmp_path / "c.h5", compression="rar")
+
+
+def test_layout_is_self_describing(tmp_path):
+    path = tmp_path / "d.h5"
+    x = sparse_rows(50, 20, seed=2)
+    with ooc.create(path) as w:
+        w.append("train", x, np.zeros(50, int))
+        w.append("val", np.zeros((3, 4), np.int32), [0, 0, 0])
+    with h5py.File(path) as f:
+        assert f.attrs["ooc_format"] == "ooc" and f.attrs["ooc_format_version"] == 1
+        group = f["train/x"]
+        assert group.attrs["encoding"] == "csr" and tuple(group.attrs["shape"]) == (50, 20)
+        rebuilt = scipy.sparse.csr_matrix(
+            (group["data"][:], group["indices"][:], group["indptr"][:]), shape=(50, 20))
+        np.testing.assert_array_equal(rebuilt.toarray(), x.toarray())
+        assert f["val/x"].shape == (3, 4) and f["val/x"].fletcher32
+        assert b'"format":' in f["ooc_manifest"][()] or '"format":' in f["ooc_manifest"][()]

@@ -1,0 +1,58 @@
+"""NumPy backend: the shared suite plus .npy-only behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import ooc
+from ooc.format import NPY_HEADER_BYTES
+from tests.store_suite import StoreSuite, sparse_rows
+from tests.test_store_hdf5 import flip_byte
+
+
+class TestNpyStore(StoreSuite):
+    format = "npy"
+
+    def set_format_version(self, path: Path, version: int) -> None:
+        manifest = json.loads((path / "ooc.json").read_text())
+        manifest["format_version"] = version
+        (path / "ooc.json").write_text(json.dumps(manifest))
+
+    def flip_byte_in_x(self, path: Path, row: int, n_cols: int) -> None:
+        flip_byte(path / "train" / "x.npy", NPY_HEADER_BYTES + row * n_cols * 4 + 1)
+
+
+def test_every_array_opens_with_plain_numpy_memmap(tmp_path):
+    path = tmp_path / "d"
+    dense = np.arange(600, dtype=np.int32).reshape(200, 3)
+    sparse = sparse_rows(40, 10, seed=5)
+    with ooc.create(path, "npy") as w:
+        w.append("train", dense[:150], np.zeros(150, int))
+        w.append("train", dense[150:], np.ones(50, int))
+        w.append("val", sparse, np.zeros(40, int))
+    x = np.load(path / "train" / "x.npy", mmap_mode="r")
+    assert x.shape == (200, 3) and x.dtype == np.int32
+    np.testing.assert_array_equal(x, dense)
+    np.testing.assert_array_equal(np.load(path / "train" / "y.npy", mmap_mode="r")[148:152],
+                                  [0, 0, 1, 1])
+    val = {k: np.load(path / "val" / "x" / f"{k}.npy", mmap_mode="r")
+           for k in ("data", "indices", "indptr")}
+    assert val["indices"].dtype == np.int32 and val["indptr"].dtype == np.int64
+    np.testing.assert_array_equal(val["indptr"], sparse.indptr)
+
+
+def test_truncated_file_is_reported(tmp_path):
+    path = tmp_path / "d"
+    with ooc.create(path, "npy") as w:
+        w.append("train", np.ones((1000, 8), np.float64), np.zeros(1000, int))
+    with open(path / "train" / "x.npy", "r+b") as f:
+        f.truncate(NPY_HEADER_BYTES + 500 * 64)
+    try:
+        ooc.open(path).train.x[900:1000]
+    except ooc.ChecksumError as exc:
+        assert "truncated" in str(exc)
+    else:
+        raise AssertionError("a truncated file read without error")
