@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from .errors import (
     ChecksumError,
     ChunkError,
     DatasetExistsError,
@@ -21,8 +21,8 @@ from .errors import (  # noqa: E402
     OocError,
     SplitNotFoundError,
 )
-from .reader import Dataset, Split, open  # noqa: E402
-from .writer import DatasetWriter, create  # noqa: E402
+from .reader import Dataset, Split, open
+from .writer import DatasetWriter, create
 
 __all__ = [
     "ChecksumError",
@@ -36,6 +36,7 @@ __all__ = [
     "NotADatasetError",
     "OocError",
     "Split",
+    "SplitNotFoundError",
     "__version__",
     "create",
     "open",

@@ -17,7 +17,18 @@ def human_bytes(n: float) -> str:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far, as the OS counts it."""
+    """Peak resident set size of this process so far, as the OS counts it.
+
+    Reads ``VmHWM`` from /proc on Linux: ``ru_maxrss`` of a process started
+    by fork and exec can report its parent's peak instead of its own.
+    """
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -264,7 +264,7 @@ class Dataset:
         return f"<ooc dataset {self.path} ({splits})>"
 
 
-def open(path: str | Path, verify: Verify = "once") -> Dataset:  # noqa: A001
+def open(path: str | Path, verify: Verify = "once") -> Dataset:
     """Open the dataset at ``path`` (HDF5 file or NumPy directory).
 
     ``verify`` sets when stored checksums are checked: ``"once"`` (default:

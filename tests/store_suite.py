@@ -5,6 +5,7 @@ Each test writes its own data under ``tmp_path``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -56,7 +57,7 @@ class StoreSuite:
         y = rng.integers(0, 3, 1000)
         sizes = [0, 1, 333, 0, 250, 416]
         bounds = np.cumsum([0, *sizes])
-        chunks = [(x[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        chunks = [(x[a:b], y[a:b]) for a, b in itertools.pairwise(bounds)]
         ds = ooc.open(self.write(self.path(tmp_path), {"train": chunks}))
         split = ds.train
         assert len(split) == 1000 and split.shape == (1000, 7) and split.x.dtype == x.dtype
@@ -82,7 +83,7 @@ class StoreSuite:
         x = sparse_rows(500, 300, seed=1)
         y = np.arange(500) % 4
         cuts = [0, 0, 7, 7, 200, 499, 500]
-        chunks = [(x[a:b], y[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        chunks = [(x[a:b], y[a:b]) for a, b in itertools.pairwise(cuts)]
         empty = scipy.sparse.csr_matrix((0, 300), dtype=np.float32)
         chunks.insert(3, (empty, np.zeros(0, dtype=int)))
         ds = ooc.open(self.write(self.path(tmp_path), {"train": chunks}))

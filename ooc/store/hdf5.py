@@ -4,8 +4,8 @@ Layout and checksums are specified in :mod:`ooc.format`.  Every dataset
 carries HDF5's fletcher32 filter.  For datasets without compression, reads
 take a fast path: a chunk is verified once through h5py (so HDF5 itself
 checks its fletcher32 sum), then rows are read straight from the chunk's
-byte offset with ``preadv``, which avoids h5py's per-call overhead and a
-copy through the chunk cache.  Compressed datasets are read through h5py.
+byte offset (:class:`~ooc.store.base.PerProcessFile`), which avoids h5py's
+per-call overhead and a copy through the chunk cache.  Compressed datasets are read through h5py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_path, is_temporary
-from .base import BlockVerifier, PerProcessFile, StoreReader, StoreWriter, Verify
+from .base import BlockVerifier, PerProcessFile, StoreReader, StoreWriter, Verify, pow2_rows
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COMPRESSIONS = ("gzip", "lzf", "zstd", "blosc")
@@ -36,8 +36,8 @@ _CHUNK_CACHE_BYTES = 16 * BLOCK_BYTES
 
 
 def chunk_rows_for(row_nbytes: int) -> int:
-    """Rows per HDF5 chunk: about ``BLOCK_BYTES`` of data, at least 1 row."""
-    return max(1, BLOCK_BYTES // max(1, row_nbytes))
+    """Rows per HDF5 chunk: a power of two, at most ``BLOCK_BYTES`` of data."""
+    return pow2_rows(BLOCK_BYTES, row_nbytes)
 
 
 def compression_kwargs(compression: str | None, level: int | None) -> dict[str, Any]:
@@ -70,7 +70,8 @@ class Hdf5Writer(StoreWriter):
                  compression_level: int | None = None) -> None:
         super().__init__(tmp_path)
         self._filters = compression_kwargs(compression, compression_level)
-        self._file = h5py.File(tmp_path, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
+        self._file = h5py.File(tmp_path, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES,
+                               alignment_threshold=65536, alignment_interval=4096)
         self._file.attrs["ooc_format"] = FORMAT_NAME
         self._file.attrs["ooc_format_version"] = FORMAT_VERSION
         self._file.attrs["ooc_state"] = "writing"
@@ -110,7 +111,7 @@ class Hdf5Writer(StoreWriter):
 
 
 class _H5Array:
-    """Row reads from one HDF5 dataset, via preadv where the layout allows."""
+    """Row reads from one HDF5 dataset, straight from the file where the layout allows."""
 
     def __init__(self, reader: Hdf5Reader, key: str, chunk_rows: int) -> None:
         ds = reader.h5file()[key]
@@ -145,13 +146,13 @@ class _H5Array:
             chunk = pos // rows
             end = min(stop, (chunk + 1) * rows)
             offset = int(self.offsets[chunk]) + (pos - chunk * rows) * self.row_nbytes
-            self.reader.raw.pread_into(out[pos - start:end - start], offset)
+            self.reader.raw.read_into(out[pos - start:end - start], offset)
             pos = end
         return out
 
 
 def _chunk_offsets(ds: h5py.Dataset, row_nbytes: int) -> np.ndarray | None:
-    """Byte offset of every chunk, or None where preadv cannot read them.
+    """Byte offset of every chunk, or None where they cannot be read directly.
 
     The fast path needs chunks that hold whole rows, stored as raw bytes plus
     a 4-byte fletcher32 sum, with no other filter.

@@ -1,9 +1,9 @@
 """NumPy backend: a directory of plain ``.npy`` files and a JSON manifest.
 
-Layout and checksums are specified in :mod:`ooc.format`.  Reads are
-explicit ``preadv`` calls into fresh arrays rather than slices of a memory
-map, so resident memory stays at the size of the batch being read however
-much of the file has been visited.
+Layout and checksums are specified in :mod:`ooc.format`.  Reads copy rows
+into fresh arrays and drop the pages they touched from this process (see
+:class:`~ooc.store.base.PerProcessFile`), so resident memory stays at the
+size of the batch being read however much of the file has been visited.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_tree, is_temporary
-from .base import BlockVerifier, PerProcessFile, StoreReader, StoreWriter, Verify
+from .base import BlockVerifier, PerProcessFile, StoreReader, StoreWriter, Verify, pow2_rows
 
 
 def block_rows_for(row_nbytes: int) -> int:
-    """Rows per checksum block: about ``BLOCK_BYTES`` of data, at least 1 row."""
-    return max(1, BLOCK_BYTES // max(1, row_nbytes))
+    """Rows per checksum block: a power of two, at most ``BLOCK_BYTES`` of data."""
+    return pow2_rows(BLOCK_BYTES, row_nbytes)
 
 
 def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -155,19 +155,19 @@ class _ArrayReader:
     def _check_block(self, block: int) -> None:
         rows = self.verifier.block_rows
         start, stop = block * rows, min((block + 1) * rows, self.n_rows)
-        buf = np.empty(((stop - start) * self.row_nbytes,), dtype=np.uint8)
-        self.file.pread_into(buf, self.offset + start * self.row_nbytes)
-        if crc32c.crc32c(buf) != int(self.crcs[block]):
+        crc = self.file.crc32c(self.offset + start * self.row_nbytes,
+                               (stop - start) * self.row_nbytes)
+        if crc != int(self.crcs[block]):
+            problem = "the file is truncated" if crc < 0 else "the stored bytes are damaged"
             raise ChecksumError(
                 f"{self.where}, rows {start}:{stop} ({self.file.path}): checksum "
-                "mismatch, the stored bytes are damaged. Restore the file or write "
-                "the dataset again.")
+                f"mismatch, {problem}. Restore the file or write the dataset again.")
 
     def read(self, start: int, stop: int) -> np.ndarray:
         self.verifier.ensure(start, stop)
         out = np.empty((stop - start, *self.row_shape), dtype=self.dtype)
         if stop > start:
-            self.file.pread_into(out, self.offset + start * self.row_nbytes)
+            self.file.read_into(out, self.offset + start * self.row_nbytes)
         return out
 
 

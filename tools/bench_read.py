@@ -1,0 +1,301 @@
+"""Benchmark ooc's read path against the same data held in memory.
+
+Three measurements, side by side in one run, for a dense dataset
+(default 1M x 500 int32) and a sparse one (default 200k x 20,000 float32,
+about 150 non-zeros a row), in both backends:
+
+1. batches/s and MB/s of ooc batches vs the same batches copied from
+   in-memory arrays (``np.array(x[i:i+b])``, ``csr[i:i+b].toarray()``), warm
+   page cache, median of ``--repeats`` epochs, same batch order;
+2. one Keras ``fit`` epoch of a small MLP from ``split.batches(...)`` vs
+   ``fit`` on the arrays in memory (median of epochs 2..N, so tracing is
+   excluded from both);
+3. peak RSS (``ru_maxrss``, from the OS) of a fresh process iterating a
+   dataset vs one 8x larger.
+
+Usage::
+
+    python tools/bench_read.py --dir data/bench            # full size
+    python tools/bench_read.py --dir data/bench --scale 0.1  # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+import ooc
+from ooc._report import peak_rss_bytes
+
+CLASSES = 5
+CHUNK_ROWS = 50_000
+
+
+def dense_chunks(rows: int, cols: int, seed: int):
+    rng = np.random.default_rng(seed)
+    for start in range(0, rows, CHUNK_ROWS):
+        n = min(CHUNK_ROWS, rows - start)
+        y = rng.integers(0, CLASSES, n)
+        x = rng.integers(0, 20_000, (n, cols), dtype=np.int32)
+        x[:, 0] = y * 1000  # something to learn
+        yield x, y
+
+
+def sparse_chunks(rows: int, cols: int, nnz: int, seed: int):
+    rng = np.random.default_rng(seed)
+    for start in range(0, rows, CHUNK_ROWS):
+        n = min(CHUNK_ROWS, rows - start)
+        y = rng.integers(0, CLASSES, n)
+        counts = rng.poisson(nnz, n)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices = rng.integers(0, cols, indptr[-1])
+        data = rng.random(indptr[-1], dtype=np.float32)
+        x = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, cols))
+        x.sum_duplicates()
+        yield x, y
+
+
+def build(path: Path, fmt: str, chunks) -> Path:
+    if path.exists():
+        return path
+    t0 = time.perf_counter()
+    with ooc.create(path, fmt) as w:
+        for x, y in chunks:
+            w.append("train", x, y)
+    print(f"  wrote {path} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return path
+
+
+def load_in_memory(split: ooc.Split):
+    """The whole split in RAM, read through ooc once (also warms the page cache)."""
+    parts = [split.x[a:a + CHUNK_ROWS] for a in range(0, len(split), CHUNK_ROWS)]
+    x = scipy.sparse.vstack(parts, format="csr") if split.is_sparse else np.concatenate(parts)
+    return x, split.y[:]
+
+
+def time_epoch(read_batch: Callable[[int], tuple], n_batches: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(n_batches):
+        read_batch(i)
+    return time.perf_counter() - t0
+
+
+def bench_reads(split: ooc.Split, batch_size: int, repeats: int) -> dict:
+    x_mem, y_mem = load_in_memory(split)
+    reader = split.batch_reader(batch_size, shuffle=True, seed=0)
+    plan = reader.plan
+    order = [plan.locate(i, 0) for i in range(plan.num_batches)]
+
+    def mem_batch(i: int) -> tuple:
+        s = order[i]
+        x = x_mem[s.start:s.stop]
+        return (x.toarray() if split.is_sparse else np.array(x)), np.array(y_mem[s.start:s.stop])
+
+    def ooc_batch(i: int) -> tuple:
+        return reader.read(i, 0)
+
+    assert all(np.array_equal(a, b) for a, b in zip(mem_batch(3), ooc_batch(3), strict=True))
+    time_epoch(ooc_batch, plan.num_batches)  # warm: verify-once checks and page cache
+    mem_t, ooc_t = [], []
+    for _ in range(repeats):  # interleaved, so noise hits both alike
+        mem_t.append(time_epoch(mem_batch, plan.num_batches))
+        ooc_t.append(time_epoch(ooc_batch, plan.num_batches))
+    batch_bytes = sum(a.nbytes for a in mem_batch(0))
+    mem_s, ooc_s = statistics.median(mem_t), statistics.median(ooc_t)
+    return {"batches": plan.num_batches, "mem_bps": plan.num_batches / mem_s,
+            "ooc_bps": plan.num_batches / ooc_s,
+            "mem_MBps": plan.num_batches * batch_bytes / mem_s / 1e6,
+            "ooc_MBps": plan.num_batches * batch_bytes / ooc_s / 1e6,
+            "ratio": mem_s / ooc_s}
+
+
+def mlp(n_features: int, sparse: bool):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((n_features,), sparse=sparse),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(CLASSES, activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def epoch_seconds(fit: Callable[[list], None], epochs: int) -> float:
+    import keras
+
+    times: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+
+    fit([Timer()])
+    return statistics.median(times[1:]) if len(times) > 1 else times[0]
+
+
+def bench_fit(split: ooc.Split, batch_size: int, epochs: int, workers: int) -> dict:
+    x_mem, y_mem = load_in_memory(split)
+    sparse = split.is_sparse
+    d = split.shape[1]
+    mem = {}
+    for shuffle in (False, True):
+        model = mlp(d, sparse)
+        mem[shuffle] = epoch_seconds(lambda cb, m=model, s=shuffle: m.fit(
+            x_mem, y_mem, batch_size=batch_size, epochs=epochs, shuffle=s, verbose=0,
+            callbacks=cb), epochs)
+    model = mlp(d, sparse)
+    batches = split.batches(batch_size, shuffle=True, seed=0, workers=workers,
+                            sparse="tensor" if sparse else "dense")
+    ooc_s = epoch_seconds(lambda cb: model.fit(batches, epochs=epochs, shuffle=False,
+                                               verbose=0, callbacks=cb), epochs)
+    best = min(mem.values())
+    return {"mem_noshuffle_s": mem[False], "mem_shuffle_s": mem[True], "ooc_s": ooc_s,
+            "ratio": ooc_s / best}
+
+
+def rss_probe(path: str, batch_size: int) -> None:
+    """Child process: iterate every batch of train once, print peak RSS."""
+    ds = ooc.open(path)
+    before = peak_rss_bytes()
+    n = 0
+    for x, _y in ds.train.iter_batches(batch_size):
+        n += len(x)
+    print(json.dumps({"rows": n, "peak_rss": peak_rss_bytes(), "after_open": before}))
+
+
+def bench_rss(small: Path, large: Path, batch_size: int) -> dict:
+    out = {}
+    for name, path in (("1x", small), ("8x", large)):
+        res = subprocess.run([sys.executable, __file__, "--rss-probe", str(path),
+                              "--batch-size", str(batch_size)],
+                             capture_output=True, text=True, check=True)
+        out[name] = json.loads(res.stdout)
+    out["growth"] = out["8x"]["peak_rss"] / out["1x"]["peak_rss"] - 1
+    return out
+
+
+def table(title: str, header: list[str]) -> None:
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+
+
+def row(cells: list[object]) -> None:
+    print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+
+
+def suffix(fmt: str) -> str:
+    return ".h5" if fmt == "hdf5" else ""
+
+
+def build_all(args: argparse.Namespace) -> dict:
+    dense_rows, sparse_rows = int(1_000_000 * args.scale), int(200_000 * args.scale)
+    paths = {}
+    for fmt in ("hdf5", "npy"):
+        ext = suffix(fmt)
+        paths["dense", fmt] = build(args.dir / f"dense_{dense_rows}{ext}", fmt,
+                                    dense_chunks(dense_rows, args.dense_cols, 1))
+        paths["dense8", fmt] = build(args.dir / f"dense_{dense_rows // 8}{ext}", fmt,
+                                     dense_chunks(dense_rows // 8, args.dense_cols, 2))
+        paths["sparse", fmt] = build(args.dir / f"sparse_{sparse_rows}{ext}", fmt,
+                                     sparse_chunks(sparse_rows, args.sparse_cols, args.nnz, 3))
+    return paths
+
+
+def head_of(src: ooc.Split, rows: int, path: Path, fmt: str) -> ooc.Split:
+    """The first ``rows`` rows of ``src``, as a dataset of their own."""
+    n = min(rows, len(src))
+    chunks = ((src.x[a:min(a + CHUNK_ROWS, n)], src.y[a:min(a + CHUNK_ROWS, n)])
+              for a in range(0, n, CHUNK_ROWS))
+    return ooc.open(build(path, fmt, chunks))["train"]
+
+
+def run_reads(args: argparse.Namespace, paths: dict, results: dict) -> None:
+    table(f"1. batch reads, warm page cache (median of {args.repeats} epochs)",
+          ["data", "backend", "batch", "in-memory batches/s", "ooc batches/s",
+           "in-memory MB/s", "ooc MB/s", "ooc / in-memory"])
+    for kind, b in (("dense", args.dense_batch), ("sparse", args.sparse_batch)):
+        for fmt in ("hdf5", "npy"):
+            r = bench_reads(ooc.open(paths[kind, fmt])["train"], b, args.repeats)
+            results[f"reads_{kind}_{fmt}"] = r
+            row([kind, fmt, b, f"{r['mem_bps']:.0f}", f"{r['ooc_bps']:.0f}",
+                 f"{r['mem_MBps']:.0f}", f"{r['ooc_MBps']:.0f}", f"{r['ratio']:.2f}x"])
+
+
+def run_fit(args: argparse.Namespace, paths: dict, results: dict) -> None:
+    table(f"2. Keras fit, seconds per epoch (median of epochs 2..{args.fit_epochs})",
+          ["data", "backend", "rows", "in-memory, shuffle=False", "in-memory, shuffle=True",
+           "ooc batches", "ooc / best in-memory"])
+    for kind, b, rows in (("dense", args.dense_batch, args.fit_rows),
+                          ("sparse", args.sparse_batch, args.sparse_fit_rows)):
+        for fmt in ("hdf5", "npy"):
+            path = args.dir / f"fit_{kind}_{rows}_{fmt}{suffix(fmt)}"
+            split = head_of(ooc.open(paths[kind, fmt])["train"], rows, path, fmt)
+            r = bench_fit(split, b, args.fit_epochs, args.workers)
+            results[f"fit_{kind}_{fmt}"] = r
+            row([kind, fmt, len(split), f"{r['mem_noshuffle_s']:.2f}",
+                 f"{r['mem_shuffle_s']:.2f}", f"{r['ooc_s']:.2f}", f"{r['ratio']:.3f}x"])
+
+
+def run_rss(args: argparse.Namespace, paths: dict, results: dict) -> None:
+    table("3. peak RSS (VmHWM) of a fresh process iterating every batch once",
+          ["backend", "rows 1x", "peak RSS 1x", "rows 8x", "peak RSS 8x", "growth"])
+    for fmt in ("hdf5", "npy"):
+        r = bench_rss(paths["dense8", fmt], paths["dense", fmt], args.dense_batch)
+        results[f"rss_{fmt}"] = r
+        row([fmt, r["1x"]["rows"], f"{r['1x']['peak_rss'] / 2**20:.0f} MiB", r["8x"]["rows"],
+             f"{r['8x']['peak_rss'] / 2**20:.0f} MiB", f"{100 * r['growth']:+.1f}%"])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dir", type=Path, default=Path("data/bench"))
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every row count")
+    p.add_argument("--dense-cols", type=int, default=500)
+    p.add_argument("--sparse-cols", type=int, default=20_000)
+    p.add_argument("--nnz", type=int, default=150)
+    p.add_argument("--dense-batch", type=int, default=512)
+    p.add_argument("--sparse-batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--fit-epochs", type=int, default=4)
+    p.add_argument("--fit-rows", type=int, default=200_000, help="dense rows in the fit test")
+    p.add_argument("--sparse-fit-rows", type=int, default=25_000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--skip", nargs="*", default=[], choices=["reads", "fit", "rss"])
+    p.add_argument("--rss-probe", help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, default=512, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.rss_probe:
+        rss_probe(args.rss_probe, args.batch_size)
+        return 0
+    args.dir.mkdir(parents=True, exist_ok=True)
+    paths = build_all(args)
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    for name, step in (("reads", run_reads), ("fit", run_fit), ("rss", run_rss)):
+        if name not in args.skip:
+            step(args, paths, results)
+    (args.dir / "bench_read.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
