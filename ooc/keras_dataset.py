@@ -42,6 +42,7 @@ class KerasBatches(keras.utils.PyDataset):
             raise ValueError("sparse='tensor' batches cannot cross process boundaries; "
                              "use threads (use_multiprocessing=False) or sparse='dense'.")
         self.epoch = 0
+        self._in_epoch = False
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -59,6 +60,17 @@ class KerasBatches(keras.utils.PyDataset):
             x = csr_to_sparse_tensor(x)
         return x, y
 
+    def on_epoch_begin(self) -> None:
+        """Mark an epoch as started (Keras calls this once per real epoch)."""
+        self._in_epoch = True
+
     def on_epoch_end(self) -> None:
-        """Advance to the next epoch's batch order."""
-        self.epoch += 1
+        """Advance to the next epoch's batch order.
+
+        Keras also calls this once before training starts (when it resets its
+        epoch iterator); that call is ignored, so ``fit`` trains on epochs 0,
+        1, ... exactly like ``iter_batches`` and ``to_tf_dataset``.
+        """
+        if self._in_epoch:
+            self.epoch += 1
+            self._in_epoch = False

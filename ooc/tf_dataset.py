@@ -39,6 +39,7 @@ def make_tf_dataset(reader: BatchReader, *, num_parallel_reads: int | None = Non
         ds = index.map(lambda e, i: _read_sparse(reader, e, i, n_cols), num_parallel_calls=parallel)
     else:
         ds = index.map(lambda e, i: _read_dense(reader, e, i, n_cols), num_parallel_calls=parallel)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
     return ds.prefetch(auto if prefetch is None else prefetch)
 
 

@@ -95,17 +95,31 @@ def check_sparse_slice(got: scipy.sparse.csr_matrix, want: np.ndarray) -> None:
         assert (np.diff(row) > 0).all(), f"row {r}: indices {row} not strictly increasing"
 
 
+def write(path: Path, fmt: str, spec: dict, block_bytes: int | None) -> None:
+    """Write ``spec``; with ``block_bytes``, in blocks/chunks of that many bytes.
+
+    The default 1 MiB blocks hold these tiny splits whole; 64-byte blocks (8 rows
+    of int64 labels, fewer of wide x) make every slice cross block boundaries.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        if block_bytes is not None:
+            mp.setattr(f"ooc.store.{'hdf5' if fmt == 'hdf5' else 'npy'}.BLOCK_BYTES",
+                       block_bytes)
+        with ooc.create(path, fmt) as writer:
+            for x, y, row_ids in spec["chunks"]:
+                writer.append("train", x, y, row_ids)
+
+
+@pytest.mark.parametrize("block_bytes", [None, 64], ids=["default-blocks", "64-byte-blocks"])
 @pytest.mark.parametrize("fmt", FORMATS)
 @SETTINGS
 @given(spec=chunk_lists(), data=st.data())
-def test_slices_return_what_was_written(fmt, spec, data):
+def test_slices_return_what_was_written(fmt, block_bytes, spec, data):
     want_x, want_y, want_ids = expected_columns(spec)
     n = len(want_y)
     with tempfile.TemporaryDirectory() as tmp:
         path = dataset_path(tmp, fmt)
-        with ooc.create(path, fmt) as writer:
-            for x, y, row_ids in spec["chunks"]:
-                writer.append("train", x, y, row_ids)
+        write(path, fmt, spec, block_bytes)
         with ooc.open(path, verify=data.draw(st.sampled_from(["once", "always"]))) as ds:
             if not spec["chunks"]:
                 assert ds.splits == {}
