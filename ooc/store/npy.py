@@ -1,9 +1,9 @@
 """NumPy backend: a directory of plain ``.npy`` files and a JSON manifest.
 
-Layout and checksums are specified in :mod:`ooc.format`.  Reads copy rows
-into fresh arrays and drop the pages they touched from this process (see
-:class:`~ooc.store.base.PerProcessFile`), so resident memory stays at the
-size of the batch being read however much of the file has been visited.
+Layout and checksums are specified in :mod:`ooc.format`.  Reads are
+explicit ``preadv`` calls into fresh arrays rather than slices of a memory
+map (see :class:`~ooc.store.base.PerProcessFile`), so resident memory stays
+at the size of the batch being read however much of the file is visited.
 """
 
 from __future__ import annotations
@@ -158,10 +158,10 @@ class _ArrayReader:
         crc = self.file.crc32c(self.offset + start * self.row_nbytes,
                                (stop - start) * self.row_nbytes)
         if crc != int(self.crcs[block]):
-            problem = "the file is truncated" if crc < 0 else "the stored bytes are damaged"
             raise ChecksumError(
                 f"{self.where}, rows {start}:{stop} ({self.file.path}): checksum "
-                f"mismatch, {problem}. Restore the file or write the dataset again.")
+                "mismatch, the stored bytes are damaged. Restore the file or write the "
+                "dataset again.")
 
     def read(self, start: int, stop: int) -> np.ndarray:
         self.verifier.ensure(start, stop)
