@@ -9,10 +9,11 @@ Writer primitives: ``append(key, array)`` (the first call creates the array),
 ``layout(key)`` (backend facts recorded in the manifest), ``finish(manifest)``
 (write the manifest, flush and fsync inside the temporary) and ``abort()``.
 
-Reader primitives: ``manifest``, ``read(key, start, stop)`` (a verified read
-of rows ``[start, stop)``), ``verify(key)`` (check every stored block) and
-``close()``.  Readers must be picklable and must reopen their files in a
-forked or spawned child, never share a handle with the parent.
+Reader primitives: ``manifest``, ``_open_array(key)`` (an object whose
+``read(start, stop)`` is a verified read of rows ``[start, stop)`` and whose
+``verifier`` checks every stored block) and ``close()``.  Readers must be
+picklable and must reopen their files in a forked or spawned child, never
+share a handle with the parent.
 """
 
 from __future__ import annotations
@@ -77,14 +78,25 @@ class StoreReader(ABC):
             raise ValueError(f"verify must be one of {VERIFY_MODES}; got {verify!r}.")
         self.path = path
         self.verify_mode: Verify = verify
+        self._arrays: dict[str, Any] = {}
 
     @abstractmethod
+    def _open_array(self, key: str) -> Any:
+        """Return the reader of one array: ``.read(start, stop)`` and ``.verifier``."""
+
+    def _array(self, key: str) -> Any:
+        arr = self._arrays.get(key)
+        if arr is None:
+            arr = self._arrays[key] = self._open_array(key)
+        return arr
+
     def read(self, key: str, start: int, stop: int) -> np.ndarray:
         """Return rows ``[start, stop)`` of array ``key`` as a new array."""
+        return self._array(key).read(start, stop)
 
-    @abstractmethod
     def verify(self, key: str) -> None:
         """Check every stored block of ``key``; raise ChecksumError on damage."""
+        self._array(key).verifier.check_all()
 
     @abstractmethod
     def close(self) -> None:

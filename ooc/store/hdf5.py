@@ -184,7 +184,6 @@ class Hdf5Reader(StoreReader):
         self._pid = -1
         self.raw = PerProcessFile(path)
         self.manifest = self._read_manifest()
-        self._arrays: dict[str, _H5Array] = {}
 
     def h5file(self) -> h5py.File:
         """This process's h5py handle, opened on first use after a fork."""
@@ -212,18 +211,8 @@ class Hdf5Reader(StoreReader):
             raise unfinished
         return load_manifest(f[HDF5_MANIFEST_NAME][()], str(self.path))
 
-    def _array(self, key: str) -> _H5Array:
-        arr = self._arrays.get(key)
-        if arr is None:
-            arr = _H5Array(self, key, self.manifest["arrays"][key]["chunk_rows"])
-            self._arrays[key] = arr
-        return arr
-
-    def read(self, key: str, start: int, stop: int) -> np.ndarray:
-        return self._array(key).read(start, stop)
-
-    def verify(self, key: str) -> None:
-        self._array(key).verifier.check_all()
+    def _open_array(self, key: str) -> _H5Array:
+        return _H5Array(self, key, self.manifest["arrays"][key]["chunk_rows"])
 
     def close(self) -> None:
         if self._h5 is not None and self._pid == os.getpid():

@@ -186,22 +186,10 @@ class NpyReader(StoreReader):
                 f"{path}: expected an ooc dataset directory holding "
                 f"{MANIFEST_FILENAME}; found none.")
         self.manifest = load_manifest(manifest_path.read_bytes(), str(manifest_path))
-        self._arrays: dict[str, _ArrayReader] = {}
 
-    def _array(self, key: str) -> _ArrayReader:
-        arr = self._arrays.get(key)
-        if arr is None:
-            block_rows = self.manifest["arrays"][key]["block_rows"]
-            arr = _ArrayReader(self.path / f"{key}.npy", block_rows, self.verify_mode,
-                               self.describe(key))
-            self._arrays[key] = arr
-        return arr
-
-    def read(self, key: str, start: int, stop: int) -> np.ndarray:
-        return self._array(key).read(start, stop)
-
-    def verify(self, key: str) -> None:
-        self._array(key).verifier.check_all()
+    def _open_array(self, key: str) -> _ArrayReader:
+        return _ArrayReader(self.path / f"{key}.npy", self.manifest["arrays"][key]["block_rows"],
+                            self.verify_mode, self.describe(key))
 
     def close(self) -> None:
         for arr in self._arrays.values():
