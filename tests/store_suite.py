@@ -203,11 +203,11 @@ class StoreSuite:
     def flip_byte_in_x(self, path: Path, row: int, n_cols: int) -> None:
         raise NotImplementedError
 
-    def test_sigkill_mid_write_leaves_no_dataset(self, tmp_path):
-        path = self.path(tmp_path)
+    def kill_writer_mid_write(self, path: Path, overwrite: bool) -> None:
+        """Start a writer in a child process and SIGKILL it while it appends."""
         script = textwrap.dedent(f"""
-            import numpy as np, ooc, sys
-            w = ooc.create({str(path)!r}, {self.format!r})
+            import numpy as np, ooc
+            w = ooc.create({str(path)!r}, {self.format!r}, overwrite={overwrite!r})
             x = np.ones((20_000, 50), np.float32)
             for i in range(10_000):
                 w.append("train", x, np.zeros(20_000, int))
@@ -220,6 +220,10 @@ class StoreSuite:
         time.sleep(0.2)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+
+    def test_sigkill_mid_write_leaves_no_dataset(self, tmp_path):
+        path = self.path(tmp_path)
+        self.kill_writer_mid_write(path, overwrite=False)
         assert not path.exists()
         with pytest.raises(ooc.DatasetNotFoundError, match="stopped before committing"):
             ooc.open(path)
@@ -229,19 +233,7 @@ class StoreSuite:
 
     def test_sigkill_during_overwrite_keeps_previous(self, tmp_path):
         path = self.write(self.path(tmp_path), {"train": [(np.zeros((7, 2)), [0] * 7)]})
-        script = textwrap.dedent(f"""
-            import numpy as np, ooc
-            w = ooc.create({str(path)!r}, {self.format!r}, overwrite=True)
-            x = np.ones((20_000, 50), np.float32)
-            for i in range(10_000):
-                w.append("train", x, np.zeros(20_000, int))
-                if i == 2:
-                    print("writing", flush=True)
-        """)
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-        assert proc.stdout.readline().strip() == b"writing"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        self.kill_writer_mid_write(path, overwrite=True)
         assert len(ooc.open(path).train) == 7
 
     def test_reader_pickles_and_reopens(self, tmp_path):
