@@ -1,0 +1,346 @@
+"""TF-IDF n-gram vectors with top-k selection by ANOVA F, fitted on streamed chunks.
+
+The semantics are scikit-learn's ``TfidfVectorizer(ngram_range, min_df,
+strip_accents="unicode")`` followed by ``SelectKBest(f_classif, k)``, the
+text classification guide's n-gram pipeline:
+
+1. *count*: document frequency of every n-gram in the training rows,
+   spilled to disk by hash partition (:mod:`ooc.text.counts`), so memory
+   does not grow with the number of distinct n-grams;
+2. *vocabulary*: the n-grams with ``df >= min_df``; smooth idf
+   ``ln((1 + n) / (1 + df)) + 1``;
+3. *stats*: tf-idf of every training row, l2-normalised over the whole
+   ``min_df`` vocabulary, summed per class (and squared) per feature: the
+   sufficient statistics of ``f_classif``;
+4. *select*: the ``top_k`` features with the highest F score; output
+   columns are the selected n-grams in string order, like scikit-learn's.
+
+Each step is a function of one chunk (a *map*) or a sum of such results (a
+*reduce*); :mod:`ooc.preprocess` runs the maps in worker processes, and
+:meth:`NgramVectorizer.fit` runs them in this process.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from .counts import SpilledCounts
+from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, doc_term_counts, document_frequencies
+from .tokenize import Tokens, tokenize
+from .vocab import TokenTable, pack_strings, unpack_strings
+
+Chunks = Iterable[tuple[list[str], Any]]
+
+
+@dataclass(frozen=True)
+class NgramConfig:
+    """Settings of the n-gram vectorizer (defaults: the guide's)."""
+
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: int = 2
+    top_k: int = 20_000
+    analyzer: str = "word"
+    lowercase: bool = True
+    strip_accents: str | None = "unicode"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ngram_range", tuple(int(n) for n in self.ngram_range))
+        if self.analyzer not in ("word", "char"):
+            raise ValueError(f"analyzer must be 'word' or 'char'; got {self.analyzer!r}.")
+        if self.min_df < 1 or self.top_k < 1:
+            raise ValueError(f"min_df and top_k must be >= 1; got {self.min_df}, {self.top_k}.")
+        self.space  # noqa: B018  (validates ngram_range)
+
+    @property
+    def space(self) -> KeySpace:
+        """How this config's n-grams are packed into integer keys."""
+        bits = WORD_BITS if self.analyzer == "word" else CHAR_BITS
+        return KeySpace(self.ngram_range, bits)  # type: ignore[arg-type]
+
+    def tokenize(self, texts: list[str]) -> Tokens:
+        """Tokens of ``texts`` as this config's analyzer sees them."""
+        return tokenize(texts, self.analyzer, lowercase=self.lowercase,
+                        strip_accents=self.strip_accents)
+
+
+# ---------------------------------------------------------------- map steps
+@dataclass(frozen=True)
+class ChunkCounts:
+    """One chunk, tokenised, with document frequencies of its training rows."""
+
+    tokens: Tokens
+    keys: np.ndarray
+    df: np.ndarray
+
+
+def count_chunk(config: NgramConfig, texts: list[str], train: np.ndarray) -> ChunkCounts:
+    """Tokenise a chunk and count n-gram document frequencies of rows where ``train``."""
+    tokens = config.tokenize(texts)
+    keys, docs = config.space.keys(tokens)
+    keep = train[docs]
+    keys, df = document_frequencies(config.space, keys[keep], docs[keep])
+    return ChunkCounts(tokens, keys, df)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The ``min_df`` n-grams (sorted keys over a token id space) and their idf."""
+
+    keys: np.ndarray
+    idf: np.ndarray
+
+    def tfidf(self, space: KeySpace, ids: np.ndarray,
+              offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """l2-normalised tf-idf entries ``(row, vocabulary index, value)`` of a chunk."""
+        tokens = Tokens(ids, offsets, None)
+        keys, docs = space.keys(tokens, ids)
+        doc, key, tf = doc_term_counts(space, keys, docs)
+        col = np.searchsorted(self.keys, key)
+        hit = col < len(self.keys)
+        hit[hit] = self.keys[col[hit]] == key[hit]
+        doc, col = doc[hit], col[hit]
+        value = tf[hit] * self.idf[col]
+        norms = np.sqrt(np.bincount(doc, weights=value * value, minlength=tokens.n_docs))
+        return doc, col, value / norms[doc]
+
+
+def class_sums(doc: np.ndarray, col: np.ndarray, value: np.ndarray, y: np.ndarray,
+               n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-feature sums of values by class, and of squared values: ``(cols, sums, sumsq)``."""
+    cols, inverse = np.unique(col, return_inverse=True)
+    sums = np.bincount(inverse * n_classes + y[doc], weights=value,
+                       minlength=len(cols) * n_classes).reshape(len(cols), n_classes)
+    sumsq = np.bincount(inverse, weights=value * value, minlength=len(cols))
+    return cols, sums, sumsq
+
+
+# ------------------------------------------------------------- reduce steps
+def idf_of(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """scikit-learn's smooth idf."""
+    return np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+
+
+def build_vocabulary(config: NgramConfig, spill: SpilledCounts, n_docs: int,
+                     memory_budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce spilled counts to the sorted ``min_df`` keys and their document frequencies."""
+    parts = list(spill.reduce(memory_budget, config.min_df))
+    keys = np.concatenate([k for k, _ in parts]) if parts else np.zeros(0, np.uint64)
+    df = np.concatenate([d for _, d in parts]) if parts else np.zeros(0, np.int64)
+    order = np.argsort(keys)
+    return keys[order], df[order]
+
+
+def compact_tokens(space: KeySpace, keys: np.ndarray,
+                   n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber the tokens used by ``keys`` as 0..m-1 (order kept).
+
+    Returns the re-encoded keys (still sorted) and ``mapping`` from old ids
+    to new ones (-1 for tokens no key uses).
+    """
+    slots = space.slots(keys)
+    used = np.unique(slots[slots >= 0])
+    mapping = np.full(n_tokens, -1, dtype=np.int64)
+    mapping[used] = np.arange(len(used))
+    return space.remap(keys, mapping), mapping
+
+
+class ClassStats:
+    """Sufficient statistics of ``f_classif`` for vocabulary indices ``[lo, hi)``."""
+
+    def __init__(self, class_counts: np.ndarray, lo: int, hi: int) -> None:
+        self.class_counts = np.asarray(class_counts, dtype=np.float64)
+        self.lo, self.hi = lo, hi
+        self.sums = np.zeros((hi - lo, len(class_counts)))
+        self.sumsq = np.zeros(hi - lo)
+
+    def add(self, cols: np.ndarray, sums: np.ndarray, sumsq: np.ndarray) -> None:
+        """Add one chunk's :func:`class_sums`."""
+        keep = (cols >= self.lo) & (cols < self.hi)
+        local = cols[keep] - self.lo
+        self.sums[local] += sums[keep]
+        self.sumsq[local] += sumsq[keep]
+
+    def scores(self) -> np.ndarray:
+        """ANOVA F of every feature, as ``sklearn.feature_selection.f_classif``."""
+        n_classes, n = len(self.class_counts), self.class_counts.sum()
+        total = self.sums.sum(axis=1)
+        square_of_total = total * total / n
+        sstot = self.sumsq - square_of_total
+        ssbn = (self.sums * self.sums / self.class_counts).sum(axis=1) - square_of_total
+        msb = ssbn / (n_classes - 1)
+        msw = (sstot - ssbn) / (n - n_classes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return msb / msw
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores (NaN lowest), as ``SelectKBest`` picks them."""
+    cleaned = np.where(np.isnan(scores), -np.inf, scores)
+    return np.sort(np.argsort(cleaned, kind="stable")[len(cleaned) - min(k, len(cleaned)):])
+
+
+def stat_shards(n_features: int, n_classes: int, memory_budget: int) -> list[tuple[int, int]]:
+    """Vocabulary ranges whose statistics fit in half the memory budget each."""
+    per_feature = 8 * (n_classes + 1)
+    width = max(1, (memory_budget // 2) // per_feature)
+    return [(lo, min(lo + width, n_features)) for lo in range(0, max(n_features, 1), width)]
+
+
+# ----------------------------------------------------------- the vectorizer
+class NgramVectorizer:
+    """Fit on a stream of ``(texts, labels)`` chunks; transform texts to float32 CSR.
+
+    >>> vec = NgramVectorizer(top_k=20_000).fit(lambda: chunks())    # doctest: +SKIP
+    >>> x = vec.transform(["a new review"])                          # doctest: +SKIP
+    """
+
+    def __init__(self, config: NgramConfig | None = None, **settings: Any) -> None:
+        self.config = config or NgramConfig(**settings)
+        self.tokens: list[str] | None = None
+        self.vocabulary: Vocabulary | None = None
+        self.selected = np.zeros(0, dtype=np.int64)
+        self.classes_: list[Any] = []
+        self._table: TokenTable | None = None
+
+    # fitting -------------------------------------------------------------
+    def fit(self, chunks: Chunks | Callable[[], Chunks], *, memory_budget: int = 1 << 30,
+            work_dir: str | None = None) -> NgramVectorizer:
+        """Fit on every chunk (read twice: a callable is called once per pass)."""
+        again = chunks if callable(chunks) else (lambda: chunks)
+        with tempfile.TemporaryDirectory(dir=work_dir, prefix="ooc-ngram-") as tmp:
+            spill, table = SpilledCounts(tmp), TokenTable()
+            labels: list[Any] = []
+            for texts, y in again():
+                counted = count_chunk(self.config, list(texts), np.ones(len(texts), bool))
+                spill.add(self._global_keys(table, counted), counted.df)
+                labels.extend(y)
+            self.classes_ = sorted(set(labels))
+            classes, counts = np.unique(np.searchsorted(self.classes_, labels),
+                                        return_counts=True)
+            keys, df = build_vocabulary(self.config, spill, len(labels), memory_budget)
+        self.set_vocabulary(table, keys, df, len(labels))
+        class_index = {c: i for i, c in enumerate(self.classes_)}
+        stats = [ClassStats(counts, lo, hi) for lo, hi in
+                 stat_shards(len(keys), len(counts), memory_budget)]
+        for texts, y in again():
+            doc, col, value = self.tfidf(list(texts))
+            partial = class_sums(doc, col, value, np.array([class_index[v] for v in y]),
+                                 len(counts))
+            for s in stats:
+                s.add(*partial)
+        self.select(np.concatenate([s.scores() for s in stats]))
+        return self
+
+    def _global_keys(self, table: TokenTable, counted: ChunkCounts) -> np.ndarray:
+        if counted.tokens.dictionary is None:  # char analyzer: ids are code points
+            return counted.keys
+        mapping = table.add(counted.tokens.dictionary)
+        return self.config.space.remap(counted.keys, mapping)
+
+    def set_vocabulary(self, table: TokenTable | None, keys: np.ndarray, df: np.ndarray,
+                       n_docs: int) -> np.ndarray | None:
+        """Install the ``min_df`` vocabulary; return the old-to-new token id mapping."""
+        mapping = None
+        if self.config.analyzer == "word" and table is not None:
+            keys, mapping = compact_tokens(self.config.space, keys, len(table))
+            used = np.flatnonzero(mapping >= 0)
+            self.tokens = [table.words[i] for i in used]
+            self._table = TokenTable(self.tokens)
+        self.vocabulary = Vocabulary(keys, idf_of(df, n_docs))
+        return mapping
+
+    def select(self, scores: np.ndarray) -> None:
+        """Keep the ``top_k`` features by score, ordered by their n-gram strings."""
+        chosen = top_k(scores, self.config.top_k)
+        names = self._names(chosen)
+        self.selected = chosen[np.argsort(np.array(names, dtype=object), kind="stable")]
+
+    # transforming --------------------------------------------------------
+    def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of ``texts`` in this vectorizer's id space (-1: unknown)."""
+        tokens = self.config.tokenize(texts)
+        if tokens.dictionary is None:
+            return tokens.ids, tokens.offsets
+        assert self._table is not None, "fit the vectorizer first"
+        return self._table.lookup(tokens.dictionary)[tokens.ids], tokens.offsets
+
+    def tfidf(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Entries ``(row, vocabulary index, value)`` over the whole ``min_df`` vocabulary."""
+        self._check_fitted()
+        ids, offsets = self.token_ids(texts)
+        return self.vocabulary.tfidf(self.config.space, ids, offsets)  # type: ignore[union-attr]
+
+    def transform_ids(self, ids: np.ndarray, offsets: np.ndarray) -> scipy.sparse.csr_matrix:
+        """Selected tf-idf columns of pre-tokenised rows, float32 CSR."""
+        self._check_fitted()
+        doc, col, value = self.vocabulary.tfidf(  # type: ignore[union-attr]
+            self.config.space, ids, offsets)
+        return self._select_columns(doc, col, value, len(offsets) - 1)
+
+    def transform(self, texts: list[str]) -> scipy.sparse.csr_matrix:
+        """Vectorize ``texts`` (float32 CSR with sorted indices)."""
+        ids, offsets = self.token_ids(list(texts))
+        return self.transform_ids(ids, offsets)
+
+    def _select_columns(self, doc: np.ndarray, col: np.ndarray, value: np.ndarray,
+                        n_rows: int) -> scipy.sparse.csr_matrix:
+        columns = np.full(len(self.vocabulary.keys), -1, dtype=np.int64)  # type: ignore[union-attr]
+        columns[self.selected] = np.arange(len(self.selected))
+        out_col = columns[col]
+        keep = out_col >= 0
+        doc, out_col, value = doc[keep], out_col[keep], value[keep]
+        order = np.lexsort((out_col, doc))
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(doc, minlength=n_rows))])
+        return scipy.sparse.csr_matrix(
+            (value[order].astype(np.float32), out_col[order].astype(np.int32), indptr),
+            shape=(n_rows, len(self.selected)))
+
+    def get_feature_names_out(self) -> np.ndarray:
+        """The n-gram of every output column."""
+        self._check_fitted()
+        return np.array(self._names(self.selected), dtype=object)
+
+    def _names(self, indices: np.ndarray) -> list[str]:
+        keys = self.vocabulary.keys[indices]  # type: ignore[union-attr]
+        decoded = self.config.space.decode(keys)
+        if self.config.analyzer == "char":
+            return ["".join(map(chr, ids)) for ids in decoded]
+        words = self.tokens or []
+        return [" ".join(words[i] for i in ids) for ids in decoded]
+
+    def _check_fitted(self) -> None:
+        if self.vocabulary is None:
+            raise ValueError("this NgramVectorizer is not fitted yet; call fit() first.")
+
+    # storing -------------------------------------------------------------
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON settings and arrays that :meth:`from_arrays` restores."""
+        self._check_fitted()
+        arrays = {"keys": self.vocabulary.keys, "idf": self.vocabulary.idf,  # type: ignore
+                  "selected": self.selected}
+        if self.tokens is not None:
+            packed = pack_strings(self.tokens)
+            arrays.update({"tokens_utf8": packed["utf8"], "tokens_offsets": packed["offsets"]})
+        settings = {"kind": "ngram", **asdict(self.config),
+                    "classes": [str(c) for c in self.classes_]}
+        return settings, arrays
+
+    @classmethod
+    def from_arrays(cls, settings: dict[str, Any],
+                    arrays: dict[str, np.ndarray]) -> NgramVectorizer:
+        """Rebuild a fitted vectorizer from :meth:`to_arrays`."""
+        fields = {k: settings[k] for k in NgramConfig.__dataclass_fields__ if k in settings}
+        vec = cls(NgramConfig(**fields))
+        vec.classes_ = list(settings.get("classes", []))
+        vec.vocabulary = Vocabulary(np.asarray(arrays["keys"]), np.asarray(arrays["idf"]))
+        vec.selected = np.asarray(arrays["selected"])
+        if "tokens_utf8" in arrays:
+            vec.tokens = unpack_strings(arrays["tokens_utf8"], arrays["tokens_offsets"])
+            vec._table = TokenTable(vec.tokens)
+        return vec

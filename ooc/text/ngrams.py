@@ -1,0 +1,145 @@
+"""N-grams as 64-bit integer keys, and per-document term counts.
+
+An n-gram of token ids ``(t1, ..., tn)`` is the key
+``sum((t_j + 1) << (bits * (n - j)))``: one ``bits``-wide slot per token,
+the last token in the lowest slot, unused high slots zero.  Keys of
+different orders never collide, and a key decodes back to its tokens.
+Words use 25-bit slots (up to 33.5 million distinct tokens), characters
+21-bit slots (every Unicode code point); ``bits * max_n`` must fit in 64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tokenize import Tokens
+
+WORD_BITS = 25
+CHAR_BITS = 21
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """How n-grams of ``ngram_range`` are packed into uint64 keys."""
+
+    ngram_range: tuple[int, int]
+    bits: int
+
+    def __post_init__(self) -> None:
+        lo, hi = self.ngram_range
+        if not 1 <= lo <= hi:
+            raise ValueError(f"ngram_range must be (min, max) with 1 <= min <= max; "
+                             f"got {self.ngram_range}.")
+        if self.bits * hi > 64:
+            raise ValueError(f"n-grams up to {hi} tokens do not fit in 64-bit keys with "
+                             f"{self.bits}-bit tokens; use a max n of at most {64 // self.bits}.")
+
+    @property
+    def key_bits(self) -> int:
+        """Bits used by a key of the longest n-gram."""
+        return self.bits * self.ngram_range[1]
+
+    @property
+    def max_token(self) -> int:
+        """Largest token id that fits a slot."""
+        return (1 << self.bits) - 2
+
+    def keys(self, tokens: Tokens, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every n-gram of every document: ``(keys, document index)``.
+
+        ``ids`` replaces ``tokens.ids`` (e.g. after mapping to global ids);
+        negative ids mark unknown tokens, and n-grams containing one are left out.
+        """
+        ids = tokens.ids if ids is None else ids
+        if len(ids) and ids.max() > self.max_token:
+            raise ValueError(f"token id {int(ids.max())} does not fit a {self.bits}-bit slot; "
+                             "the corpus has too many distinct tokens for this n-gram range.")
+        doc = tokens.doc_of_token()
+        slot = ids.astype(np.uint64) + np.uint64(1)
+        unknown = ids < 0
+        lo, hi = self.ngram_range
+        all_keys, all_docs = [], []
+        for n in range(lo, hi + 1):
+            m = len(ids) - n + 1
+            if m <= 0:
+                continue
+            key = slot[:m].copy()
+            valid = (doc[:m] == doc[n - 1:]) & ~unknown[:m]
+            for j in range(1, n):
+                key = (key << np.uint64(self.bits)) | slot[j:j + m]
+                valid &= ~unknown[j:j + m]
+            all_keys.append(key[valid])
+            all_docs.append(doc[:m][valid])
+        if not all_keys:
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        return np.concatenate(all_keys), np.concatenate(all_docs)
+
+    def decode(self, keys: np.ndarray) -> list[tuple[int, ...]]:
+        """Token ids of each key."""
+        mask = (1 << self.bits) - 1
+        out = []
+        for key in keys.tolist():
+            slots = []
+            while key:
+                slots.append((key & mask) - 1)
+                key >>= self.bits
+            out.append(tuple(reversed(slots)))
+        return out
+
+    def slots(self, keys: np.ndarray) -> np.ndarray:
+        """Token ids of each key as a ``(len(keys), max_n)`` array, -1 for unused slots."""
+        hi = self.ngram_range[1]
+        mask = np.uint64((1 << self.bits) - 1)
+        out = np.empty((len(keys), hi), dtype=np.int64)
+        for j in range(hi):
+            shift = np.uint64(self.bits * (hi - 1 - j))
+            out[:, j] = ((keys >> shift) & mask).astype(np.int64) - 1
+        return out
+
+    def encode(self, slots: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`slots`."""
+        key = np.zeros(len(slots), dtype=np.uint64)
+        for j in range(slots.shape[1]):
+            key = (key << np.uint64(self.bits)) | (slots[:, j] + 1).astype(np.uint64)
+        return key
+
+    def remap(self, keys: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+        """Re-encode keys after mapping every token id ``t`` to ``mapping[t]``."""
+        slots = self.slots(keys)
+        used = slots >= 0
+        slots[used] = mapping[slots[used]]
+        return self.encode(slots)
+
+
+def _unique_counts(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not len(sorted_values):
+        return sorted_values, np.zeros(0, np.int64)
+    first = np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]])
+    starts = np.flatnonzero(first)
+    return sorted_values[starts], np.diff(np.append(starts, len(sorted_values)))
+
+
+def doc_term_counts(space: KeySpace, keys: np.ndarray,
+                    docs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ``(doc, key)`` pairs, sorted by doc then key, with their counts."""
+    n_docs = int(docs.max()) + 1 if len(docs) else 0
+    doc_bits = max(1, n_docs.bit_length())
+    if space.key_bits + doc_bits <= 64:
+        shift = np.uint64(space.key_bits)
+        pairs, counts = _unique_counts(np.sort((docs.astype(np.uint64) << shift) | keys))
+        return ((pairs >> shift).astype(np.int64),
+                pairs & np.uint64((1 << space.key_bits) - 1), counts)
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    pairs, counts = _unique_counts(np.sort((docs.astype(np.uint64) << np.uint64(32))
+                                           | inverse.astype(np.uint64)))
+    return ((pairs >> np.uint64(32)).astype(np.int64),
+            distinct[(pairs & np.uint64(0xFFFFFFFF)).astype(np.int64)], counts)
+
+
+def document_frequencies(space: KeySpace, keys: np.ndarray,
+                         docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys (sorted) and the number of documents holding each."""
+    _, doc_keys, _ = doc_term_counts(space, keys, docs)
+    return _unique_counts(np.sort(doc_keys))
