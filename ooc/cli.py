@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from ._report import bytes_on_disk, human_bytes
@@ -46,6 +47,75 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_size(text: str) -> int:
+    """``"1G"``, ``"512M"``, ``"2GiB"``, ``"1000000"`` -> bytes."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = cleaned.rstrip("KMGT"), cleaned[len(cleaned.rstrip("KMGT")):]
+    try:
+        return int(float(number) * units[unit])
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(
+            f"expected a size like 1G, 512M or 2GiB; got {text!r}") from None
+
+
+def _column(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from .preprocess import PreprocessConfig, preprocess
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
+    options["inputs"] = tuple(options.pop("input"))
+    options["val_inputs"] = tuple(options.pop("val") or ())
+    options["text_columns"] = tuple(options["text_columns"] or ())
+    options["ngram_range"] = tuple(options["ngram_range"])
+    options["header"] = not options.pop("no_header")
+    options["shuffle"] = not options.pop("no_shuffle")
+    options["progress"] = not options.pop("quiet")
+    if options["workers"] is None:
+        del options["workers"]
+    summary = preprocess(PreprocessConfig(**options))
+    print(summary.format())
+    return 0
+
+
+def _add_preprocess(sub: Any) -> None:
+    p = sub.add_parser("preprocess", help="vectorize raw labelled text into a dataset on disk")
+    p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    g = p.add_argument_group("columns")
+    g.add_argument("--text-column", dest="text_columns", nargs="+", type=_column,
+                   help="name or 0-based index; several are joined with a space (default: text)")
+    g.add_argument("--label-column", type=_column, help="name or index (default: label)")
+    g.add_argument("--no-header", action="store_true", help="CSV/TSV without a header row")
+    g.add_argument("--delimiter", help="CSV field separator (default: by extension)")
+    g = p.add_argument_group("vectorizer")
+    g.add_argument("--vectorizer", choices=("ngram", "sequence"), default="ngram")
+    g.add_argument("--ngram-range", nargs=2, type=int, default=(1, 2), metavar=("MIN", "MAX"))
+    g.add_argument("--min-df", type=int, default=2)
+    g.add_argument("--top-k", type=int, default=20_000)
+    g.add_argument("--analyzer", choices=("word", "char"), default="word")
+    g.add_argument("--max-length", type=int, default=500)
+    g = p.add_argument_group("split and order")
+    split = g.add_mutually_exclusive_group()
+    split.add_argument("--val-split", type=float, default=0.2, metavar="FRACTION")
+    split.add_argument("--val", nargs="+", metavar="INPUT", help="validation inputs")
+    g.add_argument("--seed", type=int, default=123)
+    g.add_argument("--no-shuffle", action="store_true", help="write rows in source order")
+    g = p.add_argument_group("resources")
+    g.add_argument("--chunk-rows", type=int, default=8192)
+    g.add_argument("--memory-budget", type=parse_size, default=1 << 30, metavar="SIZE")
+    g.add_argument("--workers", type=int, default=None, help="default: all cores")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_preprocess)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -57,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ooc", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ooc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_preprocess(sub)
 
     demo = sub.add_parser("demo", help="write a synthetic dataset and train a Keras MLP from disk")
     demo.add_argument("--out", type=Path, default=Path("data/demo.h5"))

@@ -16,6 +16,9 @@ Capabilities
   - ``row_ids``: int64, shape ``(n,)``, the position of each row in the
     user's source, so that predictions can be traced back.
 
+* Extra 1-D numeric arrays under ``extra/<name>`` (e.g. the fitted
+  vectorizer of ``ooc preprocess``: its vocabulary keys, idf, words), listed
+  in ``extras`` with their dtype and length.
 * Dataset metadata: ``classes`` (list of str or null), ``feature_names``
   (list of str or null), ``config`` (any JSON object, e.g. vectorizer
   settings), and per split the row count and, for sparse ``x``, the number
@@ -60,6 +63,7 @@ revisions; readers ignore keys they do not know)::
       "classes": ["neg", "pos"],
       "feature_names": ["a", "b", ...],
       "config": {...},
+      "extras": {"vectorizer/idf": {"dtype": "<f8", "n": 31000}, ...},
       "arrays": {"train/x": {...backend-specific layout...}, ...},
       "checksum": "crc32c:1a2b3c4d"
     }
@@ -71,7 +75,10 @@ separators=(",", ":"))``.
 Array keys name the stored arrays: ``<split>/x``, ``<split>/y`` and
 ``<split>/row_ids`` for dense ``x``; ``<split>/x/data``,
 ``<split>/x/indices`` and ``<split>/x/indptr`` replace ``<split>/x`` for
-CSR.
+CSR; ``extra/<name>`` for each extra array (``extras`` is optional: a
+manifest without it has none).  ``config["vectorizer"]``, when present,
+holds the settings of the vectorizer whose arrays are the extras
+``vectorizer/*``.
 
 HDF5 backend (one ``.h5`` file)
 -------------------------------

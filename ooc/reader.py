@@ -230,6 +230,33 @@ class Dataset:
         """The free-form config stored with the dataset."""
         return self.manifest.get("config") or {}
 
+    @property
+    def extras(self) -> list[str]:
+        """Names of the extra arrays stored with the dataset."""
+        return sorted(self.manifest.get("extras") or {})
+
+    def extra(self, name: str) -> np.ndarray:
+        """Read the extra array ``name`` (checksums verified)."""
+        info = (self.manifest.get("extras") or {}).get(name)
+        if info is None:
+            raise KeyError(f"{self.path}: no extra array {name!r}; it has {self.extras}.")
+        return self._store.read(f"extra/{name}", 0, info["n"])
+
+    @property
+    def vectorizer(self) -> Any:
+        """The fitted vectorizer that made this dataset (``ooc preprocess``), or None.
+
+        ``ds.vectorizer.transform(texts)`` vectorizes new texts the same way.
+        """
+        settings = self.metadata.get("vectorizer")
+        if settings is None:
+            return None
+        from .text import load_vectorizer
+
+        prefix = "vectorizer/"
+        arrays = {n[len(prefix):]: self.extra(n) for n in self.extras if n.startswith(prefix)}
+        return load_vectorizer(settings, arrays)
+
     def __getitem__(self, name: str) -> Split:
         try:
             return self.splits[name]
@@ -247,6 +274,8 @@ class Dataset:
         for name, split in self.splits.items():
             for key in array_keys(name, "csr" if split.is_sparse else "dense"):
                 self._store.verify(key)
+        for name in self.extras:
+            self._store.verify(f"extra/{name}")
 
     def close(self) -> None:
         """Close the files this process opened."""

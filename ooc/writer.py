@@ -23,7 +23,9 @@ from .store import writer_class
 from .store._atomic import publish, remove, temporary_path
 
 _SPLIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_RESERVED = {"splits", "classes", "feature_names", "vocabulary", "metadata", "close", "path"}
+_RESERVED = {"splits", "classes", "feature_names", "vocabulary", "metadata", "close", "path",
+             "extra", "vectorizer"}
+_EXTRA_NAME = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*\Z")
 
 
 @dataclass
@@ -96,6 +98,7 @@ class DatasetWriter:
         self._splits: dict[str, _SplitState] = {}
         self._next_row_id = 0
         self._meta: dict[str, Any] = {"classes": None, "feature_names": None, "config": {}}
+        self._extras: dict[str, dict[str, Any]] = {}
         self._closed = False
 
     def set_metadata(self, *, classes: list[str] | None = None,
@@ -112,6 +115,18 @@ class DatasetWriter:
             except TypeError as exc:
                 raise ValueError(f"config must be JSON-serialisable; {exc}.") from None
             self._meta["config"] = config
+
+    def put_array(self, name: str, array: Any) -> None:
+        """Store one extra 1-D array under ``extra/<name>`` (e.g. a fitted vectorizer)."""
+        self._check_open()
+        arr = np.ascontiguousarray(array)
+        if arr.ndim != 1 or arr.dtype.kind not in "biuf" or not _EXTRA_NAME.match(name):
+            raise ValueError(f"extra arrays are 1-D numeric arrays with names like 'a/b'; got "
+                             f"{name!r} with shape {arr.shape}, dtype {arr.dtype}.")
+        if name in self._extras:
+            raise ValueError(f"extra array {name!r} was already stored.")
+        self._store.append(f"extra/{name}", arr)
+        self._extras[name] = {"dtype": arr.dtype.str, "n": len(arr)}
 
     def append(self, split: str, x: Any, y: Any, row_ids: Any = None) -> None:
         """Append the rows of ``x`` (array or scipy.sparse) with labels ``y``.
@@ -193,10 +208,12 @@ class DatasetWriter:
                                  f"{n_features} feature names were given.")
         arrays = {key: self._store.layout(key) for name, state in self._splits.items()
                   for key in array_keys(name, state.kind)}
+        arrays.update({f"extra/{name}": self._store.layout(f"extra/{name}")
+                       for name in self._extras})
         return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "complete": True,
                 "created_by": f"ooc {__version__}",
                 "splits": {name: s.describe() for name, s in self._splits.items()},
-                **self._meta, "arrays": arrays}
+                **self._meta, "extras": self._extras, "arrays": arrays}
 
     def commit(self) -> Path:
         """Make every byte durable, then publish the dataset at ``path``."""

@@ -72,7 +72,7 @@ class SpilledCounts:
 
     def truncate(self, sizes: list[int]) -> None:
         """Cut every partition back to ``sizes`` (undo appends after a crash)."""
-        for path, size in zip(self.paths, sizes):
+        for path, size in zip(self.paths, sizes, strict=True):
             if path.exists():
                 os.truncate(path, size)
 

@@ -221,7 +221,7 @@ class NgramVectorizer:
                 spill.add(self._global_keys(table, counted), counted.df)
                 labels.extend(y)
             self.classes_ = sorted(set(labels))
-            classes, counts = np.unique(np.searchsorted(self.classes_, labels),
+            _, counts = np.unique(np.searchsorted(self.classes_, labels),
                                         return_counts=True)
             keys, df = build_vocabulary(self.config, spill, len(labels), memory_budget)
         self.set_vocabulary(table, keys, df, len(labels))

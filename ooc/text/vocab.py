@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 
@@ -53,4 +55,4 @@ def unpack_strings(utf8: np.ndarray, offsets: np.ndarray) -> list[str]:
     """Inverse of :func:`pack_strings`."""
     blob = np.asarray(utf8, dtype=np.uint8).tobytes()
     bounds = np.asarray(offsets).tolist()
-    return [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds, bounds[1:])]
+    return [blob[a:b].decode("utf-8", "surrogatepass") for a, b in pairwise(bounds)]

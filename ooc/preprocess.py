@@ -1,0 +1,432 @@
+"""``ooc preprocess``: raw labelled text -> a vectorized, shuffled dataset on disk.
+
+The passes, each a map over chunks (run in worker processes) and a reduce
+(run here), each resumable with ``resume=True``:
+
+1. **tokenize** (:mod:`ooc.text.tokenize_pass`): stream rows, assign the
+   validation split, tokenise, count on the training rows only;
+2. **fit**: n-grams: vocabulary (``min_df``, idf) then per-class feature
+   statistics and the top-k by ANOVA F; sequences: word ranks, then the
+   longest training sequence;
+3. **shuffle** (unless ``shuffle=False``): scatter rows into seeded buckets
+   (:mod:`ooc.text.spill`);
+4. **write**: vectorize bucket by bucket and append to the dataset, which
+   is committed atomically, with the fitted vectorizer stored inside.
+
+Memory is bounded by the chunk size, the number of workers and
+``memory_budget``, never by the number of rows.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import resource
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ._report import bytes_on_disk, peak_rss_bytes
+from .errors import CorpusError, OocError
+from .text import jobs
+from .text.ngram_vectorizer import (
+    ClassStats,
+    NgramConfig,
+    NgramVectorizer,
+    build_vocabulary,
+    stat_shards,
+)
+from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
+from .text.sources import RejectLog, SourceSpec, read_rows
+from .text.spill import load_chunk, scatter
+from .text.tokenize_pass import Tokenizer, labelled_chunks
+from .text.workdir import WorkDir, input_fingerprint
+from .writer import create
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything ``ooc preprocess`` is told (defaults: the guide's)."""
+
+    inputs: tuple[str, ...]
+    out: str
+    format: str = "hdf5"
+    text_columns: tuple[str | int, ...] = ()
+    label_column: str | int | None = None
+    header: bool = True
+    delimiter: str | None = None
+    vectorizer: str = "ngram"
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: int = 2
+    top_k: int = 20_000
+    analyzer: str = "word"
+    max_length: int = 500
+    val_split: float = 0.2
+    val_inputs: tuple[str, ...] = ()
+    seed: int = 123
+    shuffle: bool = True
+    chunk_rows: int = 8192
+    memory_budget: int = 1 << 30
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    resume: bool = False
+    on_bad_row: str = "error"
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.vectorizer not in ("ngram", "sequence"):
+            raise ValueError(f"vectorizer must be 'ngram' or 'sequence'; got {self.vectorizer!r}.")
+        if not 0 <= self.val_split < 1:
+            raise ValueError(f"val_split must be in [0, 1); got {self.val_split}.")
+        if self.chunk_rows < 1 or self.workers < 1 or self.memory_budget < (16 << 20):
+            raise ValueError("chunk_rows and workers must be >= 1 and memory_budget >= 16 MiB; "
+                             f"got {self.chunk_rows}, {self.workers}, {self.memory_budget}.")
+        self.vectorizer_config()  # validates the vectorizer settings
+
+    def vectorizer_config(self) -> NgramConfig | SequenceConfig:
+        """The settings of the chosen vectorizer."""
+        if self.vectorizer == "ngram":
+            return NgramConfig(ngram_range=self.ngram_range, min_df=self.min_df,
+                               top_k=self.top_k, analyzer=self.analyzer)
+        return SequenceConfig(top_k=self.top_k, max_length=self.max_length)
+
+    def source(self, paths: tuple[str, ...]) -> SourceSpec:
+        """How to read ``paths``."""
+        return SourceSpec(paths=paths, text_columns=self.text_columns,
+                          label_column=self.label_column, header=self.header,
+                          delimiter=self.delimiter, on_bad_row=self.on_bad_row)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must not change between a run and its ``--resume``."""
+        settings = {k: v for k, v in asdict(self).items()
+                    if k not in ("resume", "progress", "workers", "overwrite", "memory_budget")}
+        return {"settings": settings,
+                "inputs": input_fingerprint([*self.inputs, *self.val_inputs])}
+
+
+@dataclass
+class Summary:
+    """What a run produced."""
+
+    out: str
+    rows: dict[str, int]
+    classes: list[str]
+    n_features: int
+    nnz: dict[str, int]
+    bytes_written: int
+    seconds: float
+    peak_rss: int
+    peak_rss_workers: int
+    skipped: int = 0
+    rejects: str | None = None
+    resumed: bool = False
+
+    def format(self) -> str:
+        """A one-screen report."""
+        from ._report import human_bytes
+
+        rows = ", ".join(f"{name} {n:,}" for name, n in self.rows.items())
+        total = sum(self.rows.values())
+        lines = [f"wrote {self.out}" + (" (resumed)" if self.resumed else ""),
+                 f"  rows      {rows}",
+                 f"  classes   {len(self.classes)}: {', '.join(self.classes[:10])}"
+                 + (" ..." if len(self.classes) > 10 else ""),
+                 f"  features  {self.n_features:,}"]
+        if self.nnz:
+            lines.append("  non-zeros " + ", ".join(f"{k} {v:,}" for k, v in self.nnz.items()))
+        lines += [f"  on disk   {human_bytes(self.bytes_written)}",
+                  f"  time      {self.seconds:.1f} s ({total / max(self.seconds, 1e-9):,.0f} "
+                  "rows/s)",
+                  f"  peak RSS  {human_bytes(self.peak_rss)} (this process), "
+                  f"{human_bytes(self.peak_rss_workers)} (largest worker)"]
+        if self.skipped:
+            lines.append(f"  skipped   {self.skipped:,} bad rows, listed in {self.rejects}")
+        return "\n".join(lines)
+
+
+class _Run:
+    """State shared by the passes of one run."""
+
+    def __init__(self, config: PreprocessConfig, pool: Any, work: WorkDir,
+                 on_skip: Any) -> None:
+        self.config, self.pool, self.work, self.on_skip = config, pool, work, on_skip
+        self.window = 2 * config.workers
+        self.state_dir = work.path / "model"
+
+    def bar(self, desc: str, total: int | None) -> tqdm:
+        return tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, dynamic_ncols=True,
+                    disable=not self.config.progress, file=sys.stderr)
+
+    def map(self, fn: Any, items: Any) -> Iterator[Any]:
+        return jobs.ordered_map(self.pool, fn, items, self.window)
+
+
+# -------------------------------------------------------------- pass 1
+def _sources(config: PreprocessConfig, on_skip: Any) -> Iterator[Any]:
+    val = None if not config.val_inputs else False
+    yield from labelled_chunks(read_rows(config.source(config.inputs), config.chunk_rows,
+                                         on_skip), config.val_split, config.seed, val)
+    if config.val_inputs:
+        yield from labelled_chunks(read_rows(config.source(config.val_inputs),
+                                             config.chunk_rows, on_skip), 0, 0, True)
+
+
+def tokenize_pass(run: _Run) -> Tokenizer:
+    """Pass 1; returns the tokenizer holding tables, counts and chunk files."""
+    tok = Tokenizer(run.config.vectorizer_config(), run.work)
+    tok.restore(run.work.get("tokenize_checkpoint"))
+    if run.work.get("tokenize"):
+        return tok
+    skip = tok.n_chunks
+    bar = run.bar("tokenize", None)
+
+    def items() -> Iterator[tuple[Any, ...]]:
+        for k, (texts, labels, row_ids, is_val) in enumerate(_sources(run.config, run.on_skip)):
+            if k >= skip:
+                pending.append((labels, row_ids, is_val))
+                fn, args = tok.job(texts, is_val)
+                yield (fn, *args)
+
+    pending: deque[Any] = deque()
+    for result in run.map(_call, items()):
+        labels, row_ids, is_val = pending.popleft()
+        tok.add(result, labels, row_ids, is_val)
+        run.work.save("tokenize_checkpoint", tok.checkpoint())
+        bar.update(len(row_ids))
+    bar.close()
+    run.work.save("tokenize", True)
+    return tok
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    return fn(*args)
+
+
+def resolve_classes(tok: Tokenizer) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Sorted class names, label id -> class index, and training rows per class."""
+    labels = tok.labels
+    names = labels.table.words
+    train = np.zeros(len(names), np.int64)
+    train[: len(labels.counts[False])] = labels.counts[False]
+    val = np.zeros(len(names), np.int64)
+    val[: len(labels.counts[True])] = labels.counts[True]
+    if train.sum() == 0:
+        raise CorpusError("the corpus has no training rows: the inputs are empty, or every "
+                          "row was skipped. Check the inputs and --val-split.")
+    seen = [names[i] for i in np.flatnonzero(train)]
+    unseen = [names[i] for i in np.flatnonzero((val > 0) & (train == 0))]
+    if unseen:
+        raise CorpusError(f"validation rows have labels never seen in training: {unseen[:10]}. "
+                          "A classifier cannot learn them; fix the labels or the split.")
+    if len(seen) < 2:
+        raise CorpusError(f"the training rows have {len(seen)} class(es) ({seen}); "
+                          "classification needs at least 2.")
+    is_int = all(s.lstrip("-").isdigit() for s in seen)
+    classes = sorted(seen, key=(lambda s: (int(s), s)) if is_int else None)
+    position = {name: i for i, name in enumerate(classes)}
+    class_of = np.array([position.get(n, -1) for n in names], dtype=np.int64)
+    counts = np.array([train[names.index(c)] for c in classes], dtype=np.int64)
+    return classes, class_of, counts
+
+
+# -------------------------------------------------------------- pass 2
+def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
+              class_counts: np.ndarray) -> NgramVectorizer:
+    """Vocabulary, feature statistics and selection (n-gram vectorizer)."""
+    config: NgramConfig = tok.config  # type: ignore[assignment]
+    n_train = int(class_counts.sum())
+    if not run.work.get("vocab"):
+        keys, df = build_vocabulary(config, tok.spill, n_train, run.config.memory_budget)
+        if not len(keys):
+            raise CorpusError(f"no n-gram occurs in at least min_df={config.min_df} training "
+                              "rows; lower --min-df or add rows.")
+        vec = NgramVectorizer(config)
+        mapping = vec.set_vocabulary(tok.table if config.analyzer == "word" else None,
+                                     keys, df, n_train)
+        _save_ngram(run, vec, mapping)
+        run.work.save("vocab", {"n_vocab": len(keys)})
+    vec, token_map = jobs._ngram_state(run.state_dir)
+    if not run.work.get("select"):
+        shards = stat_shards(len(vec.vocabulary.keys), len(class_counts),
+                             run.config.memory_budget)
+        bar = run.bar("select features", n_train * len(shards))
+        scores = []
+        for lo, hi in shards:
+            stats = ClassStats(class_counts, lo, hi)
+            items = ((run.state_dir, p, class_of, len(class_counts)) for p in tok.chunk_paths)
+            for partials, (n_train_rows, _) in zip(run.map(jobs.ngram_stats, items),
+                                                   tok.rows_per_chunk, strict=True):
+                for partial in partials:
+                    stats.add(*partial)
+                bar.update(n_train_rows)
+            scores.append(stats.scores())
+        bar.close()
+        vec.select(np.concatenate(scores))
+        _save_ngram(run, vec, token_map)
+        run.work.save("select", {"n_features": len(vec.selected)})
+        vec = jobs._ngram_state(run.state_dir)[0]
+    return vec
+
+
+def _save_ngram(run: _Run, vec: NgramVectorizer, token_map: np.ndarray | None) -> None:
+    settings, arrays = vec.to_arrays()
+    if token_map is not None:
+        arrays = {**arrays, "token_map": np.asarray(token_map)}
+    jobs.save_state(run.state_dir, settings, arrays)
+
+
+def fit_sequence(run: _Run, tok: Tokenizer) -> SequenceVectorizer:
+    """Word ranks and the padded length (sequence vectorizer)."""
+    config: SequenceConfig = tok.config  # type: ignore[assignment]
+    vec = SequenceVectorizer(config)
+    if not run.work.get("vocab"):
+        ranks, words = tok.words.ranks(config.top_k)  # type: ignore[union-attr]
+        vec.set_words(words)
+        jobs.save_state(run.state_dir, vec.to_arrays()[0], {**vec.to_arrays()[1],
+                                                            "ranks": ranks})
+        run.work.save("vocab", {"n_words": len(words)})
+    settings, arrays = jobs.load_state(run.state_dir)
+    vec = SequenceVectorizer.from_arrays(settings, arrays)
+    if not run.work.get("select"):
+        items = ((run.state_dir, p) for p in tok.chunk_paths)
+        vec.set_length(max(run.map(jobs.sequence_longest, items), default=0))
+        jobs.save_state(run.state_dir, vec.to_arrays()[0],
+                        {**vec.to_arrays()[1], "ranks": np.asarray(arrays["ranks"])})
+        run.work.save("select", {"length": vec.length})
+    return SequenceVectorizer.from_arrays(*jobs.load_state(run.state_dir))
+
+
+# ---------------------------------------------------------- passes 3, 4
+def _bucket_rows(run: _Run, tok: Tokenizer) -> int:
+    """Rows per shuffle bucket: a bucket and its output fit the memory budget per worker."""
+    sample = load_chunk(tok.chunk_paths[0])[0]
+    tokens_per_row = max(1.0, len(sample.ids) / max(1, len(sample)))
+    per_row = 64 * tokens_per_row + 256
+    return max(1000, int(run.config.memory_budget // (run.config.workers + 1) // per_row))
+
+
+def shuffle_pass(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> dict[str, int]:
+    """Scatter rows into seeded buckets; returns the number of buckets per split."""
+    done = run.work.get("shuffle")
+    if done:
+        return done
+    root = run.work.fresh("buckets")
+    size = _bucket_rows(run, tok)
+    buckets = {s: max(1, math.ceil(n / size)) for s, n in rows.items() if n}
+    bar = run.bar("shuffle", sum(rows.values()))
+    for path in tok.chunk_paths:
+        chunk = load_chunk(path)[0]
+        for split, n_buckets in buckets.items():
+            scatter(chunk.split(val=split == "val"), root, split, n_buckets,
+                    _bucket_seed(run.config.seed))
+        bar.update(len(chunk))
+    bar.close()
+    run.work.save("shuffle", buckets)
+    return buckets
+
+
+def _bucket_seed(seed: int) -> int:
+    return (seed * 0x2545F4914F6CDD1D + 0x5851F42D4C957F2D) % (1 << 63)
+
+
+def write_sources(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> Iterator[
+        tuple[str, tuple[Any, ...]]]:
+    """``(split, source)`` of every piece to write, in output order."""
+    if not run.config.shuffle:
+        for split in rows:
+            for path in tok.chunk_paths:
+                yield split, ("chunk", path, split == "val")
+        return
+    buckets = shuffle_pass(run, tok, rows)
+    root = run.work.path / "buckets"
+    for split, n_buckets in buckets.items():
+        for b in range(n_buckets):
+            yield split, ("bucket", root, split, b, _bucket_seed(run.config.seed))
+
+
+def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
+               class_of: np.ndarray, rows: dict[str, int]) -> None:
+    """Vectorize every row and commit the dataset."""
+    config = run.config
+    sources = list(write_sources(run, tok, {s: n for s, n in rows.items() if n}))
+    settings, arrays = vec.to_arrays()
+    names = list(vec.get_feature_names_out()) if config.vectorizer == "ngram" else None
+    bar = run.bar("write", sum(rows.values()))
+    with create(config.out, config.format, overwrite=config.overwrite) as writer:
+        writer.set_metadata(classes=classes, feature_names=names, config={
+            "preprocess": {k: v for k, v in asdict(config).items() if k != "progress"},
+            "vectorizer": settings})
+        for name, arr in arrays.items():
+            writer.put_array(f"vectorizer/{name}", np.asarray(arr))
+        items = ((config.vectorizer, run.state_dir, src, class_of) for _, src in sources)
+        results = run.map(jobs.transform, items)
+        for (split, _), (x, y, row_ids) in zip(sources, results, strict=True):
+            writer.append(split, x, y, row_ids)
+            bar.update(len(y))
+    bar.close()
+
+
+def preprocess(config: PreprocessConfig) -> Summary:
+    """Run every pass; return the summary.  Raises :class:`ooc.errors.OocError` subclasses."""
+    start = time.perf_counter()
+    out = Path(config.out)
+    work = WorkDir(out, config.fingerprint(), config.resume)
+    rejects_path = out.with_name(out.name + ".rejects.csv")
+    try:
+        rows, classes, rejects = _run_passes(config, work, rejects_path)
+    except OocError:
+        work.remove()  # bad input or settings: nothing worth resuming
+        raise
+    work.remove()
+    if rejects is not None and not rejects.count:
+        rejects_path.unlink(missing_ok=True)
+    return _summary(config, rows, classes, start, rejects, work.resumed)
+
+
+def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> tuple[
+        dict[str, int], list[str], RejectLog | None]:
+    with ExitStack() as stack:
+        rejects = (stack.enter_context(RejectLog(rejects_path))
+                   if config.on_bad_row == "skip" else None)
+        pool = None
+        if config.workers > 1:
+            context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+            pool = stack.enter_context(context.Pool(config.workers))
+        run = _Run(config, pool, work, rejects)
+        tok = tokenize_pass(run)
+        classes, class_of, class_counts = resolve_classes(tok)
+        vec = (fit_ngram(run, tok, class_of, class_counts) if config.vectorizer == "ngram"
+               else fit_sequence(run, tok))
+        vec.classes_ = classes
+        rows = {"train": int(class_counts.sum()),
+                "val": int(tok.labels.counts[True].sum())}
+        write_pass(run, tok, vec, classes, class_of, rows)
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return rows, classes, rejects
+
+
+def _summary(config: PreprocessConfig, rows: dict[str, int], classes: list[str], start: float,
+             rejects: RejectLog | None, resumed: bool) -> Summary:
+    from .reader import open as open_dataset
+
+    with open_dataset(config.out) as ds:
+        nnz = {name: s.nnz for name, s in ds.splits.items() if s.is_sparse}
+        n_features = next(iter(ds.splits.values())).shape[1]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return Summary(out=config.out, rows={k: v for k, v in rows.items() if v}, classes=classes,
+                   n_features=n_features, nnz=nnz, bytes_written=bytes_on_disk(Path(config.out)),
+                   seconds=time.perf_counter() - start, peak_rss=peak_rss_bytes(),
+                   peak_rss_workers=children, skipped=rejects.count if rejects else 0,
+                   rejects=str(rejects.path) if rejects and rejects.count else None,
+                   resumed=resumed)

@@ -1,0 +1,31 @@
+"""Text preprocessing: raw labelled text -> vectorized, chunked datasets.
+
+Data flow, one module each: :mod:`ooc.text.sources` streams rows of raw
+text and labels out of CSV/TSV, JSON Lines and folder-per-class inputs;
+:mod:`ooc.text.tokenize` turns chunks of texts into token ids;
+:mod:`ooc.text.ngram_vectorizer` (TF-IDF n-grams + top-k by ANOVA F) and
+:mod:`ooc.text.sequence_vectorizer` (Keras-style padded token sequences)
+are fitted on streamed chunks; :mod:`ooc.text.spill` keeps tokenised rows on
+disk between passes and shuffles them; :mod:`ooc.preprocess` drives the
+passes in worker processes and writes the dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def load_vectorizer(settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    """Rebuild the fitted vectorizer stored in a dataset."""
+    kind = settings.get("kind")
+    if kind == "ngram":
+        from .ngram_vectorizer import NgramVectorizer
+
+        return NgramVectorizer.from_arrays(settings, arrays)
+    if kind == "sequence":
+        from .sequence_vectorizer import SequenceVectorizer
+
+        return SequenceVectorizer.from_arrays(settings, arrays)
+    raise ValueError(f"unknown vectorizer kind {kind!r}; this ooc reads 'ngram' and 'sequence'.")

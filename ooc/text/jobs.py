@@ -1,0 +1,136 @@
+"""The map steps of ``ooc preprocess``, run in worker processes.
+
+Each job is a top-level function of picklable arguments; fitted state is
+read from the work directory (memory-mapped ``.npy`` files) once per
+process and cached.  :func:`ordered_map` runs jobs with a bounded number in
+flight, so reading the input never runs ahead of the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from .ngram_vectorizer import NgramVectorizer, class_sums
+from .sequence_vectorizer import pad_sequences, sequence_lengths
+from .spill import TokenChunk, load_bucket, load_chunk
+
+PIECE_ROWS = 8192  # rows per tokenised piece: keeps (row, n-gram) pairs in 64-bit keys
+_CACHE: dict[str, Any] = {}
+
+
+def ordered_map(pool: Any, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]],
+                window: int) -> Iterator[Any]:
+    """``fn(*item)`` for every item, in order, at most ``window`` running at once."""
+    if pool is None:
+        for item in items:
+            yield fn(*item)
+        return
+    pending: deque[Any] = deque()
+    for item in items:
+        pending.append(pool.apply_async(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+def save_state(directory: Path, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write fitted state (JSON settings plus one ``.npy`` per array).
+
+    Every file is written under a temporary name and renamed into place, so
+    memory maps of the previous state stay valid and a crash leaves either
+    state; ``settings.json`` goes last.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {f"{name}.npy": arr for name, arr in arrays.items()}
+    for name, arr in files.items():
+        with open(directory / f"{name}.tmp", "wb") as f:
+            np.save(f, np.asarray(arr))
+        os.replace(directory / f"{name}.tmp", directory / name)
+    (directory / "settings.json.tmp").write_text(json.dumps(settings))
+    os.replace(directory / "settings.json.tmp", directory / "settings.json")
+
+
+def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read what :func:`save_state` wrote, arrays memory-mapped."""
+    settings = json.loads((directory / "settings.json").read_text())
+    arrays = {p.stem: np.load(p, mmap_mode="r") for p in directory.glob("*.npy")}
+    return settings, arrays
+
+
+def _cached(directory: Path, build: Callable[[Path], Any]) -> Any:
+    key = str(directory)
+    stamp = (directory / "settings.json").stat().st_mtime_ns
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] != stamp:
+        hit = _CACHE[key] = (stamp, build(directory))
+    return hit[1]
+
+
+def _ngram_state(directory: Path) -> tuple[NgramVectorizer, np.ndarray]:
+    settings, arrays = load_state(directory)
+    token_map = arrays.pop("token_map", None)
+    vec = NgramVectorizer.from_arrays(settings, arrays)
+    return vec, token_map
+
+
+def _ngram_ids(vec: NgramVectorizer, token_map: np.ndarray | None,
+               ids: np.ndarray) -> np.ndarray:
+    if token_map is None:  # char analyzer: code points
+        return ids.astype(np.int64)
+    return np.asarray(token_map)[ids]
+
+
+# ------------------------------------------------------------- fit passes
+def ngram_stats(state: Path, chunk_path: Path, classes: np.ndarray,
+                n_classes: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per-class sums of tf-idf values of the training rows of one token chunk."""
+    vec, token_map = _cached(state, _ngram_state)
+    chunk = load_chunk(chunk_path)[0].split(val=False)
+    out = []
+    for piece in chunk.pieces(PIECE_ROWS):
+        ids = _ngram_ids(vec, token_map, piece.ids)
+        doc, col, value = vec.vocabulary.tfidf(vec.config.space, ids, piece.offsets)
+        out.append(class_sums(doc, col, value, classes[piece.labels], n_classes))
+    return out
+
+
+def sequence_longest(state: Path, chunk_path: Path) -> int:
+    """Longest training sequence of one token chunk."""
+    ranks = _cached(state, lambda d: np.load(d / "ranks.npy", mmap_mode="r"))
+    chunk = load_chunk(chunk_path)[0].split(val=False)
+    return int(sequence_lengths(np.asarray(ranks), chunk.ids, chunk.offsets).max(initial=0))
+
+
+# ---------------------------------------------------------------- write
+def load_rows(source: tuple[Any, ...]) -> TokenChunk:
+    """Rows to write: ``("chunk", path, val)`` or ``("bucket", root, split, b, seed)``."""
+    if source[0] == "chunk":
+        return load_chunk(source[1])[0].split(val=source[2])
+    _, root, split, bucket, seed = source
+    return load_bucket(root, split, bucket, seed)
+
+
+def transform(kind: str, state: Path, source: tuple[Any, ...],
+              classes: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Vectorize rows: ``(x, y, row_ids)``, x float32 CSR (n-gram) or int32 (sequence)."""
+    rows = load_rows(source)
+    y = classes[rows.labels].astype(np.int64)
+    if kind == "ngram":
+        vec, token_map = _cached(state, _ngram_state)
+        parts = [vec.transform_ids(_ngram_ids(vec, token_map, p.ids), p.offsets)
+                 for p in rows.pieces(PIECE_ROWS)]
+        x = scipy.sparse.vstack(parts, format="csr") if parts else scipy.sparse.csr_matrix(
+            (0, len(vec.selected)), dtype=np.float32)
+        return x, y, rows.row_ids
+    ranks = _cached(state, lambda d: np.load(d / "ranks.npy", mmap_mode="r"))
+    length = json.loads((state / "settings.json").read_text())["length"]
+    return pad_sequences(np.asarray(ranks), rows.ids, rows.offsets, length), y, rows.row_ids

@@ -1,0 +1,127 @@
+"""Tokenised rows kept on disk between the passes of ``ooc preprocess``.
+
+The first pass tokenises every row once and writes *token chunks*: the
+token ids of the rows of one input chunk plus their row ids, labels and
+split.  Later passes read these instead of the text.  For the write-time
+shuffle, :func:`scatter` routes every row to one of ``B`` *buckets* chosen
+by a seeded hash of its row id; a bucket is small enough to load, and its
+rows are permuted before they are written.  A uniformly random bucket per
+row followed by a uniformly random order inside each bucket is a uniformly
+random permutation of the whole split.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def splitmix64(values: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded 64-bit hash of each value (SplitMix64's finaliser)."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + np.uint64(seed & (2**64 - 1)) * np.uint64(
+            0x9E3779B97F4A7C15) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        return z ^ (z >> np.uint64(31))
+
+
+def uniform(values: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded, stable uniform number in [0, 1) for each value."""
+    return (splitmix64(values, seed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+@dataclass(frozen=True)
+class TokenChunk:
+    """Tokenised rows: ``ids[offsets[i]:offsets[i+1]]`` are the tokens of row i."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    row_ids: np.ndarray
+    labels: np.ndarray
+    is_val: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+    def take(self, rows: np.ndarray) -> TokenChunk:
+        """The chunk of the given rows, in that order."""
+        lengths = np.diff(self.offsets)[rows]
+        starts = self.offsets[:-1][rows]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return TokenChunk(self.ids[index], offsets, self.row_ids[rows], self.labels[rows],
+                          self.is_val[rows])
+
+    def split(self, val: bool) -> TokenChunk:
+        """The rows of one split."""
+        return self.take(np.flatnonzero(self.is_val == val))
+
+    def pieces(self, rows: int) -> Iterator[TokenChunk]:
+        """Consecutive pieces of at most ``rows`` rows."""
+        for start in range(0, len(self), rows):
+            yield self.take(np.arange(start, min(start + rows, len(self))))
+
+
+def save_chunk(path: Path, chunk: TokenChunk, **extra: np.ndarray) -> None:
+    """Write a token chunk (and extra arrays) atomically and durably."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, ids=chunk.ids, offsets=chunk.offsets, row_ids=chunk.row_ids,
+                 labels=chunk.labels, is_val=chunk.is_val, **extra)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_chunk(path: Path) -> tuple[TokenChunk, dict[str, np.ndarray]]:
+    """Read a token chunk and its extra arrays."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    fields = ("ids", "offsets", "row_ids", "labels", "is_val")
+    return TokenChunk(*(arrays.pop(k) for k in fields)), arrays
+
+
+_BUCKET_FIELDS = {"ids": np.int32, "lengths": np.int64, "row_ids": np.int64,
+                  "labels": np.int32}
+
+
+def bucket_dir(root: Path, split: str, bucket: int) -> Path:
+    """Directory of one bucket of one split."""
+    return root / split / f"{bucket:05d}"
+
+
+def scatter(chunk: TokenChunk, root: Path, split: str, n_buckets: int, seed: int) -> None:
+    """Append the rows of ``chunk`` to their buckets (a seeded hash of the row id)."""
+    bucket = (splitmix64(chunk.row_ids, seed) % np.uint64(n_buckets)).astype(np.int64)
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
+    for b in np.flatnonzero(np.diff(bounds)):
+        part = chunk.take(order[bounds[b]:bounds[b + 1]])
+        directory = bucket_dir(root, split, int(b))
+        directory.mkdir(parents=True, exist_ok=True)
+        values = {"ids": part.ids, "lengths": np.diff(part.offsets), "row_ids": part.row_ids,
+                  "labels": part.labels}
+        for name, dtype in _BUCKET_FIELDS.items():
+            with open(directory / f"{name}.bin", "ab") as f:
+                values[name].astype(dtype).tofile(f)
+
+
+def load_bucket(root: Path, split: str, bucket: int, seed: int) -> TokenChunk:
+    """Read one bucket and put its rows in a seeded random order."""
+    directory = bucket_dir(root, split, bucket)
+    values = {name: np.fromfile(directory / f"{name}.bin", dtype=dtype)
+              for name, dtype in _BUCKET_FIELDS.items()}
+    offsets = np.concatenate([[0], np.cumsum(values["lengths"])]).astype(np.int64)
+    n = len(values["row_ids"])
+    chunk = TokenChunk(values["ids"], offsets, values["row_ids"], values["labels"],
+                       np.full(n, split == "val"))
+    rng = np.random.default_rng([seed & (2**63 - 1), bucket, split == "val"])
+    return chunk.take(rng.permutation(n))

@@ -1,0 +1,158 @@
+"""Pass 1 of ``ooc preprocess``: stream rows, tokenise them, count.
+
+Worker processes tokenise chunks (and, for n-grams, count document
+frequencies in chunk-local ids); this process maps local ids onto the
+corpus-wide token table, appends the counts to the on-disk spill, and
+writes every chunk's token ids to the work directory.  After each chunk a
+checkpoint records how far it got, so ``--resume`` restarts from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .counts import SpilledCounts
+from .ngram_vectorizer import ChunkCounts, NgramConfig, count_chunk
+from .sequence_vectorizer import SequenceConfig, WordCounter
+from .spill import TokenChunk, load_chunk, save_chunk, uniform
+from .tokenize import Tokens
+from .vocab import TokenTable, pack_strings, unpack_strings
+from .workdir import WorkDir
+
+
+def tokenize_words(config: SequenceConfig, texts: list[str]) -> Tokens:
+    """Worker job: Keras words of a chunk."""
+    return config.tokenize(texts)
+
+
+@dataclass
+class Labels:
+    """Label strings in order of first appearance, with row counts per split."""
+
+    table: TokenTable = field(default_factory=TokenTable)
+    counts: dict[bool, np.ndarray] = field(
+        default_factory=lambda: {False: np.zeros(0, np.int64), True: np.zeros(0, np.int64)})
+
+    def add(self, labels: list[str], is_val: np.ndarray) -> np.ndarray:
+        """Label ids of a chunk's rows (counted)."""
+        ids = self.table.add(list(dict.fromkeys(labels)))
+        index = dict(zip(dict.fromkeys(labels), ids.tolist(), strict=True))
+        label_ids = np.fromiter((index[v] for v in labels), np.int64, len(labels))
+        self.count(label_ids, is_val)
+        return label_ids
+
+    def count(self, label_ids: np.ndarray, is_val: np.ndarray) -> None:
+        """Add rows to the per-split counts."""
+        for val in (False, True):
+            c = np.bincount(label_ids[is_val == val], minlength=len(self.table))
+            c[: len(self.counts[val])] += self.counts[val]
+            self.counts[val] = c
+
+
+class Tokenizer:
+    """This process's side of pass 1 for one vectorizer kind."""
+
+    def __init__(self, config: NgramConfig | SequenceConfig, work: WorkDir) -> None:
+        self.config = config
+        self.ngram = isinstance(config, NgramConfig)
+        self.chunk_dir = work.path / "chunks"
+        self.chunk_dir.mkdir(exist_ok=True)
+        self.spill = SpilledCounts(work.path / "counts") if self.ngram else None
+        self.table = TokenTable()
+        self.words = WordCounter() if not self.ngram else None
+        if self.words is not None:
+            self.table = self.words.table
+        self.labels = Labels()
+        self.n_chunks = 0
+        self.rows_per_chunk: list[tuple[int, int]] = []  # (training rows, validation rows)
+
+    def job(self, texts: list[str], is_val: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
+        """The worker function and arguments that tokenise a chunk."""
+        if self.ngram:
+            return count_chunk, (self.config, texts, ~is_val)
+        return tokenize_words, (self.config, texts)
+
+    def chunk_path(self, k: int) -> Path:
+        """Where chunk ``k``'s token ids are kept."""
+        return self.chunk_dir / f"{k:06d}.npz"
+
+    def add(self, result: ChunkCounts | Tokens, labels: list[str], row_ids: np.ndarray,
+            is_val: np.ndarray) -> None:
+        """Merge one tokenised chunk (in source order) and write it to disk."""
+        tokens = result.tokens if isinstance(result, ChunkCounts) else result
+        before = len(self.table)
+        if self.words is not None:
+            gids = self.words.add(tokens, ~is_val)
+        elif tokens.dictionary is not None:
+            mapping = self.table.add(tokens.dictionary)
+            gids = mapping[tokens.ids]
+            self.spill.add(self.config.space.remap(result.keys, mapping), result.df)
+        else:
+            gids = tokens.ids
+            self.spill.add(result.keys, result.df)
+        labels_before = len(self.labels.table)
+        label_ids = self.labels.add(labels, is_val)
+        new_words = pack_strings(self.table.words[before:])
+        new_labels = pack_strings(self.labels.table.words[labels_before:])
+        chunk = TokenChunk(gids.astype(np.int32), tokens.offsets, row_ids, label_ids, is_val)
+        save_chunk(self.chunk_path(self.n_chunks), chunk, words_utf8=new_words["utf8"],
+                   words_offsets=new_words["offsets"], labels_utf8=new_labels["utf8"],
+                   labels_offsets=new_labels["offsets"])
+        self._done(chunk)
+
+    def _done(self, chunk: TokenChunk) -> None:
+        n_val = int(chunk.is_val.sum())
+        self.rows_per_chunk.append((len(chunk) - n_val, n_val))
+        self.n_chunks += 1
+
+    def checkpoint(self) -> dict[str, Any]:
+        """What :meth:`restore` needs to continue after the chunks written so far."""
+        return {"chunks": self.n_chunks, "sizes": self.spill.sizes() if self.spill else None}
+
+    def restore(self, checkpoint: dict[str, Any] | None) -> None:
+        """Rebuild the tables and counts of the chunks a checkpoint recorded."""
+        done = checkpoint["chunks"] if checkpoint else 0
+        self.n_chunks, self.rows_per_chunk = 0, []
+        for k in range(done):
+            chunk, extra = load_chunk(self.chunk_path(k))
+            self.table.add(unpack_strings(extra["words_utf8"], extra["words_offsets"]))
+            self.labels.table.add(unpack_strings(extra["labels_utf8"], extra["labels_offsets"]))
+            self.labels.count(chunk.labels, chunk.is_val)
+            if self.words is not None:
+                self.words.count(chunk.split(val=False).ids.astype(np.int64))
+            self._done(chunk)
+        if self.spill is not None:
+            self.spill.truncate(checkpoint["sizes"] if checkpoint else [0] * self.spill.n_parts)
+        for path in self.chunk_dir.glob("*.npz*"):
+            if int(path.name[:6]) >= done:
+                path.unlink()
+
+    @property
+    def chunk_paths(self) -> list[Path]:
+        """Token chunk files in source order."""
+        return [self.chunk_path(k) for k in range(self.n_chunks)]
+
+
+def assign_val(row_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The validation rows: a seeded, stable function of the row id."""
+    if fraction <= 0:
+        return np.zeros(len(row_ids), dtype=bool)
+    return uniform(row_ids, seed) < fraction
+
+
+def labelled_chunks(sources: Iterator[Any], val_fraction: float, seed: int,
+                    val: bool | None) -> Iterator[tuple[list[str], list[str], np.ndarray,
+                                                        np.ndarray]]:
+    """``(texts, labels, row_ids, is_val)`` of every chunk of ``sources``.
+
+    ``val`` None splits by ``val_fraction``; True/False puts every row in one split.
+    """
+    for rows in sources:
+        is_val = (assign_val(rows.row_ids, val_fraction, seed) if val is None
+                  else np.full(len(rows.row_ids), val))
+        yield rows.texts, rows.labels, rows.row_ids, is_val
