@@ -46,3 +46,37 @@ class SplitNotFoundError(OocError, KeyError, AttributeError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class InputFormatError(OocError, ValueError):
+    """A text input cannot be read as a whole: unsupported kind, unknown column, corrupt stream.
+
+    Raised for problems of a file or directory as a whole (as opposed to one
+    row, see :class:`BadRowError`); skipping rows cannot help with these.
+    """
+
+
+class InputNotFoundError(InputFormatError, FileNotFoundError):
+    """A text input path does not exist."""
+
+
+class BadRowError(OocError, ValueError):
+    """One data row of a text input cannot be used (ragged, empty text, missing label, ...).
+
+    ``str(error)`` reads ``"<path>:<line>: <reason>. <what to do>"`` where
+    ``line`` is the 1-based physical line on which the record starts.  The
+    parts are kept as ``path``, ``line`` and ``reason`` (and as ``args``, so
+    the error survives pickling between worker processes).
+    """
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        super().__init__(path, line, reason)
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (f"{self.path}:{self.line}: {self.reason}. Fix the row, or pass "
+                "--on-bad-row skip (on_bad_row='skip') to skip such rows and list them "
+                "in a rejects file.")
+

@@ -1,0 +1,399 @@
+"""Raw text sources: stream labelled text corpora as chunks of rows, in source order.
+
+This is the first stage of ``ooc preprocess``.  :func:`read_rows` reads the
+inputs of a :class:`SourceSpec` and yields :class:`Rows` of ``chunk_rows``
+rows each (the last one shorter); memory is bounded by the chunk, never by
+the file.
+
+Inputs
+------
+* **CSV / TSV** (``.csv``, ``.tsv``): RFC 4180 quoting (quoted fields may
+  hold delimiters, doubled quotes and newlines), a header row naming the
+  columns unless ``header=False``, CRLF or LF line ends, an optional UTF-8
+  byte order mark, a last line with or without a newline.  See
+  :mod:`ooc.text._csv`.
+* **JSON Lines** (``.jsonl``, ``.ndjson``): one object per line, columns
+  are keys, integer labels allowed.  See :mod:`ooc.text._jsonl`.
+* **Folder-per-class trees** (a directory): ``ROOT/<label>/<doc>.txt``, one
+  document per file, like IMDb's ``aclImdb/train/``.  See
+  :mod:`ooc.text._folder`.
+* ``.gz``, ``.bz2`` and ``.xz`` after a file's extension
+  (``reviews.csv.gz``) are decompressed on the fly.
+
+Rows
+----
+Text is UTF-8.  Several inputs form one corpus: a row's id is the 0-based
+index of the data row (header and blank lines excluded) across the inputs
+taken in the order given.  Several text columns are joined with one space.
+Labels are strings exactly as written, surrounding whitespace stripped
+(JSON integers become their decimal string).
+
+Bad rows
+--------
+A row that cannot be used is a *bad row*: ragged (another number of fields
+than the header, or than the first row without a header), invalid UTF-8 in
+a used field, empty or blank text, missing label, malformed CSV quoting, a
+quoted field still open at the end of the file (a file cut off mid-row), a
+field over :data:`ooc.text._csv.FIELD_LIMIT` characters, a JSON Lines line
+that is not a JSON object or lacks a key.  With ``on_bad_row="error"`` the
+first one raises :class:`~ooc.errors.BadRowError` naming the file and the
+1-based physical line on which the record starts; with ``"skip"`` it is
+passed to ``on_skip`` (e.g. a :class:`RejectLog`) and reading goes on; a
+skipped row still takes its row id, so ids keep pointing at the source.
+Problems of a whole input (missing file, unsupported kind, unknown column,
+an empty folder tree, a truncated or corrupt compressed stream) raise
+:class:`~ooc.errors.InputFormatError` whatever ``on_bad_row`` says.
+
+Limits: a CSV record cut off inside its last *unquoted* field cannot be
+told from a complete last line without a newline.  After a malformed quote
+the CSV parser resumes at the next physical line, so the rest of a broken
+multi-line record usually shows up as further (ragged) bad rows.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import lzma
+import os
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from ..errors import BadRowError, InputFormatError, InputNotFoundError
+from ._common import Column, Piece, Reject, shorten
+from ._csv import CsvInput
+from ._folder import FolderInput
+from ._jsonl import JsonlInput
+
+__all__ = ["BadRow", "RejectLog", "Rows", "SourceSpec", "input_kind", "read_rows"]
+
+FILE_KINDS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+"""File extension -> reader."""
+
+COMPRESSIONS: dict[str, Callable[[str], IO[bytes]]] = {
+    ".gz": gzip.GzipFile,
+    ".bz2": bz2.BZ2File,
+    ".xz": lzma.LZMAFile,
+}
+"""Compression suffix -> opener of the decompressed byte stream."""
+
+_STREAM_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to read and how: the inputs, the columns, and what to do with bad rows.
+
+    Parameters
+    ----------
+    paths
+        Files and/or directories, read in this order (any iterable of
+        path-likes is accepted and stored as a tuple of ``str``).
+    text_columns
+        Header names or 0-based indexes of the text column(s), joined with a
+        single space; ``()`` means the column named ``"text"``.
+    label_column
+        Name or index of the label column; ``None`` means ``"label"``.
+    header
+        CSV/TSV only: the first row names the columns.  Without a header,
+        columns must be given by index.
+    delimiter
+        CSV/TSV only: one character; ``None`` means a tab for ``.tsv`` and a
+        comma for ``.csv``.
+    on_bad_row
+        ``"error"`` (stop at the first bad row) or ``"skip"``.
+    """
+
+    paths: tuple[str, ...]
+    text_columns: tuple[str | int, ...] = ()
+    label_column: str | int | None = None
+    header: bool = True
+    delimiter: str | None = None
+    on_bad_row: str = "error"
+
+    def __post_init__(self) -> None:
+        paths = tuple(os.fspath(p) for p in _as_tuple(self.paths, (str, os.PathLike)))
+        if not paths:
+            raise ValueError("SourceSpec.paths is empty. Expected at least one file or "
+                             "directory.")
+        text_columns = _as_tuple(self.text_columns, (str, int))
+        for column in (*text_columns, self.label_column):
+            _check_column(column)
+        if self.on_bad_row not in ("error", "skip"):
+            raise ValueError(f"on_bad_row must be 'error' or 'skip'. Got {self.on_bad_row!r} "
+                             "instead.")
+        if self.delimiter is not None and (
+                not isinstance(self.delimiter, str) or len(self.delimiter) != 1
+                or self.delimiter in '"\r\n'):
+            raise ValueError("delimiter must be one character other than a quote or a line "
+                             f"break. Got {self.delimiter!r} instead.")
+        if not isinstance(self.header, bool):
+            raise TypeError(f"header must be True or False. Got {self.header!r} instead.")
+        object.__setattr__(self, "paths", paths)
+        object.__setattr__(self, "text_columns", text_columns)
+
+
+def _as_tuple(value: Any, scalar_types: tuple[type, ...]) -> tuple[Any, ...]:
+    """``value`` as a tuple; a single scalar (a str, say) becomes a 1-tuple."""
+    return (value,) if isinstance(value, scalar_types) else tuple(value)
+
+
+def _check_column(column: Column | None) -> None:
+    if column is None or (isinstance(column, str) and column):
+        return
+    if isinstance(column, int) and not isinstance(column, bool):
+        return
+    raise TypeError("A column is a header name (non-empty str) or a 0-based index (int). "
+                    f"Got {column!r} instead.")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One chunk of accepted rows, in source order.
+
+    Attributes
+    ----------
+    row_ids
+        int64: the 0-based index of each data row (header excluded) across
+        the inputs in the order given.  Skipped rows take ids too, so ids
+        may jump.
+    texts
+        The text of each row (several text columns joined with one space).
+    labels
+        Each row's label as written, surrounding whitespace stripped.
+    """
+
+    row_ids: np.ndarray
+    texts: list[str]
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that was skipped, and why.
+
+    Attributes
+    ----------
+    path
+        The input file (for a folder tree, the document's file).
+    line
+        The 1-based physical line on which the record starts.
+    reason
+        ``"<category>: <details>"``, e.g. ``"ragged row: 2 fields, expected
+        3 (as in the header)"``; see :attr:`category`.
+    record
+        The raw text of the record, cut to about 200 characters, with
+        undecodable bytes shown as ``\\xNN``.
+    """
+
+    path: str
+    line: int
+    reason: str
+    record: str
+
+    @property
+    def category(self) -> str:
+        """The reason without its details: ``"ragged row"``, ``"empty text"``, ..."""
+        return self.reason.partition(":")[0]
+
+
+class RejectLog:
+    """Write skipped rows to a CSV file (``path,line,reason,record``) and count them.
+
+    Use as a context manager and pass it as ``on_skip``::
+
+        with RejectLog("out.rejects.csv") as rejects:
+            for rows in read_rows(spec, on_skip=rejects):
+                ...
+        print(rejects.count, rejects.by_reason)
+
+    ``by_reason`` counts skipped rows by :attr:`BadRow.category`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.count = 0
+        self.by_reason: Counter[str] = Counter()
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+
+    def __enter__(self) -> RejectLog:
+        self._file = open(self.path, "w", newline="", encoding="utf-8",
+                          errors="backslashreplace")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(["path", "line", "reason", "record"])
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the file (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __call__(self, bad: BadRow) -> None:
+        """Record one skipped row."""
+        if self._file is None:
+            raise ValueError(f"RejectLog({self.path!r}) is not open; use it in a with-block.")
+        self._writer.writerow([bad.path, bad.line, bad.reason, bad.record])
+        self.count += 1
+        self.by_reason[bad.category] += 1
+
+
+def read_rows(spec: SourceSpec, chunk_rows: int = 10_000,
+              on_skip: Callable[[BadRow], None] | None = None) -> Iterator[Rows]:
+    """Stream the rows of ``spec``'s inputs as :class:`Rows` of ``chunk_rows`` rows.
+
+    Every input is checked before this returns (it exists, its kind is
+    supported, CSV headers hold the named columns, folder trees hold a
+    document), so such mistakes fail before the first row is read.
+
+    Parameters
+    ----------
+    spec
+        The inputs and how to read them.
+    chunk_rows
+        Rows per chunk; every chunk but the last has exactly this many.
+    on_skip
+        Called with a :class:`BadRow` for each row skipped when
+        ``spec.on_bad_row == "skip"`` (e.g. a :class:`RejectLog`).
+
+    Raises
+    ------
+    BadRowError
+        At the first bad row, when ``spec.on_bad_row == "error"``.
+    InputFormatError
+        For a missing or unsupported input, an unknown column, an empty
+        folder tree, or a truncated or corrupt compressed file.
+    """
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive int. Got {chunk_rows!r} instead.")
+    for path in spec.paths:
+        with _opened(path, spec):
+            pass
+    return _rechunk(_numbered(spec, chunk_rows, on_skip), chunk_rows)
+
+
+def input_kind(path: str) -> tuple[str, str | None]:
+    """``(kind, compression)`` of an input: kind is ``"csv"``, ``"jsonl"`` or ``"folder"``.
+
+    Raises :class:`~ooc.errors.InputFormatError` for a missing path or an
+    unsupported extension.
+    """
+    if os.path.isdir(path):
+        return "folder", None
+    if not os.path.exists(path):
+        raise InputNotFoundError(f"{path}: no such file or directory. Expected an existing "
+                                 "input file or folder-per-class directory.")
+    stem, suffix = os.path.splitext(path.lower())
+    compression = suffix if suffix in COMPRESSIONS else None
+    if compression is not None:
+        suffix = os.path.splitext(stem)[1]
+    if suffix not in FILE_KINDS:
+        raise InputFormatError(
+            f"{path}: unsupported input kind. Expected a .csv, .tsv, .jsonl or .ndjson file "
+            "(optionally .gz, .bz2 or .xz compressed) or a folder-per-class directory. "
+            f"Got {suffix or 'no extension'!r} instead.")
+    return FILE_KINDS[suffix], compression
+
+
+class _Source(Protocol):
+    def pieces(self, chunk_rows: int, reject: Reject) -> Iterator[Piece]: ...
+
+
+@contextmanager
+def _opened(path: str, spec: SourceSpec) -> Iterator[_Source]:
+    """The open reader of one input; decompression errors become InputFormatError."""
+    kind, compression = input_kind(path)
+    if kind == "folder":
+        yield FolderInput(path)
+        return
+    binary = COMPRESSIONS[compression](path) if compression else open(path, "rb")  # noqa: SIM115
+    newline = "" if kind == "csv" else "\n"
+    stream = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape",
+                              newline=newline)
+    try:
+        with stream:
+            if kind == "jsonl":
+                yield JsonlInput(path, stream, spec)
+            else:
+                yield CsvInput(path, stream, spec, _delimiter(path, spec))
+    except _STREAM_ERRORS as err:
+        if compression is None:
+            raise
+        raise InputFormatError(
+            f"{path}: the {compression[1:]} stream is truncated or corrupt ({err}). Expected "
+            f"a complete {compression} file; re-create or re-download it.") from err
+
+
+def _delimiter(path: str, spec: SourceSpec) -> str:
+    if spec.delimiter is not None:
+        return spec.delimiter
+    name = path.lower()
+    for suffix in COMPRESSIONS:
+        name = name.removesuffix(suffix)
+    return "\t" if name.endswith(".tsv") else ","
+
+
+def _rejecter(on_bad_row: str, on_skip: Callable[[BadRow], None] | None) -> Reject:
+    """The ``reject(path, line, reason, record)`` callback the per-format readers call."""
+    def reject(path: str, line: int, reason: str, record: str) -> None:
+        if on_bad_row == "error":
+            raise BadRowError(path, line, reason)
+        if on_skip is not None:
+            on_skip(BadRow(path, line, reason, shorten(record)))
+
+    return reject
+
+
+def _numbered(spec: SourceSpec, chunk_rows: int, on_skip: Callable[[BadRow], None] | None
+              ) -> Iterator[tuple[np.ndarray, list[str], list[str]]]:
+    """``(row_ids, texts, labels)`` pieces of every input in turn, ids running on."""
+    reject = _rejecter(spec.on_bad_row, on_skip)
+    next_id = 0
+    for path in spec.paths:
+        with _opened(path, spec) as source:
+            for texts, labels, skipped in source.pieces(chunk_rows, reject):
+                consumed = len(texts) + len(skipped)
+                ids = np.arange(next_id, next_id + consumed, dtype=np.int64)
+                if skipped:
+                    ids = np.delete(ids, skipped)
+                next_id += consumed
+                if texts:
+                    yield ids, texts, labels
+
+
+def _rechunk(pieces: Iterable[tuple[np.ndarray, list[str], list[str]]], chunk_rows: int
+             ) -> Iterator[Rows]:
+    """Regroup pieces (which end at file boundaries) into chunks of exactly ``chunk_rows``."""
+    ids: list[np.ndarray] = []
+    texts: list[str] = []
+    labels: list[str] = []
+    for piece_ids, piece_texts, piece_labels in pieces:
+        if not texts and len(piece_texts) == chunk_rows:
+            yield Rows(piece_ids, piece_texts, piece_labels)
+            continue
+        ids.append(piece_ids)
+        texts.extend(piece_texts)
+        labels.extend(piece_labels)
+        while len(texts) >= chunk_rows:
+            all_ids = np.concatenate(ids)
+            yield Rows(all_ids[:chunk_rows].copy(), texts[:chunk_rows], labels[:chunk_rows])
+            ids, texts, labels = [all_ids[chunk_rows:]], texts[chunk_rows:], labels[chunk_rows:]
+    if texts:
+        yield Rows(np.concatenate(ids), texts, labels)
