@@ -80,3 +80,10 @@ class BadRowError(OocError, ValueError):
                 "--on-bad-row skip (on_bad_row='skip') to skip such rows and list them "
                 "in a rejects file.")
 
+
+class CorpusError(OocError, ValueError):
+    """The corpus as a whole cannot be used: empty, one class, unseen validation labels."""
+
+
+class ResumeError(OocError, ValueError):
+    """``--resume`` found a work directory that belongs to a different run."""

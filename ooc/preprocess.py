@@ -38,6 +38,7 @@ from tqdm import tqdm
 from ._report import bytes_on_disk, peak_rss_bytes
 from .errors import CorpusError, OocError
 from .text import jobs
+from .text.hashindex import HashIndex
 from .text.ngram_vectorizer import (
     ClassStats,
     NgramConfig,
@@ -262,11 +263,14 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
         scores = []
         for lo, hi in shards:
             stats = ClassStats(class_counts, lo, hi)
-            items = ((run.state_dir, p, class_of, len(class_counts)) for p in tok.chunk_paths)
-            for partials, (n_train_rows, _) in zip(run.map(jobs.ngram_stats, items),
-                                                   tok.rows_per_chunk, strict=True):
+            items = ((run.state_dir, p, class_of, lo, hi) for p in tok.chunk_paths)
+            results = zip(run.map(jobs.ngram_stats, items), tok.chunk_paths, tok.rows_per_chunk,
+                          strict=True)
+            for (partials, norms), path, (n_train_rows, _) in results:
                 for partial in partials:
                     stats.add(*partial)
+                if lo == 0:
+                    np.save(jobs.norms_path(path), norms)
                 bar.update(n_train_rows)
             scores.append(stats.scores())
         bar.close()
@@ -279,8 +283,10 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
 
 def _save_ngram(run: _Run, vec: NgramVectorizer, token_map: np.ndarray | None) -> None:
     settings, arrays = vec.to_arrays()
+    index = vec.vocabulary.index or HashIndex.build(vec.vocabulary.keys)
+    arrays = {**arrays, "index_keys": index.slots_keys, "index_values": index.slots_values}
     if token_map is not None:
-        arrays = {**arrays, "token_map": np.asarray(token_map)}
+        arrays["token_map"] = np.asarray(token_map)
     jobs.save_state(run.state_dir, settings, arrays)
 
 
@@ -324,7 +330,7 @@ def shuffle_pass(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> dict[str, i
     buckets = {s: max(1, math.ceil(n / size)) for s, n in rows.items() if n}
     bar = run.bar("shuffle", sum(rows.values()))
     for path in tok.chunk_paths:
-        chunk = load_chunk(path)[0]
+        chunk = jobs.load_with_norms(path)
         for split, n_buckets in buckets.items():
             scatter(chunk.split(val=split == "val"), root, split, n_buckets,
                     _bucket_seed(run.config.seed))

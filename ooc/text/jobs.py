@@ -12,13 +12,14 @@ import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse
 
-from .ngram_vectorizer import NgramVectorizer, class_sums
+from .ngram_vectorizer import NgramVectorizer, class_entries
 from .sequence_vectorizer import pad_sequences, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
 
@@ -62,7 +63,8 @@ def save_state(directory: Path, settings: dict[str, Any], arrays: dict[str, np.n
 def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read what :func:`save_state` wrote, arrays memory-mapped."""
     settings = json.loads((directory / "settings.json").read_text())
-    arrays = {p.stem: np.load(p, mmap_mode="r") for p in directory.glob("*.npy")}
+    # plain ndarray views of the maps: indexing a np.memmap subclass is several times slower
+    arrays = {p.stem: np.asarray(np.load(p, mmap_mode="r")) for p in directory.glob("*.npy")}
     return settings, arrays
 
 
@@ -90,17 +92,22 @@ def _ngram_ids(vec: NgramVectorizer, token_map: np.ndarray | None,
 
 
 # ------------------------------------------------------------- fit passes
-def ngram_stats(state: Path, chunk_path: Path, classes: np.ndarray,
-                n_classes: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per-class sums of tf-idf values of the training rows of one token chunk."""
+def ngram_stats(state: Path, chunk_path: Path, classes: np.ndarray, lo: int,
+                hi: int) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
+    """One chunk's tf-idf entries ``(vocabulary index, class, value)`` of training rows
+    with an index in ``[lo, hi)``, and the l2 norms of all its rows."""
     vec, token_map = _cached(state, _ngram_state)
-    chunk = load_chunk(chunk_path)[0].split(val=False)
-    out = []
+    chunk = load_chunk(chunk_path)[0]
+    entries, norms = [], []
     for piece in chunk.pieces(PIECE_ROWS):
         ids = _ngram_ids(vec, token_map, piece.ids)
-        doc, col, value = vec.vocabulary.tfidf(vec.config.space, ids, piece.offsets)
-        out.append(class_sums(doc, col, value, classes[piece.labels], n_classes))
-    return out
+        doc, col, value, piece_norms = vec.vocabulary.tfidf(vec.config.space, ids,
+                                                            piece.offsets)
+        keep = ~piece.is_val[doc] & (col >= lo) & (col < hi)
+        entries.append(class_entries(doc[keep], col[keep], value[keep],
+                                     classes[piece.labels]))
+        norms.append(piece_norms)
+    return entries, np.concatenate(norms) if norms else np.zeros(0)
 
 
 def sequence_longest(state: Path, chunk_path: Path) -> int:
@@ -111,10 +118,22 @@ def sequence_longest(state: Path, chunk_path: Path) -> int:
 
 
 # ---------------------------------------------------------------- write
+def norms_path(chunk_path: Path) -> Path:
+    """Where the row norms of a token chunk are kept."""
+    return chunk_path.with_name(chunk_path.stem + ".norms.npy")
+
+
+def load_with_norms(chunk_path: Path) -> TokenChunk:
+    """A token chunk with its row norms, when they were computed."""
+    chunk = load_chunk(chunk_path)[0]
+    norms = norms_path(chunk_path)
+    return replace(chunk, norms=np.load(norms)) if norms.exists() else chunk
+
+
 def load_rows(source: tuple[Any, ...]) -> TokenChunk:
     """Rows to write: ``("chunk", path, val)`` or ``("bucket", root, split, b, seed)``."""
     if source[0] == "chunk":
-        return load_chunk(source[1])[0].split(val=source[2])
+        return load_with_norms(source[1]).split(val=source[2])
     _, root, split, bucket, seed = source
     return load_bucket(root, split, bucket, seed)
 
@@ -126,7 +145,7 @@ def transform(kind: str, state: Path, source: tuple[Any, ...],
     y = classes[rows.labels].astype(np.int64)
     if kind == "ngram":
         vec, token_map = _cached(state, _ngram_state)
-        parts = [vec.transform_ids(_ngram_ids(vec, token_map, p.ids), p.offsets)
+        parts = [vec.transform_ids(_ngram_ids(vec, token_map, p.ids), p.offsets, p.norms)
                  for p in rows.pieces(PIECE_ROWS)]
         x = scipy.sparse.vstack(parts, format="csr") if parts else scipy.sparse.csr_matrix(
             (0, len(vec.selected)), dtype=np.float32)

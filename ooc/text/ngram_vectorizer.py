@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse
 
 from .counts import SpilledCounts
+from .hashindex import HashIndex
 from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, doc_term_counts, document_frequencies
 from .tokenize import Tokens, tokenize
 from .vocab import TokenTable, pack_strings, unpack_strings
@@ -88,36 +89,56 @@ def count_chunk(config: NgramConfig, texts: list[str], train: np.ndarray) -> Chu
     return ChunkCounts(tokens, keys, df)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Vocabulary:
     """The ``min_df`` n-grams (sorted keys over a token id space) and their idf."""
 
     keys: np.ndarray
     idf: np.ndarray
+    index: HashIndex | None = None
 
-    def tfidf(self, space: KeySpace, ids: np.ndarray,
-              offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """l2-normalised tf-idf entries ``(row, vocabulary index, value)`` of a chunk."""
-        tokens = Tokens(ids, offsets, None)
-        keys, docs = space.keys(tokens, ids)
-        doc, key, tf = doc_term_counts(space, keys, docs)
-        col = np.searchsorted(self.keys, key)
-        hit = col < len(self.keys)
-        hit[hit] = self.keys[col[hit]] == key[hit]
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """Vocabulary index of every key, -1 for keys not in the vocabulary."""
+        if self.index is None:
+            self.index = HashIndex.build(np.asarray(self.keys))
+        return self.index.lookup(keys)
+
+    def tfidf(self, space: KeySpace, ids: np.ndarray, offsets: np.ndarray) -> tuple[
+            np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """l2-normalised tf-idf entries of a chunk: ``(row, vocabulary index, value, norms)``.
+
+        ``norms`` are the l2 norms of the rows before normalisation.
+        """
+        doc, key, tf = term_counts(space, ids, offsets)
+        col = self.positions(key)
+        hit = col >= 0
         doc, col = doc[hit], col[hit]
         value = tf[hit] * self.idf[col]
-        norms = np.sqrt(np.bincount(doc, weights=value * value, minlength=tokens.n_docs))
-        return doc, col, value / norms[doc]
+        norms = np.sqrt(np.bincount(doc, weights=value * value, minlength=len(offsets) - 1))
+        return doc, col, value / norms[doc], norms
 
 
-def class_sums(doc: np.ndarray, col: np.ndarray, value: np.ndarray, y: np.ndarray,
-               n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-feature sums of values by class, and of squared values: ``(cols, sums, sumsq)``."""
-    cols, inverse = np.unique(col, return_inverse=True)
-    sums = np.bincount(inverse * n_classes + y[doc], weights=value,
-                       minlength=len(cols) * n_classes).reshape(len(cols), n_classes)
-    sumsq = np.bincount(inverse, weights=value * value, minlength=len(cols))
-    return cols, sums, sumsq
+def term_counts(space: KeySpace, ids: np.ndarray,
+                offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ``(row, n-gram key)`` pairs of pre-tokenised rows with their counts."""
+    keys, docs = space.keys(Tokens(ids, offsets, None), ids)
+    return doc_term_counts(space, keys, docs)
+
+
+def csr_rows(doc: np.ndarray, col: np.ndarray, value: np.ndarray, n_rows: int,
+             n_cols: int) -> scipy.sparse.csr_matrix:
+    """float32 CSR with sorted indices from entries whose rows are ascending."""
+    order = np.argsort((doc.astype(np.int64) << 32) | col)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(doc, minlength=n_rows))])
+    return scipy.sparse.csr_matrix(
+        (value[order].astype(np.float32), col[order].astype(np.int32), indptr),
+        shape=(n_rows, n_cols))
+
+
+def class_entries(doc: np.ndarray, col: np.ndarray, value: np.ndarray,
+                  y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tf-idf entries of a chunk as ``(vocabulary index, class, value)``."""
+    return col.astype(np.int32), y[doc].astype(np.int8), value
 
 
 # ------------------------------------------------------------- reduce steps
@@ -159,12 +180,12 @@ class ClassStats:
         self.sums = np.zeros((hi - lo, len(class_counts)))
         self.sumsq = np.zeros(hi - lo)
 
-    def add(self, cols: np.ndarray, sums: np.ndarray, sumsq: np.ndarray) -> None:
-        """Add one chunk's :func:`class_sums`."""
+    def add(self, cols: np.ndarray, classes: np.ndarray, values: np.ndarray) -> None:
+        """Add one chunk's :func:`class_entries`."""
         keep = (cols >= self.lo) & (cols < self.hi)
-        local = cols[keep] - self.lo
-        self.sums[local] += sums[keep]
-        self.sumsq[local] += sumsq[keep]
+        local, v = cols[keep].astype(np.int64) - self.lo, values[keep]
+        np.add.at(self.sums.reshape(-1), local * self.sums.shape[1] + classes[keep], v)
+        np.add.at(self.sumsq, local, v * v)
 
     def scores(self) -> np.ndarray:
         """ANOVA F of every feature, as ``sklearn.feature_selection.f_classif``."""
@@ -207,6 +228,8 @@ class NgramVectorizer:
         self.selected = np.zeros(0, dtype=np.int64)
         self.classes_: list[Any] = []
         self._table: TokenTable | None = None
+        self._columns: np.ndarray | None = None
+        self._selected_index: HashIndex | None = None
 
     # fitting -------------------------------------------------------------
     def fit(self, chunks: Chunks | Callable[[], Chunks], *, memory_budget: int = 1 << 30,
@@ -229,9 +252,8 @@ class NgramVectorizer:
         stats = [ClassStats(counts, lo, hi) for lo, hi in
                  stat_shards(len(keys), len(counts), memory_budget)]
         for texts, y in again():
-            doc, col, value = self.tfidf(list(texts))
-            partial = class_sums(doc, col, value, np.array([class_index[v] for v in y]),
-                                 len(counts))
+            doc, col, value, _ = self.tfidf(list(texts))
+            partial = class_entries(doc, col, value, np.array([class_index[v] for v in y]))
             for s in stats:
                 s.add(*partial)
         self.select(np.concatenate([s.scores() for s in stats]))
@@ -252,7 +274,7 @@ class NgramVectorizer:
             used = np.flatnonzero(mapping >= 0)
             self.tokens = [table.words[i] for i in used]
             self._table = TokenTable(self.tokens)
-        self.vocabulary = Vocabulary(keys, idf_of(df, n_docs))
+        self.vocabulary = Vocabulary(keys, idf_of(df, n_docs), HashIndex.build(keys))
         return mapping
 
     def select(self, scores: np.ndarray) -> None:
@@ -260,6 +282,7 @@ class NgramVectorizer:
         chosen = top_k(scores, self.config.top_k)
         names = self._names(chosen)
         self.selected = chosen[np.argsort(np.array(names, dtype=object), kind="stable")]
+        self._columns = self._selected_index = None
 
     # transforming --------------------------------------------------------
     def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -270,36 +293,52 @@ class NgramVectorizer:
         assert self._table is not None, "fit the vectorizer first"
         return self._table.lookup(tokens.dictionary)[tokens.ids], tokens.offsets
 
-    def tfidf(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Entries ``(row, vocabulary index, value)`` over the whole ``min_df`` vocabulary."""
+    def tfidf(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Entries over the whole ``min_df`` vocabulary, see :meth:`Vocabulary.tfidf`."""
         self._check_fitted()
         ids, offsets = self.token_ids(texts)
         return self.vocabulary.tfidf(self.config.space, ids, offsets)  # type: ignore[union-attr]
 
-    def transform_ids(self, ids: np.ndarray, offsets: np.ndarray) -> scipy.sparse.csr_matrix:
-        """Selected tf-idf columns of pre-tokenised rows, float32 CSR."""
+    def transform_ids(self, ids: np.ndarray, offsets: np.ndarray,
+                      norms: np.ndarray | None = None) -> scipy.sparse.csr_matrix:
+        """Selected tf-idf columns of pre-tokenised rows, float32 CSR.
+
+        With the rows' ``norms`` (from :meth:`Vocabulary.tfidf`) only the
+        selected n-grams are looked up, in a small index that stays in cache.
+        """
         self._check_fitted()
-        doc, col, value = self.vocabulary.tfidf(  # type: ignore[union-attr]
-            self.config.space, ids, offsets)
-        return self._select_columns(doc, col, value, len(offsets) - 1)
+        n_rows = len(offsets) - 1
+        if norms is None:
+            doc, col, value, _ = self.vocabulary.tfidf(  # type: ignore[union-attr]
+                self.config.space, ids, offsets)
+            out_col = self._output_columns()[col]
+        else:
+            doc, key, tf = term_counts(self.config.space, ids, offsets)
+            out_col = self._output_index().lookup(key)
+            keep = out_col >= 0
+            doc, out_col, tf = doc[keep], out_col[keep], tf[keep]
+            value = tf * self.vocabulary.idf[self.selected[out_col]] / norms[doc]  # type: ignore
+        keep = out_col >= 0
+        return csr_rows(doc[keep], out_col[keep], value[keep], n_rows, len(self.selected))
+
+    def _output_columns(self) -> np.ndarray:
+        """Output column of every vocabulary index (-1: not selected), cached."""
+        if self._columns is None:
+            self._columns = np.full(len(self.vocabulary.keys), -1, np.int32)  # type: ignore
+            self._columns[self.selected] = np.arange(len(self.selected))
+        return self._columns
+
+    def _output_index(self) -> HashIndex:
+        """Hash index from selected n-gram keys to output columns, cached."""
+        if self._selected_index is None:
+            self._selected_index = HashIndex.build(
+                np.asarray(self.vocabulary.keys)[self.selected])  # type: ignore[union-attr]
+        return self._selected_index
 
     def transform(self, texts: list[str]) -> scipy.sparse.csr_matrix:
         """Vectorize ``texts`` (float32 CSR with sorted indices)."""
         ids, offsets = self.token_ids(list(texts))
         return self.transform_ids(ids, offsets)
-
-    def _select_columns(self, doc: np.ndarray, col: np.ndarray, value: np.ndarray,
-                        n_rows: int) -> scipy.sparse.csr_matrix:
-        columns = np.full(len(self.vocabulary.keys), -1, dtype=np.int64)  # type: ignore[union-attr]
-        columns[self.selected] = np.arange(len(self.selected))
-        out_col = columns[col]
-        keep = out_col >= 0
-        doc, out_col, value = doc[keep], out_col[keep], value[keep]
-        order = np.lexsort((out_col, doc))
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(doc, minlength=n_rows))])
-        return scipy.sparse.csr_matrix(
-            (value[order].astype(np.float32), out_col[order].astype(np.int32), indptr),
-            shape=(n_rows, len(self.selected)))
 
     def get_feature_names_out(self) -> np.ndarray:
         """The n-gram of every output column."""
@@ -338,7 +377,9 @@ class NgramVectorizer:
         fields = {k: settings[k] for k in NgramConfig.__dataclass_fields__ if k in settings}
         vec = cls(NgramConfig(**fields))
         vec.classes_ = list(settings.get("classes", []))
-        vec.vocabulary = Vocabulary(np.asarray(arrays["keys"]), np.asarray(arrays["idf"]))
+        index = (HashIndex(arrays["index_keys"], arrays["index_values"])
+                 if "index_keys" in arrays else None)
+        vec.vocabulary = Vocabulary(np.asarray(arrays["keys"]), np.asarray(arrays["idf"]), index)
         vec.selected = np.asarray(arrays["selected"])
         if "tokens_utf8" in arrays:
             vec.tokens = unpack_strings(arrays["tokens_utf8"], arrays["tokens_offsets"])

@@ -59,14 +59,17 @@ class WordCounter:
     def add(self, tokens: Tokens, train: np.ndarray) -> np.ndarray:
         """Count the training rows of a chunk; return the global ids of all its tokens."""
         gids = self.table.add(tokens.dictionary or [])[tokens.ids]
+        self.count(gids[train[tokens.doc_of_token()]])
+        return gids
+
+    def count(self, seen: np.ndarray) -> None:
+        """Count training tokens given by global id, in source order."""
         self._grow(len(self.table))
-        seen = gids[train[tokens.doc_of_token()]]
         self.counts += np.bincount(seen, minlength=len(self.counts))
         distinct, first = np.unique(seen, return_index=True)
         new = self.first[distinct] == _UNSEEN
         self.first[distinct[new]] = self.position + first[new]
         self.position += len(seen)
-        return gids
 
     def _grow(self, n: int) -> None:
         if n > len(self.counts):

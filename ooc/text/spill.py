@@ -47,6 +47,7 @@ class TokenChunk:
     row_ids: np.ndarray
     labels: np.ndarray
     is_val: np.ndarray
+    norms: np.ndarray | None = None  # l2 norms of the rows' full tf-idf (n-grams only)
 
     def __len__(self) -> int:
         return len(self.row_ids)
@@ -58,7 +59,7 @@ class TokenChunk:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
         return TokenChunk(self.ids[index], offsets, self.row_ids[rows], self.labels[rows],
-                          self.is_val[rows])
+                          self.is_val[rows], None if self.norms is None else self.norms[rows])
 
     def split(self, val: bool) -> TokenChunk:
         """The rows of one split."""
@@ -90,7 +91,7 @@ def load_chunk(path: Path) -> tuple[TokenChunk, dict[str, np.ndarray]]:
 
 
 _BUCKET_FIELDS = {"ids": np.int32, "lengths": np.int64, "row_ids": np.int64,
-                  "labels": np.int32}
+                  "labels": np.int32, "norms": np.float64}
 
 
 def bucket_dir(root: Path, split: str, bucket: int) -> Path:
@@ -108,20 +109,22 @@ def scatter(chunk: TokenChunk, root: Path, split: str, n_buckets: int, seed: int
         directory = bucket_dir(root, split, int(b))
         directory.mkdir(parents=True, exist_ok=True)
         values = {"ids": part.ids, "lengths": np.diff(part.offsets), "row_ids": part.row_ids,
-                  "labels": part.labels}
+                  "labels": part.labels, "norms": part.norms}
         for name, dtype in _BUCKET_FIELDS.items():
-            with open(directory / f"{name}.bin", "ab") as f:
-                values[name].astype(dtype).tofile(f)
+            if values[name] is not None:
+                with open(directory / f"{name}.bin", "ab") as f:
+                    values[name].astype(dtype).tofile(f)
 
 
 def load_bucket(root: Path, split: str, bucket: int, seed: int) -> TokenChunk:
     """Read one bucket and put its rows in a seeded random order."""
     directory = bucket_dir(root, split, bucket)
     values = {name: np.fromfile(directory / f"{name}.bin", dtype=dtype)
+              if (directory / f"{name}.bin").exists() else None
               for name, dtype in _BUCKET_FIELDS.items()}
     offsets = np.concatenate([[0], np.cumsum(values["lengths"])]).astype(np.int64)
     n = len(values["row_ids"])
     chunk = TokenChunk(values["ids"], offsets, values["row_ids"], values["labels"],
-                       np.full(n, split == "val"))
+                       np.full(n, split == "val"), values["norms"])
     rng = np.random.default_rng([seed & (2**63 - 1), bucket, split == "val"])
     return chunk.take(rng.permutation(n))
