@@ -116,6 +116,34 @@ def _add_preprocess(sub: Any) -> None:
     p.set_defaults(func=_cmd_preprocess)
 
 
+def _add_explore(sub: Any) -> None:
+    """Register ``ooc explore`` (the work is in :mod:`ooc.explore`, imported when it runs)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from .explore import command
+
+        return command(args)
+
+    p = sub.add_parser("explore", help="describe a raw labelled text corpus (classes, lengths, "
+                       "top n-grams) and recommend a model")
+    p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
+    g = p.add_argument_group("columns")
+    g.add_argument("--text-column", dest="text_columns", nargs="+", type=_column,
+                   help="name or 0-based index; several are joined with a space (default: text)")
+    g.add_argument("--label-column", type=_column, help="name or index (default: label)")
+    g.add_argument("--no-header", action="store_true", help="CSV/TSV without a header row")
+    g.add_argument("--delimiter", help="CSV field separator (default: by extension)")
+    g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
+    g = p.add_argument_group("report")
+    g.add_argument("--top", type=int, default=20, metavar="N", help="most frequent n-grams")
+    g.add_argument("--ngram-range", nargs=2, type=int, default=(1, 2), metavar=("MIN", "MAX"))
+    g.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    g.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots (needs matplotlib)")
+    g.add_argument("--memory-budget", type=parse_size, default=256 << 20, metavar="SIZE")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -128,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ooc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_preprocess(sub)
+    _add_explore(sub)
 
     demo = sub.add_parser("demo", help="write a synthetic dataset and train a Keras MLP from disk")
     demo.add_argument("--out", type=Path, default=Path("data/demo.h5"))
