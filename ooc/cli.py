@@ -158,14 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preprocess(sub)
     _add_explore(sub)
 
-    demo = sub.add_parser("demo", help="write a synthetic dataset and train a Keras MLP from disk")
-    demo.add_argument("--out", type=Path, default=Path("data/demo.h5"))
+    demo = sub.add_parser("demo", help="sample corpus -> ooc preprocess -> train a Keras MLP "
+                          "from disk")
+    demo.add_argument("--out", type=Path, default=Path("data/demo/demo.h5"),
+                      help="dataset path; the corpus is written beside it as corpus.csv")
     demo.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
-    demo.add_argument("--rows", type=int, default=50_000)
-    demo.add_argument("--features", type=int, default=20_000)
+    demo.add_argument("--docs", "--rows", dest="docs", type=int, default=20_000,
+                      help="documents in the sample corpus")
+    demo.add_argument("--top-k", "--features", dest="top_k", type=int, default=20_000,
+                      help="n-gram features kept")
     demo.add_argument("--classes", type=int, default=4)
     demo.add_argument("--batch-size", type=int, default=128)
-    demo.add_argument("--epochs", type=int, default=1)
+    demo.add_argument("--epochs", type=int, default=2)
     demo.add_argument("--seed", type=int, default=123)
     demo.set_defaults(func=_cmd_demo)
 

@@ -1,105 +1,55 @@
-"""``ooc demo``: write a synthetic TF-IDF-like dataset, train the guide's MLP from disk.
+"""``ooc demo``: the main job end to end on the built-in sample corpus.
 
-Until the text pipeline lands, the data are synthetic sparse rows: each
-class favours its own block of features, every row has Zipf-distributed
-background features, and rows are l2-normalised like TF-IDF vectors.
+1. write a seeded synthetic labelled corpus (:mod:`ooc.sample_corpus`) as
+   CSV beside the dataset (``corpus.csv``);
+2. ``ooc preprocess`` it with the guide's n-gram defaults (TF-IDF of 1- and
+   2-grams, ``min_df`` 2, top-k by ANOVA F, 20% validation) and print the
+   summary;
+3. train the guide's MLP from disk for a few epochs and print the
+   validation accuracy (chance is ``1 / classes``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
 
-import numpy as np
-import scipy.sparse
-from tqdm import tqdm
-
-from ._report import bytes_on_disk, human_bytes, peak_rss_bytes
-from .writer import create
-
-CHUNK_ROWS = 5_000
+from ._report import human_bytes, peak_rss_bytes
+from .preprocess import PreprocessConfig, preprocess
+from .sample_corpus import write_sample_corpus
 
 
-def synthetic_chunks(rows: int, features: int, classes: int, seed: int,
-                     nnz_per_row: int = 60) -> Iterator[tuple[scipy.sparse.csr_matrix, np.ndarray]]:
-    """Yield ``(x, y)`` chunks of a seeded, learnable sparse classification task."""
-    rng = np.random.default_rng(seed)
-    block = max(1, features // (4 * classes))
-    ranks = np.arange(1, features + 1)
-    zipf = (1.0 / ranks) / (1.0 / ranks).sum()
-    for start in range(0, rows, CHUNK_ROWS):
-        n = min(CHUNK_ROWS, rows - start)
-        y = rng.integers(0, classes, size=n)
-        background = rng.choice(features, size=(n, nnz_per_row), p=zipf)
-        signal = y[:, None] * block + rng.integers(0, block, size=(n, nnz_per_row // 6))
-        cols = np.concatenate([background, signal], axis=1)
-        data = rng.random(cols.shape, dtype=np.float32) + 0.1
-        x = scipy.sparse.csr_matrix((data.ravel(), cols.ravel(),
-                                     np.arange(0, cols.size + 1, cols.shape[1])),
-                                    shape=(n, features))
-        x.sum_duplicates()
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-        yield scipy.sparse.diags(1.0 / norms).astype(np.float32) @ x, y
-
-
-def mlp_model(n_features: int, n_classes: int, units: int = 64, dropout: float = 0.2) -> object:
-    """The guide's MLP: dropout, two dense layers of ``units``, softmax output."""
-    import keras
-
-    model = keras.Sequential([
-        keras.Input((n_features,)),
-        keras.layers.Dropout(dropout),
-        keras.layers.Dense(units, activation="relu"),
-        keras.layers.Dropout(dropout),
-        keras.layers.Dense(units, activation="relu"),
-        keras.layers.Dropout(dropout),
-        keras.layers.Dense(n_classes, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def _write(args: argparse.Namespace) -> float:
+def _write_corpus(args: argparse.Namespace) -> str:
     t0 = time.perf_counter()
-    rng = np.random.default_rng(args.seed + 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with create(args.out, args.format, overwrite=True) as w:
-        w.set_metadata(classes=[f"class_{i}" for i in range(args.classes)],
-                       feature_names=[f"f{i}" for i in range(args.features)],
-                       config={"source": "ooc demo", "seed": args.seed})
-        chunks = synthetic_chunks(args.rows, args.features, args.classes, args.seed)
-        with tqdm(total=args.rows, unit="rows", desc="write") as bar:
-            for x, y in chunks:
-                is_val = rng.random(len(y)) < 0.2
-                w.append("train", x[~is_val], y[~is_val])
-                w.append("val", x[is_val], y[is_val])
-                bar.update(len(y))
-    return time.perf_counter() - t0
+    corpus = write_sample_corpus(args.out.parent / "corpus.csv", args.docs, seed=args.seed,
+                                 classes=args.classes)
+    print(f"wrote {args.docs:,} documents, {args.classes} classes, to {corpus} "
+          f"in {time.perf_counter() - t0:.1f} s\n", flush=True)
+    return str(corpus)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Write the demo dataset, train one model from disk, print a summary."""
-    from .reader import open as open_dataset
+    """Write the sample corpus, preprocess it, train the MLP from disk, print a summary."""
+    corpus = _write_corpus(args)
+    config = PreprocessConfig(inputs=(corpus,), out=str(args.out), format=args.format,
+                              top_k=args.top_k, seed=args.seed, overwrite=True)
+    summary = preprocess(config)
+    print(summary.format() + "\n", flush=True)
 
-    write_s = _write(args)
     import keras
+
+    from .models import mlp_model, train_from_disk
+    from .reader import open as open_dataset
 
     keras.utils.set_random_seed(args.seed)
     with open_dataset(args.out) as ds:
-        model = mlp_model(ds.train.shape[1], len(ds.classes or ()))
-        t0 = time.perf_counter()
-        history = model.fit(ds.train.batches(args.batch_size, shuffle=True, seed=args.seed),
-                            validation_data=ds.val.batches(args.batch_size),
-                            epochs=args.epochs, verbose=2)
-        train_s = time.perf_counter() - t0
-        print("\nsummary")
-        for name, split in ds.splits.items():
-            print(f"  {name:<6} {len(split):>9} rows x {split.shape[1]} features, "
-                  f"{split.nnz} non-zeros")
-        print(f"  on disk   {human_bytes(bytes_on_disk(ds.path))} at {ds.path}")
-        print(f"  write     {write_s:.1f} s   train {train_s:.1f} s ({args.epochs} epoch(s))")
-        print(f"  val acc   {history.history['val_accuracy'][-1]:.3f}")
-        print(f"  peak RSS  {human_bytes(peak_rss_bytes())}")
+        model = mlp_model(input_shape=ds.train.shape[1:], num_classes=len(ds.classes or ()))
+        result = train_from_disk(model, ds, batch_size=args.batch_size, epochs=args.epochs,
+                                 seed=args.seed)
+    print("\nsummary")
+    print(f"  dataset   {args.out}: train {ds.train.shape}, val {ds.val.shape}")
+    print(f"  train     {result.epochs} epoch(s), {sum(result.epoch_seconds):.1f} s")
+    print(f"  val acc   {result.val_acc:.3f} (chance {1 / args.classes:.3f}), "
+          f"val loss {result.val_loss:.3f}")
+    print(f"  peak RSS  {human_bytes(peak_rss_bytes())} (this process)")
     return 0
