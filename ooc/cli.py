@@ -107,7 +107,7 @@ def _add_preprocess(sub: Any) -> None:
     g.add_argument("--seed", type=int, default=123)
     g.add_argument("--no-shuffle", action="store_true", help="write rows in source order")
     g = p.add_argument_group("resources")
-    g.add_argument("--chunk-rows", type=int, default=8192)
+    g.add_argument("--chunk-rows", type=int, default=4096)
     g.add_argument("--memory-budget", type=parse_size, default=1 << 30, metavar="SIZE")
     g.add_argument("--workers", type=int, default=None, help="default: all cores")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -49,6 +49,7 @@ from .text.ngram_vectorizer import (
 from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
 from .text.sources import RejectLog, SourceSpec, read_rows
 from .text.spill import load_chunk, scatter
+from .text.tokenize import warm_up
 from .text.tokenize_pass import Tokenizer, labelled_chunks
 from .text.workdir import WorkDir, input_fingerprint
 from .writer import create
@@ -75,7 +76,7 @@ class PreprocessConfig:
     val_inputs: tuple[str, ...] = ()
     seed: int = 123
     shuffle: bool = True
-    chunk_rows: int = 8192
+    chunk_rows: int = 4096
     memory_budget: int = 1 << 30
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     resume: bool = False
@@ -313,11 +314,17 @@ def fit_sequence(run: _Run, tok: Tokenizer) -> SequenceVectorizer:
 
 # ---------------------------------------------------------- passes 3, 4
 def _bucket_rows(run: _Run, tok: Tokenizer) -> int:
-    """Rows per shuffle bucket: a bucket and its output fit the memory budget per worker."""
+    """Rows per shuffle bucket: loading and permuting one fits its share of the budget.
+
+    A bucket's rows are held with their token ids (about 40 bytes per token
+    while permuted); at most 16,384 rows, so a job stays small next to the
+    baseline of a process.  The shuffle is uniform whatever the bucket size.
+    """
     sample = load_chunk(tok.chunk_paths[0])[0]
     tokens_per_row = max(1.0, len(sample.ids) / max(1, len(sample)))
-    per_row = 64 * tokens_per_row + 256
-    return max(1000, int(run.config.memory_budget // (run.config.workers + 1) // per_row))
+    per_row = 40 * tokens_per_row + 64
+    share = run.config.memory_budget // (4 * (run.config.workers + 1))
+    return int(min(16_384, max(1024, share // per_row)))
 
 
 def shuffle_pass(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> dict[str, int]:
@@ -405,6 +412,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> 
                    if config.on_bad_row == "skip" else None)
         pool = None
         if config.workers > 1:
+            warm_up()  # tables built once here are shared with the forked workers
             context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
             pool = stack.enter_context(context.Pool(config.workers))
         run = _Run(config, pool, work, rejects)

@@ -23,7 +23,7 @@ from .ngram_vectorizer import NgramVectorizer, class_entries
 from .sequence_vectorizer import pad_sequences, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
 
-PIECE_ROWS = 8192  # rows per tokenised piece: keeps (row, n-gram) pairs in 64-bit keys
+PIECE_ROWS = 2048  # rows vectorized at once: bounds the transient arrays of a job
 _CACHE: dict[str, Any] = {}
 
 

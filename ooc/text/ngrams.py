@@ -56,25 +56,40 @@ class KeySpace:
         if len(ids) and ids.max() > self.max_token:
             raise ValueError(f"token id {int(ids.max())} does not fit a {self.bits}-bit slot; "
                              "the corpus has too many distinct tokens for this n-gram range.")
-        doc = tokens.doc_of_token()
-        slot = ids.astype(np.uint64) + np.uint64(1)
-        unknown = ids < 0
+        doc = tokens.doc_of_token().astype(np.int32)
+        slot = ids.astype(np.uint64)
+        slot += np.uint64(1)
+        unknown = ids < 0 if len(ids) and ids.min() < 0 else None
         lo, hi = self.ngram_range
-        all_keys, all_docs = [], []
-        for n in range(lo, hi + 1):
-            m = len(ids) - n + 1
-            if m <= 0:
-                continue
-            key = slot[:m].copy()
-            valid = (doc[:m] == doc[n - 1:]) & ~unknown[:m]
+        picks = [(n, self._starts(doc, unknown, n)) for n in range(lo, hi + 1)]
+        total = sum(len(doc) if p is None else len(p) for _, p in picks)
+        keys, docs = np.empty(total, np.uint64), np.empty(total, np.int32)
+        pos = 0
+        for n, starts in picks:  # fill in place: chunks are big, copies are not free
+            m = len(doc) if starts is None else len(starts)
+            out = keys[pos:pos + m]
+            out[:] = slot if starts is None else slot[starts]
             for j in range(1, n):
-                key = (key << np.uint64(self.bits)) | slot[j:j + m]
+                out <<= np.uint64(self.bits)
+                out |= slot[starts + j]
+            docs[pos:pos + m] = doc if starts is None else doc[starts]
+            pos += m
+        return keys, docs
+
+    @staticmethod
+    def _starts(doc: np.ndarray, unknown: np.ndarray | None, n: int) -> np.ndarray | None:
+        """Start positions of the n-grams inside one document and free of unknown tokens
+        (None: every position)."""
+        m = len(doc) - n + 1
+        if m <= 0:
+            return np.zeros(0, np.int64)
+        if n == 1 and unknown is None:
+            return None
+        valid = doc[:m] == doc[n - 1:]
+        if unknown is not None:
+            for j in range(n):
                 valid &= ~unknown[j:j + m]
-            all_keys.append(key[valid])
-            all_docs.append(doc[:m][valid])
-        if not all_keys:
-            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-        return np.concatenate(all_keys), np.concatenate(all_docs)
+        return np.flatnonzero(valid)
 
     def decode(self, keys: np.ndarray) -> list[tuple[int, ...]]:
         """Token ids of each key."""
@@ -128,8 +143,13 @@ def doc_term_counts(space: KeySpace, keys: np.ndarray,
     doc_bits = max(1, n_docs.bit_length())
     if space.key_bits + doc_bits <= 64:
         shift = np.uint64(space.key_bits)
-        pairs, counts = _unique_counts(np.sort((docs.astype(np.uint64) << shift) | keys))
-        return ((pairs >> shift).astype(np.int64),
+        combined = docs.astype(np.uint64)
+        combined <<= shift
+        combined |= keys
+        combined.sort()
+        pairs, counts = _unique_counts(combined)
+        del combined
+        return ((pairs >> shift).astype(np.int32),
                 pairs & np.uint64((1 << space.key_bits) - 1), counts)
     distinct, inverse = np.unique(keys, return_inverse=True)
     pairs, counts = _unique_counts(np.sort((docs.astype(np.uint64) << np.uint64(32))
@@ -142,4 +162,5 @@ def document_frequencies(space: KeySpace, keys: np.ndarray,
                          docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct keys (sorted) and the number of documents holding each."""
     _, doc_keys, _ = doc_term_counts(space, keys, docs)
-    return _unique_counts(np.sort(doc_keys))
+    doc_keys.sort()
+    return _unique_counts(doc_keys)

@@ -61,9 +61,15 @@ class Tokens:
 @cache
 def _class_table(pattern: str) -> np.ndarray:
     """Bool table over all code points: does ``pattern`` match the character?"""
-    every = "".join(map(chr, range(_N_CODE_POINTS)))
-    kept = re.sub(f"(?!{pattern}).", "\x00", every, flags=re.DOTALL)
-    return np.frombuffer(kept.encode("utf-32-le", "surrogatepass"), dtype=np.uint32) != 0
+    table = np.zeros(_N_CODE_POINTS, dtype=bool)
+    other = re.compile(f"(?!{pattern}).", flags=re.DOTALL)
+    block = 1 << 16  # in blocks: re.sub over all code points at once peaks near 90 MB
+    for start in range(0, _N_CODE_POINTS, block):
+        chars = "".join(map(chr, range(start, start + block)))
+        kept = other.sub("\x00", chars).encode("utf-32-le", "surrogatepass")
+        table[start:start + block] = np.frombuffer(kept, dtype=np.uint32) != 0
+    table[0] = False
+    return table
 
 
 def _keras_table(filters: str) -> np.ndarray:
@@ -109,36 +115,58 @@ def _runs(mask: np.ndarray, min_len: int) -> tuple[np.ndarray, np.ndarray]:
     edges = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
     starts = np.flatnonzero(edges == 1)
     stops = np.flatnonzero(edges == -1)
-    keep = (stops - starts) >= min_len
-    return starts[keep], stops[keep]
+    if min_len > 1:
+        keep = (stops - starts) >= min_len
+        starts, stops = starts[keep], stops[keep]
+    return starts, stops
 
 
-def _utf8_lengths(cps: np.ndarray) -> np.ndarray:
-    return (1 + (cps >= 0x80).astype(np.int64) + (cps >= 0x800) + (cps >= 0x10000))
+def _utf8(docs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The docs joined by spaces as UTF-8 bytes, and the byte offset where each starts."""
+    data = " ".join(docs).encode("utf-8", "surrogatepass")
+    lengths = [len(d) if d.isascii() else len(d.encode("utf-8", "surrogatepass")) for d in docs]
+    starts = np.zeros(len(docs) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(lengths, dtype=np.int64) + 1, out=starts[1:])
+    return np.frombuffer(data, dtype=np.uint8), starts
 
 
-def _dictionary_encode(cps: np.ndarray, starts: np.ndarray,
+def _char_mask(data: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per byte: does ``table`` accept its character?  Also the continuation bytes.
+
+    ASCII bytes are looked up directly; for the (usually few) multi-byte
+    characters the code point is decoded from its lead byte and the answer
+    copied to its continuation bytes.
+    """
+    mask = table[:128][data & 0x7F] & (data < 0x80)
+    high = np.flatnonzero(data >= 0x80)
+    if not len(high):
+        return mask, high
+    cont = high[(data[high] & 0xC0) == 0x80]
+    lead = high[(data[high] & 0xC0) != 0x80]
+    n_bytes = 2 + (data[lead] >= 0xE0).astype(np.int64) + (data[lead] >= 0xF0)
+    cp = (data[lead] & (0x7F >> n_bytes)).astype(np.int64)
+    for k in range(1, 4):
+        more = n_bytes > k
+        cp[more] = (cp[more] << 6) | (data[lead[more] + k] & 0x3F)
+    mask[lead] = table[cp]
+    mask[cont] = mask[lead[np.searchsorted(lead, cont, side="right") - 1]]
+    return mask, cont
+
+
+def _dictionary_encode(data: np.ndarray, starts: np.ndarray,
                        stops: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Ids of the substrings ``cps[starts[i]:stops[i]]`` and the distinct strings."""
+    """Ids of the byte strings ``data[starts[i]:stops[i]]`` and the distinct strings."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    inside = np.zeros(len(cps) + 1, dtype=np.int8)
+    inside = np.zeros(len(data) + 1, dtype=np.int8)
     inside[starts] = 1  # runs are disjoint and separated: no index is hit twice
     inside[stops] = -1
-    picked = cps[np.cumsum(inside[:-1], dtype=np.int8).view(bool)]
-    if picked.dtype == np.uint8:
-        data, char_bytes = picked, None
-    else:
-        text = picked.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
-        data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-        char_bytes = _utf8_lengths(picked)
-    ends = np.cumsum(stops - starts)
-    if char_bytes is not None:
-        ends = np.cumsum(char_bytes)[ends - 1] if len(ends) else ends
-    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    picked = data[np.cumsum(inside[:-1], dtype=np.int8).view(bool)]
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(stops - starts, out=offsets[1:])
     arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(starts),
-                                           [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+                                           [None, pa.py_buffer(offsets), pa.py_buffer(picked)])
     encoded = pc.dictionary_encode(arr)
     ids = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     words = [b.decode("utf-8", "surrogatepass") for b in encoded.dictionary.to_pylist()]
@@ -146,12 +174,21 @@ def _dictionary_encode(cps: np.ndarray, starts: np.ndarray,
 
 
 def _run_tokens(docs: list[str], table: np.ndarray, min_len: int) -> Tokens:
-    """Tokens = runs of characters that ``table`` accepts (the separator is a space)."""
-    cps = code_points(" ".join(docs))
-    mask = table[:256][cps] if cps.dtype == np.uint8 else table[cps]
-    starts, stops = _runs(mask, min_len)
-    ids, words = _dictionary_encode(cps, starts, stops)
-    doc_of = np.searchsorted(_doc_starts(docs, 1), starts, side="right") - 1
+    """Tokens = runs of at least ``min_len`` characters that ``table`` accepts.
+
+    Works on UTF-8 bytes (one byte per character for ASCII text); the
+    separator between documents is a space, which no table accepts.
+    """
+    data, doc_starts = _utf8(docs)
+    mask, cont = _char_mask(data, table)
+    starts, stops = _runs(mask, 1)
+    chars = stops - starts
+    if len(cont):  # multi-byte characters count once
+        chars -= np.searchsorted(cont, stops) - np.searchsorted(cont, starts)
+    keep = chars >= min_len
+    starts, stops = starts[keep], stops[keep]
+    ids, words = _dictionary_encode(data, starts, stops)
+    doc_of = np.searchsorted(doc_starts, starts, side="right") - 1
     counts = np.bincount(doc_of, minlength=len(docs))
     return Tokens(ids, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), words)
 
@@ -183,6 +220,12 @@ def keras_tokens(docs: list[str], *, lowercase: bool = True,
 @cache
 def _cached_keras_table(filters: str) -> np.ndarray:
     return _keras_table(filters)
+
+
+def warm_up() -> None:
+    """Build the character tables now (e.g. before forking worker processes)."""
+    _class_table(r"\w")
+    _cached_keras_table(KERAS_FILTERS)
 
 
 def tokenize(docs: list[str], analyzer: str, **options: object) -> Tokens:
