@@ -254,6 +254,46 @@ def test_fit_with_worker_processes_finishes_and_matches(tmp_path, init_weights):
     assert_weights_close(in_workers, in_process)
 
 
+
+_SPAWN_SCRIPT = textwrap.dedent("""
+    import multiprocessing, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import numpy as np
+    sys.path.insert(0, sys.argv[3])
+
+    if __name__ == "__main__":
+        multiprocessing.set_start_method("spawn", force=True)
+        import ooc
+        from test_keras import BATCH, adapter_epochs
+
+        batches = ooc.open(sys.argv[1]).train.batches(
+            BATCH, shuffle=True, seed=7, shuffle_window=2, workers=2, use_multiprocessing=True)
+        epochs = adapter_epochs(batches)
+        np.savez(sys.argv[2], *[b for epoch in epochs for batch in epoch for b in batch])
+""")
+
+
+def test_spawned_worker_processes_deliver_the_same_batches(tmp_path):
+    """Worker processes started with "spawn" (the default on macOS and Windows).
+
+    A spawned worker gets the dataset by pickle, not by fork: it must reopen
+    the HDF5 file itself and read the epoch the parent is in.
+    """
+    x, y = make_arrays(sparse=False)
+    path = tmp_path / "d.h5"
+    split = write(path, "hdf5", x, y)
+    out = tmp_path / "spawned.npz"
+    proc = subprocess.run(
+        [sys.executable, "-c", _SPAWN_SCRIPT, str(path), str(out), str(Path(__file__).parent)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(out) as got:
+        flat = [got[f"arr_{i}"] for i in range(len(got.files))]
+    kwargs = {"shuffle": True, "seed": 7, "shuffle_window": 2}
+    want = [batch for epoch in range(2) for batch in epoch_batches(split, epoch, **kwargs)]
+    assert_same_batches(list(zip(flat[::2], flat[1::2], strict=True)), want)
+
+
 # --- tf.data ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", FORMATS)

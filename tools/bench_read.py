@@ -7,9 +7,10 @@ about 150 non-zeros a row), in both backends:
 1. batches/s and MB/s of ooc batches vs the same batches copied from
    in-memory arrays (``np.array(x[i:i+b])``, ``csr[i:i+b].toarray()``), warm
    page cache, median of ``--repeats`` epochs, same batch order;
-2. one Keras ``fit`` epoch of a small MLP from ``split.batches(...)`` vs
-   ``fit`` on the arrays in memory (median of epochs 2..N, so tracing is
-   excluded from both);
+2. one Keras ``fit`` epoch of a small MLP from ``split.batches(...)`` and
+   from ``split.to_tf_dataset(...)`` vs ``model.fit(x, y, batch_size=b)`` on
+   the numpy arrays in memory (median of epochs 2..N, so tracing is
+   excluded from all);
 3. peak RSS (``ru_maxrss``, from the OS) of a fresh process iterating a
    dataset vs one 8x larger.
 
@@ -158,14 +159,17 @@ def bench_fit(split: ooc.Split, batch_size: int, epochs: int, workers: int) -> d
         mem[shuffle] = epoch_seconds(lambda cb, m=model, s=shuffle: m.fit(
             x_mem, y_mem, batch_size=batch_size, epochs=epochs, shuffle=s, verbose=0,
             callbacks=cb), epochs)
-    model = mlp(d, sparse)
-    batches = split.batches(batch_size, shuffle=True, seed=0, workers=workers,
-                            sparse="tensor" if sparse else "dense")
-    ooc_s = epoch_seconds(lambda cb: model.fit(batches, epochs=epochs, shuffle=False,
-                                               verbose=0, callbacks=cb), epochs)
+    mode = "tensor" if sparse else "dense"
+    feeds = {"ooc_s": split.batches(batch_size, shuffle=True, seed=0, workers=workers,
+                                    sparse=mode),
+             "tf_data_s": split.to_tf_dataset(batch_size, shuffle=True, seed=0, sparse=mode)}
+    out = {"mem_noshuffle_s": mem[False], "mem_shuffle_s": mem[True]}
+    for name, data in feeds.items():
+        model = mlp(d, sparse)
+        out[name] = epoch_seconds(lambda cb, m=model, x=data: m.fit(
+            x, epochs=epochs, shuffle=False, verbose=0, callbacks=cb), epochs)
     best = min(mem.values())
-    return {"mem_noshuffle_s": mem[False], "mem_shuffle_s": mem[True], "ooc_s": ooc_s,
-            "ratio": ooc_s / best}
+    return {**out, "ratio": out["ooc_s"] / best, "tf_data_ratio": out["tf_data_s"] / best}
 
 
 def rss_probe(path: str, batch_size: int) -> None:
@@ -240,7 +244,8 @@ def run_reads(args: argparse.Namespace, paths: dict, results: dict) -> None:
 def run_fit(args: argparse.Namespace, paths: dict, results: dict) -> None:
     table(f"2. Keras fit, seconds per epoch (median of epochs 2..{args.fit_epochs})",
           ["data", "backend", "rows", "in-memory, shuffle=False", "in-memory, shuffle=True",
-           "ooc batches", "ooc / best in-memory"])
+           "ooc batches", "ooc to_tf_dataset", "batches / best in-memory",
+           "to_tf_dataset / best in-memory"])
     for kind, b, rows in (("dense", args.dense_batch, args.fit_rows),
                           ("sparse", args.sparse_batch, args.sparse_fit_rows)):
         for fmt in ("hdf5", "npy"):
@@ -249,7 +254,8 @@ def run_fit(args: argparse.Namespace, paths: dict, results: dict) -> None:
             r = bench_fit(split, b, args.fit_epochs, args.workers)
             results[f"fit_{kind}_{fmt}"] = r
             row([kind, fmt, len(split), f"{r['mem_noshuffle_s']:.2f}",
-                 f"{r['mem_shuffle_s']:.2f}", f"{r['ooc_s']:.2f}", f"{r['ratio']:.3f}x"])
+                 f"{r['mem_shuffle_s']:.2f}", f"{r['ooc_s']:.2f}", f"{r['tf_data_s']:.2f}",
+                 f"{r['ratio']:.3f}x", f"{r['tf_data_ratio']:.3f}x"])
 
 
 def run_rss(args: argparse.Namespace, paths: dict, results: dict) -> None:
