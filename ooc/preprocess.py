@@ -190,9 +190,11 @@ def tokenize_pass(run: _Run) -> Tokenizer:
         return tok
     skip = tok.n_chunks
     bar = run.bar("tokenize", None)
+    eta = _RowEstimate(run.config)
 
     def items() -> Iterator[tuple[Any, ...]]:
         for k, (texts, labels, row_ids, is_val) in enumerate(_sources(run.config, run.on_skip)):
+            eta.seen(texts, bar)
             if k >= skip:
                 pending.append((labels, row_ids, is_val))
                 fn, args = tok.job(texts, is_val)
@@ -207,6 +209,26 @@ def tokenize_pass(run: _Run) -> Tokenizer:
     bar.close()
     run.work.save("tokenize", True)
     return tok
+
+
+class _RowEstimate:
+    """Estimated number of input rows, for the first pass's ETA: plain-text inputs'
+    bytes divided by the bytes per row seen so far (none for compressed inputs)."""
+
+    def __init__(self, config: PreprocessConfig) -> None:
+        paths = [Path(p) for p in (*config.inputs, *config.val_inputs)]
+        plain = all(p.is_file() and p.suffix in (".csv", ".tsv", ".jsonl", ".ndjson")
+                    for p in paths)
+        self.total_bytes = sum(p.stat().st_size for p in paths) if plain else 0
+        self.rows = self.chars = 0
+
+    def seen(self, texts: list[str], bar: tqdm) -> None:
+        if not self.total_bytes or not texts:
+            return
+        self.rows += len(texts)
+        self.chars += sum(map(len, texts)) + 16 * len(texts)  # labels, quotes, separators
+        bar.total = max(self.rows, int(self.total_bytes * self.rows / self.chars))
+        bar.refresh()
 
 
 def _call(fn: Any, *args: Any) -> Any:
