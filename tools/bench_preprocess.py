@@ -35,36 +35,45 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def tree_rss(pid: int) -> int:
-    """Sum of VmRSS (bytes) of ``pid`` and all its descendants."""
-    total, stack = 0, [pid]
+def tree_memory(pid: int) -> tuple[int, int]:
+    """Sums of Rss and Pss (bytes) over ``pid`` and all its descendants.
+
+    Pss shares each page among the processes that map it, so pages shared by
+    forked workers count once: the fair total for a process tree.
+    """
+    rss = pss = 0
+    stack = [pid]
     while stack:
         p = stack.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
+            with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
             with open(f"/proc/{p}/task/{p}/children") as f:
                 stack.extend(int(c) for c in f.read().split())
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-    return total
+    return rss, pss
 
 
 def measure(cmd: list[str]) -> dict[str, float]:
-    """Run ``cmd``; wall seconds and the peak RSS of its process tree."""
+    """Run ``cmd``; wall seconds and the peak Rss and Pss of its process tree."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    peak = 0
+    peak_rss = peak_pss = 0
     while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
+        rss, pss = tree_memory(proc.pid)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
         time.sleep(0.05)
     out, err = proc.communicate()
     seconds = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
-    return {"seconds": seconds, "peak_tree_rss": peak, "stdout": out.decode()}
+    return {"seconds": seconds, "peak_tree_rss": peak_rss, "peak_tree_pss": peak_pss,
+            "stdout": out.decode()}
 
 
 def sklearn_main(corpus: str, train_ids_path: str, out_json: str) -> None:
@@ -177,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             if rs:
                 sec = statistics.median(r["seconds"] for r in rs)
                 rss = max(r["peak_tree_rss"] for r in rs)
-                rows.append((name, docs, len(rs), sec, docs / sec, rss, parity))
+                pss = max(r["peak_tree_pss"] for r in rs)
+                rows.append((name, docs, len(rs), sec, docs / sec, rss, pss, parity))
         print_table(rows, args.workers)
     (args.dir / "bench_preprocess.json").write_text(json.dumps(rows))
     return 0
@@ -186,21 +196,22 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(rows: list[tuple], workers: int) -> None:
     """The results as a Markdown table, with ratios at each size."""
     print(f"\n| pipeline | documents | runs | median s | documents/s | peak RSS (tree) "
-          f"| parity |   (ooc workers={workers}, {os.cpu_count()} cores)")
-    print("|---|---|---|---|---|---|---|")
-    for name, docs, n, sec, rate, rss, parity in rows:
+          f"| peak PSS (tree) | parity |   (ooc workers={workers}, {os.cpu_count()} cores)")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, docs, n, sec, rate, rss, pss, parity in rows:
         print(f"| {name} | {docs:,} | {n} | {sec:.1f} | {rate:,.0f} | {rss / 2**20:,.0f} MiB "
-              f"| {parity if name == 'ooc' else ''} |")
+              f"| {pss / 2**20:,.0f} MiB | {parity if name == 'ooc' else ''} |")
     by = {(r[0], r[1]): r for r in rows}
     for docs in sorted({r[1] for r in rows}):
         if ("ooc", docs) in by and ("sklearn", docs) in by:
             o, s = by[("ooc", docs)], by[("sklearn", docs)]
             print(f"at {docs:,}: ooc/sklearn documents/s {o[4] / s[4]:.2f}x, "
-                  f"peak RSS {o[5] / s[5]:.2f}x")
+                  f"peak RSS {o[5] / s[5]:.2f}x, peak PSS {o[6] / s[6]:.2f}x")
     sizes = sorted({r[1] for r in rows if r[0] == "ooc"})
     if len(sizes) == 2:
         a, b = by[("ooc", sizes[0])], by[("ooc", sizes[1])]
-        print(f"ooc peak RSS at {sizes[1]:,} vs {sizes[0]:,}: {b[5] / a[5] - 1:+.1%}")
+        print(f"ooc peak at {sizes[1]:,} vs {sizes[0]:,}: RSS {b[5] / a[5] - 1:+.1%}, "
+              f"PSS {b[6] / a[6] - 1:+.1%}")
 
 
 if __name__ == "__main__":
