@@ -36,7 +36,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ._report import bytes_on_disk, peak_rss_bytes
-from .errors import CorpusError, OocError
+from .errors import CorpusError, DatasetExistsError, OocError
+from .store._atomic import leftover_temporaries, remove
 from .text import jobs
 from .text.hashindex import HashIndex
 from .text.ngram_vectorizer import (
@@ -414,6 +415,11 @@ def preprocess(config: PreprocessConfig) -> Summary:
     """Run every pass; return the summary.  Raises :class:`ooc.errors.OocError` subclasses."""
     start = time.perf_counter()
     out = Path(config.out)
+    if out.exists() and not config.overwrite:
+        raise DatasetExistsError(f"{out}: a dataset already exists here. Pass --overwrite "
+                                 "(overwrite=True) to replace it, or choose another --out.")
+    for leftover in leftover_temporaries(out):  # from a run killed while writing
+        remove(leftover)
     work = WorkDir(out, config.fingerprint(), config.resume)
     rejects_path = out.with_name(out.name + ".rejects.csv")
     try:

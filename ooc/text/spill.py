@@ -4,10 +4,12 @@ The first pass tokenises every row once and writes *token chunks*: the
 token ids of the rows of one input chunk plus their row ids, labels and
 split.  Later passes read these instead of the text.  For the write-time
 shuffle, :func:`scatter` routes every row to one of ``B`` *buckets* chosen
-by a seeded hash of its row id; a bucket is small enough to load, and its
-rows are permuted before they are written.  A uniformly random bucket per
-row followed by a uniformly random order inside each bucket is a uniformly
-random permutation of the whole split.
+by a seeded hash of its row id; a bucket is small enough to load.  The
+output order is the order of the hashes (ties, which practically never
+happen, by row id): a uniformly random permutation that depends only on the
+seed and the row ids.  Buckets are consecutive ranges of hash values, so
+each is sorted on its own and the number of buckets (which follows the
+memory budget) does not change the result.
 """
 
 from __future__ import annotations
@@ -99,9 +101,15 @@ def bucket_dir(root: Path, split: str, bucket: int) -> Path:
     return root / split / f"{bucket:05d}"
 
 
+def bucket_of(row_ids: np.ndarray, n_buckets: int, seed: int) -> np.ndarray:
+    """Bucket of each row: which of ``n_buckets`` equal ranges its hash falls in."""
+    high = splitmix64(row_ids, seed) >> np.uint64(32)
+    return ((high * np.uint64(n_buckets)) >> np.uint64(32)).astype(np.int64)
+
+
 def scatter(chunk: TokenChunk, root: Path, split: str, n_buckets: int, seed: int) -> None:
-    """Append the rows of ``chunk`` to their buckets (a seeded hash of the row id)."""
-    bucket = (splitmix64(chunk.row_ids, seed) % np.uint64(n_buckets)).astype(np.int64)
+    """Append the rows of ``chunk`` (in source order) to their buckets."""
+    bucket = bucket_of(chunk.row_ids, n_buckets, seed)
     order = np.argsort(bucket, kind="stable")
     bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
     for b in np.flatnonzero(np.diff(bounds)):
@@ -117,7 +125,7 @@ def scatter(chunk: TokenChunk, root: Path, split: str, n_buckets: int, seed: int
 
 
 def load_bucket(root: Path, split: str, bucket: int, seed: int) -> TokenChunk:
-    """Read one bucket and put its rows in a seeded random order."""
+    """Read one bucket, rows in the order of their seeded hashes."""
     directory = bucket_dir(root, split, bucket)
     values = {name: np.fromfile(directory / f"{name}.bin", dtype=dtype)
               if (directory / f"{name}.bin").exists() else None
@@ -126,5 +134,5 @@ def load_bucket(root: Path, split: str, bucket: int, seed: int) -> TokenChunk:
     n = len(values["row_ids"])
     chunk = TokenChunk(values["ids"], offsets, values["row_ids"], values["labels"],
                        np.full(n, split == "val"), values["norms"])
-    rng = np.random.default_rng([seed & (2**63 - 1), bucket, split == "val"])
-    return chunk.take(rng.permutation(n))
+    order = np.lexsort((chunk.row_ids, splitmix64(chunk.row_ids, seed)))
+    return chunk.take(order)
