@@ -12,12 +12,14 @@ Imports Keras; ``import ooc`` and ``ooc preprocess`` never import this module.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 
+from .errors import OocError
 from .reader import Dataset
 
 
@@ -191,12 +193,21 @@ def num_classes_of(ds: Dataset) -> int:
     return max(len(ds.train.label_counts), len(ds.val.label_counts))
 
 
-def run_training(args: argparse.Namespace, build: Any) -> int:
+def run_training(args: argparse.Namespace, build: Any, name: str) -> int:
     """Open ``args.dataset``, ``build(ds)`` a model, train it, print the scores.
 
-    The body of ``tools/train_*_model.py``; returns the exit status.  Saves
-    the model to ``args.save`` when given.
+    The body of ``tools/train_*_model.py`` (``name``); returns the exit
+    status, 1 with one line on stderr for bad input.  Saves the model to
+    ``args.save`` when given.
     """
+    try:
+        return _run_training(args, build)
+    except (OocError, OSError, ValueError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_training(args: argparse.Namespace, build: Any) -> int:
     from .reader import open as open_dataset
 
     keras.utils.set_random_seed(args.seed)

@@ -236,6 +236,14 @@ def _call(fn: Any, *args: Any) -> Any:
     return fn(*args)
 
 
+def _is_int(label: str) -> bool:
+    try:
+        int(label)
+    except ValueError:
+        return False
+    return True
+
+
 def resolve_classes(tok: Tokenizer) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Sorted class names, label id -> class index, and training rows per class."""
     labels = tok.labels
@@ -255,7 +263,7 @@ def resolve_classes(tok: Tokenizer) -> tuple[list[str], np.ndarray, np.ndarray]:
     if len(seen) < 2:
         raise CorpusError(f"the training rows have {len(seen)} class(es) ({seen}); "
                           "classification needs at least 2.")
-    is_int = all(s.lstrip("-").isdigit() for s in seen)
+    is_int = all(_is_int(s) for s in seen)
     classes = sorted(seen, key=(lambda s: (int(s), s)) if is_int else None)
     position = {name: i for i, name in enumerate(classes)}
     class_of = np.array([position.get(n, -1) for n in names], dtype=np.int64)
@@ -426,6 +434,7 @@ def preprocess(config: PreprocessConfig) -> Summary:
         rows, classes, rejects = _run_passes(config, work, rejects_path)
     except OocError:
         work.remove()  # bad input or settings: nothing worth resuming
+        rejects_path.unlink(missing_ok=True)
         raise
     work.remove()
     if rejects is not None and not rejects.count:

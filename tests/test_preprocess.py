@@ -265,12 +265,6 @@ def test_unusable_corpus_is_a_clear_error_and_leaves_nothing(textkit, capsys, ca
         [], ["out.h5.rejects.csv"])
 
 
-@pytest.mark.xfail(
-    reason="BUG: resolve_classes (ooc/preprocess.py) treats labels as integers when "
-           "str.isdigit() holds, which accepts '²', '①', ...; int('²') then raises a bare "
-           "ValueError ('invalid literal for int()'), not an OocError, so the run fails and "
-           "leaves <out>.ooc-work behind",
-    raises=ValueError, strict=True)
 def test_labels_that_look_like_digits_but_are_not_integers(textkit):
     texts, labels = textkit.docs(200, seed=44, classes=2)
     path = textkit.write_csv("c.csv", texts, ["1" if y == "class_0" else "²" for y in labels])

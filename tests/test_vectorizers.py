@@ -249,13 +249,7 @@ def test_ngram_vectorizer_unknown_words_and_empty_texts(textkit):
     assert x.shape == (3, 200) and x.nnz == 0 and x.dtype == np.float32
 
 
-@pytest.mark.parametrize("analyzer", [
-    pytest.param("word", marks=pytest.mark.xfail(
-        reason="BUG: NgramVectorizer.token_ids asserts `self._table is not None` before "
-               "_check_fitted runs, so an unfitted word vectorizer raises AssertionError, "
-               "not the ValueError the char analyzer and SequenceVectorizer raise",
-        raises=AssertionError, strict=True)),
-    "char"])
+@pytest.mark.parametrize("analyzer", ["word", "char"])
 def test_unfitted_ngram_vectorizer_says_so(analyzer):
     with pytest.raises(ValueError, match="not fitted"):
         NgramVectorizer(analyzer=analyzer).transform(["a text"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 
-from ooc.errors import OocError
 from ooc.models import mlp_model, num_classes_of, run_training, training_parser
 from ooc.reader import Dataset
 
@@ -35,11 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                          input_shape=ds.train.shape[1:], num_classes=num_classes_of(ds),
                          learning_rate=args.learning_rate)
 
-    try:
-        return run_training(args, build)
-    except (OocError, OSError, ValueError) as exc:
-        print(f"train_ngram_model: error: {exc}", file=sys.stderr)
-        return 1
+    return run_training(args, build, "train_ngram_model")
 
 
 if __name__ == "__main__":

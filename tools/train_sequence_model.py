@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 
-from ooc.errors import OocError
 from ooc.models import num_classes_of, run_training, sepcnn_model, training_parser
 from ooc.reader import Dataset
 
@@ -45,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                             num_classes=num_classes_of(ds), num_features=num_features(ds),
                             learning_rate=args.learning_rate)
 
-    try:
-        return run_training(args, build)
-    except (OocError, OSError, ValueError) as exc:
-        print(f"train_sequence_model: error: {exc}", file=sys.stderr)
-        return 1
+    return run_training(args, build, "train_sequence_model")
 
 
 if __name__ == "__main__":

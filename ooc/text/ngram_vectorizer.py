@@ -287,10 +287,10 @@ class NgramVectorizer:
     # transforming --------------------------------------------------------
     def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of ``texts`` in this vectorizer's id space (-1: unknown)."""
+        self._check_fitted()
         tokens = self.config.tokenize(texts)
-        if tokens.dictionary is None:
+        if tokens.dictionary is None or self._table is None:
             return tokens.ids, tokens.offsets
-        assert self._table is not None, "fit the vectorizer first"
         return self._table.lookup(tokens.dictionary)[tokens.ids], tokens.offsets
 
     def tfidf(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
