@@ -81,18 +81,24 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_preprocess(sub: Any) -> None:
-    p = sub.add_parser("preprocess", help="vectorize raw labelled text into a dataset on disk")
-    p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
-    p.add_argument("--out", required=True)
-    p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+def _add_columns(p: argparse.ArgumentParser) -> Any:
+    """The flags that say how to read text inputs (shared by preprocess and explore)."""
     g = p.add_argument_group("columns")
     g.add_argument("--text-column", dest="text_columns", nargs="+", type=_column,
                    help="name or 0-based index; several are joined with a space (default: text)")
     g.add_argument("--label-column", type=_column, help="name or index (default: label)")
     g.add_argument("--no-header", action="store_true", help="CSV/TSV without a header row")
     g.add_argument("--delimiter", help="CSV field separator (default: by extension)")
+    return g
+
+
+def _add_preprocess(sub: Any) -> None:
+    p = sub.add_parser("preprocess", help="vectorize raw labelled text into a dataset on disk")
+    p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    g = _add_columns(p)
     g = p.add_argument_group("vectorizer")
     g.add_argument("--vectorizer", choices=("ngram", "sequence"), default="ngram")
     g.add_argument("--ngram-range", nargs=2, type=int, default=(1, 2), metavar=("MIN", "MAX"))
@@ -127,12 +133,7 @@ def _add_explore(sub: Any) -> None:
     p = sub.add_parser("explore", help="describe a raw labelled text corpus (classes, lengths, "
                        "top n-grams) and recommend a model")
     p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
-    g = p.add_argument_group("columns")
-    g.add_argument("--text-column", dest="text_columns", nargs="+", type=_column,
-                   help="name or 0-based index; several are joined with a space (default: text)")
-    g.add_argument("--label-column", type=_column, help="name or index (default: label)")
-    g.add_argument("--no-header", action="store_true", help="CSV/TSV without a header row")
-    g.add_argument("--delimiter", help="CSV field separator (default: by extension)")
+    g = _add_columns(p)
     g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
     g = p.add_argument_group("report")
     g.add_argument("--top", type=int, default=20, metavar="N", help="most frequent n-grams")
