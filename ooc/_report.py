@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import os
 import resource
 from pathlib import Path
+from typing import Any
 
 
 def human_bytes(n: float) -> str:
@@ -30,6 +34,24 @@ def peak_rss_bytes() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return lambda pad: 0
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc's ``malloc_trim``; elsewhere a no-op).
+
+    glibc keeps freed NumPy temporaries in its heap, so without this the
+    resident size of a long loop settles at the sum of its largest transients
+    instead of the largest one.
+    """
+    _malloc_trim()(0)
 
 
 def bytes_on_disk(path: Path) -> int:

@@ -49,8 +49,6 @@ import argparse
 import bz2
 import contextlib
 import csv
-import ctypes
-import ctypes.util
 import gzip
 import io
 import json
@@ -66,6 +64,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ooc._report import release_memory
 from ooc.sample_corpus import (  # the generator; re-exported for callers of this tool
     BLOCK_DOCS,
     LABEL_CHUNK,
@@ -155,17 +154,6 @@ def _open_text(path: Path, compress: str | None) -> Iterator[IO[str]]:
         text.detach()
 
 
-def _load_malloc_trim() -> Any:
-    """glibc's ``malloc_trim``, or a no-op where there is none."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return lambda pad: 0
-
-
-_MALLOC_TRIM = _load_malloc_trim()
-
-
 def _release_memory() -> None:
     """Hand freed heap pages back to the OS after each written chunk.
 
@@ -174,7 +162,7 @@ def _release_memory() -> None:
     hundred thousand documents (measured: 98 MiB at 100k docs, 123 MiB from
     about 500k on); with it, peak RSS is about flat, for about 5-10% more CPU.
     """
-    _MALLOC_TRIM(0)
+    release_memory()
 
 
 def _label_values(config: CorpusConfig, labels: np.ndarray) -> list[str | int]:

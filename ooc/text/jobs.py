@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from .._report import release_memory
 from .ngram_vectorizer import NgramVectorizer, class_entries
 from .sequence_vectorizer import pad_sequences, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
@@ -29,18 +30,30 @@ _CACHE: dict[str, Any] = {}
 
 def ordered_map(pool: Any, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]],
                 window: int) -> Iterator[Any]:
-    """``fn(*item)`` for every item, in order, at most ``window`` running at once."""
+    """``fn(*item)`` for every item, in order, at most ``window`` running at once.
+
+    Freed memory is handed back to the OS after every job, on both sides.
+    """
     if pool is None:
         for item in items:
-            yield fn(*item)
+            yield _job(fn, *item)
         return
     pending: deque[Any] = deque()
     for item in items:
-        pending.append(pool.apply_async(fn, item))
+        pending.append(pool.apply_async(_job, (fn, *item)))
         if len(pending) >= window:
             yield pending.popleft().get()
+            release_memory()
     while pending:
         yield pending.popleft().get()
+        release_memory()
+
+
+def _job(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    finally:
+        release_memory()
 
 
 def save_state(directory: Path, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
