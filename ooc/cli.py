@@ -33,7 +33,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         n_features = len(ds.feature_names) if ds.feature_names is not None else "none"
         print(f"classes   {ds.classes}")
         print(f"features  {n_features} names stored")
-        print(f"config    {ds.metadata}")
+        for key, value in ds.metadata.items():  # e.g. vectorizer and preprocess settings
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v!r}" for k, v in value.items() if k != "classes")
+            print(f"{key:<9} {value}")
     return 0
 
 
