@@ -27,7 +27,7 @@ def test_info_describes_splits_classes_and_config(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "train: 20 rows x 2 features, dense, float32" in out
     assert "val: 5 rows x 2 features, sparse csr" in out
-    assert "neg=10, pos=10" in out and "'vectorizer': 'ngram'" in out
+    assert "neg=10, pos=10" in out and "vectorizer ngram" in out
 
 
 def test_verify_passes_then_fails_after_damage(tmp_path, capsys):
