@@ -38,15 +38,9 @@ from tqdm import tqdm
 from ._report import bytes_on_disk, peak_rss_bytes
 from .errors import CorpusError, DatasetExistsError, OocError
 from .store._atomic import leftover_temporaries, remove
-from .text import jobs
-from .text.hashindex import HashIndex
-from .text.ngram_vectorizer import (
-    ClassStats,
-    NgramConfig,
-    NgramVectorizer,
-    build_vocabulary,
-    stat_shards,
-)
+from .text import jobs, ngram_fit
+from .text.ngram_fit import Shards, build_shards
+from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
 from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
 from .text.sources import RejectLog, SourceSpec, read_rows
 from .text.spill import load_chunk, scatter
@@ -274,52 +268,79 @@ def resolve_classes(tok: Tokenizer) -> tuple[list[str], np.ndarray, np.ndarray]:
 # -------------------------------------------------------------- pass 2
 def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
               class_counts: np.ndarray) -> NgramVectorizer:
-    """Vocabulary, feature statistics and selection (n-gram vectorizer)."""
+    """Vocabulary shards, row norms, feature statistics and the top k (n-gram vectorizer)."""
     config: NgramConfig = tok.config  # type: ignore[assignment]
     n_train = int(class_counts.sum())
     if not run.work.get("vocab"):
-        keys, df = build_vocabulary(config, tok.spill, n_train, run.config.memory_budget)
-        if not len(keys):
+        shards = build_shards(config, tok.spill, n_train, run.config.memory_budget,
+                              run.work.fresh("shards"))
+        if not sum(shards.sizes):
             raise CorpusError(f"no n-gram occurs in at least min_df={config.min_df} training "
                               "rows; lower --min-df or add rows.")
-        vec = NgramVectorizer(config)
-        mapping = vec.set_vocabulary(tok.table if config.analyzer == "word" else None,
-                                     keys, df, n_train)
-        _save_ngram(run, vec, mapping)
-        run.work.save("vocab", {"n_vocab": len(keys)})
-    vec, token_map = jobs._ngram_state(run.state_dir)
+        run.work.save("vocab", {"n_vocab": sum(shards.sizes), "shards": shards.count})
+    shards = Shards.load(run.work.path / "shards")
     if not run.work.get("select"):
-        shards = stat_shards(len(vec.vocabulary.keys), len(class_counts),
-                             run.config.memory_budget)
-        bar = run.bar("select features", n_train * len(shards))
-        scores = []
-        for lo, hi in shards:
-            stats = ClassStats(class_counts, lo, hi)
-            items = ((run.state_dir, p, class_of, lo, hi) for p in tok.chunk_paths)
-            results = zip(run.map(jobs.ngram_stats, items), tok.chunk_paths, tok.rows_per_chunk,
-                          strict=True)
-            for (partials, norms), path, (n_train_rows, _) in results:
-                for partial in partials:
-                    stats.add(*partial)
-                if lo == 0:
-                    np.save(jobs.norms_path(path), norms)
-                bar.update(n_train_rows)
-            scores.append(stats.scores())
-        bar.close()
-        vec.select(np.concatenate(scores))
-        _save_ngram(run, vec, token_map)
-        run.work.save("select", {"n_features": len(vec.selected)})
-        vec = jobs._ngram_state(run.state_dir)[0]
-    return vec
+        if shards.count > 1 and not run.work.get("norms"):
+            _norms_by_shard(run, tok, shards)
+            run.work.save("norms", True)
+        best = _select(run, tok, shards, class_of, class_counts)
+        vec = NgramVectorizer(config)
+        if config.analyzer == "word":
+            vec.set_tokens(tok.table.words)
+        vec.set_selection(best[1], best[2])
+        jobs.save_state(run.state_dir, *vec.to_arrays())
+        run.work.save("select", {"n_features": len(vec.selected_keys)})
+    return jobs._ngram_state(run.state_dir)
 
 
-def _save_ngram(run: _Run, vec: NgramVectorizer, token_map: np.ndarray | None) -> None:
-    settings, arrays = vec.to_arrays()
-    index = vec.vocabulary.index or HashIndex.build(vec.vocabulary.keys)
-    arrays = {**arrays, "index_keys": index.slots_keys, "index_values": index.slots_values}
-    if token_map is not None:
-        arrays["token_map"] = np.asarray(token_map)
-    jobs.save_state(run.state_dir, settings, arrays)
+def _norms_by_shard(run: _Run, tok: Tokenizer, shards: Shards) -> None:
+    """Several shards: file every chunk's triples by shard, then sum the row norms."""
+    space = tok.config.space  # type: ignore[union-attr]
+    directory = run.work.fresh("triples")
+    paths = tok.chunk_paths
+    bar = run.bar("n-grams by shard", sum(sum(r) for r in tok.rows_per_chunk))
+    items = ((space, p, k, directory, shards.part_to_shard, tok.spill.bits)  # type: ignore
+             for k, p in enumerate(paths))
+    for _, rows in zip(run.map(ngram_fit.split_triples, items), tok.rows_per_chunk,
+                       strict=True):
+        bar.update(sum(rows))
+    bar.close()
+    shard_dirs = list(ngram_fit.shard_paths(shards))
+    items = ((p, k, directory, shard_dirs, sum(rows))
+             for k, (p, rows) in enumerate(zip(paths, tok.rows_per_chunk, strict=True)))
+    bar = run.bar("row norms", sum(sum(r) for r in tok.rows_per_chunk))
+    for _, rows in zip(run.map(ngram_fit.chunk_norms, items), tok.rows_per_chunk, strict=True):
+        bar.update(sum(rows))
+    bar.close()
+
+
+def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
+            class_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """F scores shard by shard; the running top k ``(scores, keys, idf)``."""
+    config: NgramConfig = tok.config  # type: ignore[assignment]
+    n_train = int(class_counts.sum())
+    bar = run.bar("select features", n_train * shards.count)
+    best = ngram_fit.empty_top()
+    directory = run.work.path / "triples"
+    for s, shard in enumerate(ngram_fit.shard_paths(shards)):
+        stats = ClassStats(class_counts, 0, shards.sizes[s])
+        if shards.count == 1:
+            items = ((shard, config.space, p, class_of) for p in tok.chunk_paths)
+            results = run.map(ngram_fit.stats_one_shard, items)
+        else:
+            items = ((p, k, directory, shard, s, class_of)
+                     for k, p in enumerate(tok.chunk_paths))
+            results = run.map(ngram_fit.shard_stats, items)
+        for entries, (n_train_rows, _) in zip(results, tok.rows_per_chunk, strict=True):
+            for entry in entries:
+                stats.add(*entry)
+            bar.update(n_train_rows)
+        keys, idf, _ = ngram_fit.load_shard(shard)
+        best = ngram_fit.merge_top(best, stats.scores(), np.asarray(keys), np.asarray(idf),
+                                   config.top_k)
+        del stats
+    bar.close()
+    return best
 
 
 def fit_sequence(run: _Run, tok: Tokenizer) -> SequenceVectorizer:
@@ -402,8 +423,9 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
     """Vectorize every row and commit the dataset."""
     config = run.config
     sources = list(write_sources(run, tok, {s: n for s, n in rows.items() if n}))
-    settings, arrays = vec.to_arrays()
     names = list(vec.get_feature_names_out()) if config.vectorizer == "ngram" else None
+    stored, mapping = _stored_vectorizer(run, tok, vec)
+    settings, arrays = stored.to_arrays()
     bar = run.bar("write", sum(rows.values()))
     with create(config.out, config.format, overwrite=config.overwrite) as writer:
         writer.set_metadata(classes=classes, feature_names=names, config={
@@ -411,12 +433,36 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
             "vectorizer": settings})
         for name, arr in arrays.items():
             writer.put_array(f"vectorizer/{name}", np.asarray(arr))
+        if config.vectorizer == "ngram":  # the whole vocabulary, one shard at a time
+            for shard in ngram_fit.shard_paths(Shards.load(run.work.path / "shards")):
+                keys, idf, _ = ngram_fit.load_shard(shard)
+                writer.put_array("vectorizer/keys", _remap(vec, mapping, np.asarray(keys)))
+                writer.put_array("vectorizer/idf", np.asarray(idf))
         items = ((config.vectorizer, run.state_dir, src, class_of) for _, src in sources)
         results = run.map(jobs.transform, items)
         for (split, _), (x, y, row_ids) in zip(sources, results, strict=True):
             writer.append(split, x, y, row_ids)
             bar.update(len(y))
     bar.close()
+
+
+def _stored_vectorizer(run: _Run, tok: Tokenizer, vec: Any) -> tuple[Any, np.ndarray | None]:
+    """The vectorizer as the dataset stores it: n-gram keys renumbered over only the
+    tokens the vocabulary uses (``mapping``: pipeline token id -> stored id)."""
+    if not isinstance(vec, NgramVectorizer) or vec.tokens is None:
+        return vec, None
+    shards = Shards.load(run.work.path / "shards")
+    mapping = ngram_fit.used_tokens(shards, vec.config.space, len(vec.tokens))
+    stored = NgramVectorizer(vec.config)
+    stored.classes_ = vec.classes_
+    stored.set_tokens([vec.tokens[i] for i in np.flatnonzero(mapping >= 0)])
+    stored.selected_keys = _remap(vec, mapping, vec.selected_keys)
+    stored.selected_idf = vec.selected_idf
+    return stored, mapping
+
+
+def _remap(vec: NgramVectorizer, mapping: np.ndarray | None, keys: np.ndarray) -> np.ndarray:
+    return keys if mapping is None else vec.config.space.remap(keys, mapping)
 
 
 def preprocess(config: PreprocessConfig) -> Summary:

@@ -117,16 +117,21 @@ class DatasetWriter:
             self._meta["config"] = config
 
     def put_array(self, name: str, array: Any) -> None:
-        """Store one extra 1-D array under ``extra/<name>`` (e.g. a fitted vectorizer)."""
+        """Store one extra 1-D array under ``extra/<name>`` (e.g. a fitted vectorizer).
+
+        Calling it again with the same name appends (same dtype), so a large
+        array can be stored piece by piece.
+        """
         self._check_open()
         arr = np.ascontiguousarray(array)
         if arr.ndim != 1 or arr.dtype.kind not in "biuf" or not _EXTRA_NAME.match(name):
             raise ValueError(f"extra arrays are 1-D numeric arrays with names like 'a/b'; got "
                              f"{name!r} with shape {arr.shape}, dtype {arr.dtype}.")
-        if name in self._extras:
-            raise ValueError(f"extra array {name!r} was already stored.")
+        info = self._extras.setdefault(name, {"dtype": arr.dtype.str, "n": 0})
+        if info["dtype"] != arr.dtype.str:
+            raise ValueError(f"extra array {name!r} holds {info['dtype']}; got {arr.dtype}.")
         self._store.append(f"extra/{name}", arr)
-        self._extras[name] = {"dtype": arr.dtype.str, "n": len(arr)}
+        info["n"] += len(arr)
 
     def append(self, split: str, x: Any, y: Any, row_ids: Any = None) -> None:
         """Append the rows of ``x`` (array or scipy.sparse) with labels ``y``.

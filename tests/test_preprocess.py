@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import ooc.preprocess
 import ooc.text.counts
 import ooc.text.jobs
+import ooc.text.ngram_fit
 import ooc.text.tokenize_pass
 from ooc.cli import main
 from ooc.errors import CorpusError, ResumeError
@@ -485,7 +486,7 @@ class Crash(BaseException):
 CRASH_POINTS = {
     # after a chunk's counts were spilled, before its checkpoint: resume must undo them
     "tokenize": (ooc.text.tokenize_pass, "save_chunk", 4),
-    "feature statistics": (ooc.text.jobs, "ngram_stats", 3),
+    "feature statistics": (ooc.text.ngram_fit, "stats_one_shard", 3),
     "shuffle": (ooc.preprocess, "scatter", 5),
     "write": (ooc.text.jobs, "transform", 2),
 }
@@ -534,32 +535,27 @@ def test_smallest_memory_budget_equals_a_large_one(textkit, monkeypatch):
     # 16 MiB is the smallest budget allowed; this corpus's counts fit in it, so the
     # budgets the reduce steps see are cut further to force sub-partitions and shards
     levels: list[int] = []
-    shards: list[list[tuple[int, int]]] = []
+    shards: list[int] = []
     reduce_file = ooc.text.counts._reduce_file
-    build_vocabulary = ooc.preprocess.build_vocabulary
+    build_shards = ooc.preprocess.build_shards
 
     def spy_reduce(path, budget, min_count, level, bits, first_bits):
         levels.append(level)
-        return reduce_file(path, budget, min_count, level, bits, first_bits)
+        return reduce_file(path, min(budget, 16 << 10), min_count, level, bits, first_bits)
 
-    def tiny_vocabulary(config, spill, n_docs, budget):
-        assert budget == 16 << 20
-        return build_vocabulary(config, spill, n_docs, 64 << 10)
-
-    def tiny_shards(n_features, n_classes, budget):
-        assert budget == 16 << 20
-        per_third = 8 * (n_classes + 1) * -(-n_features // 3)
-        shards.append(stat_shards(n_features, n_classes, 2 * per_third))
-        return shards[-1]
+    def spy_shards(*args):
+        result = build_shards(*args)
+        shards.append(result.count)
+        return result
 
     monkeypatch.setattr(ooc.text.counts, "_reduce_file", spy_reduce)
-    monkeypatch.setattr(ooc.preprocess, "build_vocabulary", tiny_vocabulary)
-    monkeypatch.setattr(ooc.preprocess, "stat_shards", tiny_shards)
+    monkeypatch.setattr(ooc.text.ngram_fit, "shard_features", lambda budget: 4000)
+    monkeypatch.setattr(ooc.preprocess, "build_shards", spy_shards)
     out = textkit.tmp_path / "small.h5"
     assert cli([str(corpus), "--out", str(out), "--top-k", "2000", "--memory-budget", "16M",
                  "--workers", "1", "--quiet", "--chunk-rows", "512"]) == 0
     assert max(levels) >= 2  # partitions were split again
-    assert len(shards) == 1 and len(shards[0]) == 3
+    assert len(shards) == 1 and shards[0] >= 3  # the vocabulary was held in several shards
     textkit.assert_same(textkit.load("large.h5"), textkit.load(out), by_row_id=True)
 
 

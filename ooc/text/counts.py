@@ -28,6 +28,11 @@ def _partition(keys: np.ndarray, level: int, bits: int) -> np.ndarray:
     return ((hashed >> shift) & np.uint64((1 << bits) - 1)).astype(np.intp)
 
 
+def partition_of(keys: np.ndarray, bits: int) -> np.ndarray:
+    """The partition every key is spilled to by a :class:`SpilledCounts` of ``bits``."""
+    return _partition(keys, 0, bits)
+
+
 def _scatter(records: np.ndarray, parts: np.ndarray, n_parts: int,
              paths: list[Path]) -> None:
     order = np.argsort(parts, kind="stable")
@@ -82,10 +87,19 @@ class SpilledCounts:
 
         Keys are sorted within a partition, not across partitions.
         """
-        for path in self.paths:
+        for _, keys, totals in self.reduce_partitions(memory_budget, min_count):
+            yield keys, totals
+
+    def reduce_partitions(self, memory_budget: int, min_count: int = 1) -> Iterator[
+            tuple[int, np.ndarray, np.ndarray]]:
+        """Like :meth:`reduce`, with the partition of each piece: ``(p, keys, totals)``."""
+        for p, path in enumerate(self.paths):
             if path.exists():
-                yield from _reduce_file(path, memory_budget, min_count, level=1,
-                                        bits=_FANOUT_BITS, first_bits=self.bits)
+                for keys, totals in _reduce_file(path, memory_budget, min_count, level=1,
+                                                 bits=_FANOUT_BITS, first_bits=self.bits):
+                    yield p, keys, totals
+
+
 
 
 def _reduce_file(path: Path, budget: int, min_count: int, level: int, bits: int,

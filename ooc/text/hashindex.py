@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 
 
 @dataclass(frozen=True)
@@ -69,5 +70,15 @@ class HashIndex:
 
 
 def _home(keys: np.ndarray, bits: int) -> np.ndarray:
-    """First slot of every key (Fibonacci hashing)."""
-    return (keys.astype(np.uint64) * _MIX) >> np.uint64(64 - bits)
+    """First slot of every key: the top bits of a full 64-bit mix of it.
+
+    A plain multiplicative hash is not enough: the keys of one vocabulary
+    shard share the top bits of ``key * 0x9E37...`` (that is how the count
+    partitions, and so the shards, are chosen), and would pile into one
+    corner of the table.
+    """
+    h = keys.astype(np.uint64) ^ (keys.astype(np.uint64) >> np.uint64(31))
+    h *= _MIX2
+    h ^= h >> np.uint64(29)
+    h *= _MIX
+    return h >> np.uint64(64 - bits)

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse
 
 from .._report import release_memory
-from .ngram_vectorizer import NgramVectorizer, class_entries
+from .ngram_vectorizer import NgramVectorizer
 from .sequence_vectorizer import pad_sequences, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
 
@@ -90,39 +90,18 @@ def _cached(directory: Path, build: Callable[[Path], Any]) -> Any:
     return hit[1]
 
 
-def _ngram_state(directory: Path) -> tuple[NgramVectorizer, np.ndarray]:
+def _ngram_state(directory: Path) -> NgramVectorizer:
     settings, arrays = load_state(directory)
-    token_map = arrays.pop("token_map", None)
-    vec = NgramVectorizer.from_arrays(settings, arrays)
-    return vec, token_map
+    return NgramVectorizer.from_arrays(settings, arrays)
 
 
-def _ngram_ids(vec: NgramVectorizer, token_map: np.ndarray | None,
-               ids: np.ndarray) -> np.ndarray:
-    if token_map is None:  # char analyzer: code points
-        return ids.astype(np.int64)
-    return np.asarray(token_map)[ids]
+def load_fields(chunk_path: Path, *names: str) -> list[np.ndarray]:
+    """Some arrays of a token chunk file (an ``.npz`` reads members lazily)."""
+    with np.load(chunk_path) as z:
+        return [z[name] for name in names]
 
 
 # ------------------------------------------------------------- fit passes
-def ngram_stats(state: Path, chunk_path: Path, classes: np.ndarray, lo: int,
-                hi: int) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
-    """One chunk's tf-idf entries ``(vocabulary index, class, value)`` of training rows
-    with an index in ``[lo, hi)``, and the l2 norms of all its rows."""
-    vec, token_map = _cached(state, _ngram_state)
-    chunk = load_chunk(chunk_path)[0]
-    entries, norms = [], []
-    for piece in chunk.pieces(PIECE_ROWS):
-        ids = _ngram_ids(vec, token_map, piece.ids)
-        doc, col, value, piece_norms = vec.vocabulary.tfidf(vec.config.space, ids,
-                                                            piece.offsets)
-        keep = ~piece.is_val[doc] & (col >= lo) & (col < hi)
-        entries.append(class_entries(doc[keep], col[keep], value[keep],
-                                     classes[piece.labels]))
-        norms.append(piece_norms)
-    return entries, np.concatenate(norms) if norms else np.zeros(0)
-
-
 def sequence_longest(state: Path, chunk_path: Path) -> int:
     """Longest training sequence of one token chunk."""
     ranks = _cached(state, lambda d: np.load(d / "ranks.npy", mmap_mode="r"))
@@ -157,11 +136,11 @@ def transform(kind: str, state: Path, source: tuple[Any, ...],
     rows = load_rows(source)
     y = classes[rows.labels].astype(np.int64)
     if kind == "ngram":
-        vec, token_map = _cached(state, _ngram_state)
-        parts = [vec.transform_ids(_ngram_ids(vec, token_map, p.ids), p.offsets, p.norms)
+        vec = _cached(state, _ngram_state)
+        parts = [vec.transform_ids(p.ids.astype(np.int64), p.offsets, p.norms)
                  for p in rows.pieces(PIECE_ROWS)]
         x = scipy.sparse.vstack(parts, format="csr") if parts else scipy.sparse.csr_matrix(
-            (0, len(vec.selected)), dtype=np.float32)
+            (0, len(vec.selected_keys)), dtype=np.float32)
         return x, y, rows.row_ids
     ranks = _cached(state, lambda d: np.load(d / "ranks.npy", mmap_mode="r"))
     length = json.loads((state / "settings.json").read_text())["length"]

@@ -217,6 +217,10 @@ def stat_shards(n_features: int, n_classes: int, memory_budget: int) -> list[tup
 class NgramVectorizer:
     """Fit on a stream of ``(texts, labels)`` chunks; transform texts to float32 CSR.
 
+    Fitted state: ``tokens`` (word analyzer), the ``min_df`` ``vocabulary``
+    (keys and idf: needed to l2-normalise new rows), and the selected output
+    columns ``selected_keys`` with their ``selected_idf``.
+
     >>> vec = NgramVectorizer(top_k=20_000).fit(lambda: chunks())    # doctest: +SKIP
     >>> x = vec.transform(["a new review"])                          # doctest: +SKIP
     """
@@ -225,16 +229,20 @@ class NgramVectorizer:
         self.config = config or NgramConfig(**settings)
         self.tokens: list[str] | None = None
         self.vocabulary: Vocabulary | None = None
-        self.selected = np.zeros(0, dtype=np.int64)
+        self.selected_keys = np.zeros(0, dtype=np.uint64)
+        self.selected_idf = np.zeros(0, dtype=np.float64)
         self.classes_: list[Any] = []
         self._table: TokenTable | None = None
-        self._columns: np.ndarray | None = None
         self._selected_index: HashIndex | None = None
 
     # fitting -------------------------------------------------------------
     def fit(self, chunks: Chunks | Callable[[], Chunks], *, memory_budget: int = 1 << 30,
             work_dir: str | None = None) -> NgramVectorizer:
-        """Fit on every chunk (read twice: a callable is called once per pass)."""
+        """Fit on every chunk (read twice: a callable is called once per pass).
+
+        Holds the whole ``min_df`` vocabulary in memory; ``ooc preprocess``
+        shards it to bound memory on corpora of any size.
+        """
         again = chunks if callable(chunks) else (lambda: chunks)
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="ooc-ngram-") as tmp:
             spill, table = SpilledCounts(tmp), TokenTable()
@@ -244,8 +252,7 @@ class NgramVectorizer:
                 spill.add(self._global_keys(table, counted), counted.df)
                 labels.extend(y)
             self.classes_ = sorted(set(labels))
-            _, counts = np.unique(np.searchsorted(self.classes_, labels),
-                                        return_counts=True)
+            _, counts = np.unique(np.searchsorted(self.classes_, labels), return_counts=True)
             keys, df = build_vocabulary(self.config, spill, len(labels), memory_budget)
         self.set_vocabulary(table, keys, df, len(labels))
         class_index = {c: i for i, c in enumerate(self.classes_)}
@@ -256,7 +263,9 @@ class NgramVectorizer:
             partial = class_entries(doc, col, value, np.array([class_index[v] for v in y]))
             for s in stats:
                 s.add(*partial)
-        self.select(np.concatenate([s.scores() for s in stats]))
+        chosen = top_k(np.concatenate([s.scores() for s in stats]), self.config.top_k)
+        vocab = self.vocabulary
+        self.set_selection(vocab.keys[chosen], vocab.idf[chosen])  # type: ignore[union-attr]
         return self
 
     def _global_keys(self, table: TokenTable, counted: ChunkCounts) -> np.ndarray:
@@ -266,23 +275,24 @@ class NgramVectorizer:
         return self.config.space.remap(counted.keys, mapping)
 
     def set_vocabulary(self, table: TokenTable | None, keys: np.ndarray, df: np.ndarray,
-                       n_docs: int) -> np.ndarray | None:
-        """Install the ``min_df`` vocabulary; return the old-to-new token id mapping."""
-        mapping = None
+                       n_docs: int) -> None:
+        """Install the ``min_df`` vocabulary (keys over ``table``'s token ids)."""
         if self.config.analyzer == "word" and table is not None:
             keys, mapping = compact_tokens(self.config.space, keys, len(table))
-            used = np.flatnonzero(mapping >= 0)
-            self.tokens = [table.words[i] for i in used]
-            self._table = TokenTable(self.tokens)
+            self.set_tokens([table.words[i] for i in np.flatnonzero(mapping >= 0)])
         self.vocabulary = Vocabulary(keys, idf_of(df, n_docs), HashIndex.build(keys))
-        return mapping
 
-    def select(self, scores: np.ndarray) -> None:
-        """Keep the ``top_k`` features by score, ordered by their n-gram strings."""
-        chosen = top_k(scores, self.config.top_k)
-        names = self._names(chosen)
-        self.selected = chosen[np.argsort(np.array(names, dtype=object), kind="stable")]
-        self._columns = self._selected_index = None
+    def set_tokens(self, tokens: list[str]) -> None:
+        """Install the token strings that keys refer to (word analyzer)."""
+        self.tokens = tokens
+        self._table = TokenTable(tokens)
+
+    def set_selection(self, keys: np.ndarray, idf: np.ndarray) -> None:
+        """Install the selected n-grams; output columns follow their strings' order."""
+        order = np.argsort(np.array(self._names(keys), dtype=object), kind="stable")
+        self.selected_keys = np.asarray(keys, dtype=np.uint64)[order]
+        self.selected_idf = np.asarray(idf, dtype=np.float64)[order]
+        self._selected_index = None
 
     # transforming --------------------------------------------------------
     def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -295,7 +305,7 @@ class NgramVectorizer:
 
     def tfidf(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Entries over the whole ``min_df`` vocabulary, see :meth:`Vocabulary.tfidf`."""
-        self._check_fitted()
+        self._check_vocabulary()
         ids, offsets = self.token_ids(texts)
         return self.vocabulary.tfidf(self.config.space, ids, offsets)  # type: ignore[union-attr]
 
@@ -303,36 +313,25 @@ class NgramVectorizer:
                       norms: np.ndarray | None = None) -> scipy.sparse.csr_matrix:
         """Selected tf-idf columns of pre-tokenised rows, float32 CSR.
 
-        With the rows' ``norms`` (from :meth:`Vocabulary.tfidf`) only the
-        selected n-grams are looked up, in a small index that stays in cache.
+        ``norms`` are the rows' l2 norms over the whole vocabulary (as
+        :meth:`Vocabulary.tfidf` returns them); computed when not given.
+        Only the selected n-grams are then looked up, in a small index.
         """
         self._check_fitted()
-        n_rows = len(offsets) - 1
         if norms is None:
-            doc, col, value, _ = self.vocabulary.tfidf(  # type: ignore[union-attr]
-                self.config.space, ids, offsets)
-            out_col = self._output_columns()[col]
-        else:
-            doc, key, tf = term_counts(self.config.space, ids, offsets)
-            out_col = self._output_index().lookup(key)
-            keep = out_col >= 0
-            doc, out_col, tf = doc[keep], out_col[keep], tf[keep]
-            value = tf * self.vocabulary.idf[self.selected[out_col]] / norms[doc]  # type: ignore
+            self._check_vocabulary()
+            norms = self.vocabulary.tfidf(self.config.space, ids, offsets)[3]  # type: ignore
+        doc, key, tf = term_counts(self.config.space, ids, offsets)
+        out_col = self._output_index().lookup(key)
         keep = out_col >= 0
-        return csr_rows(doc[keep], out_col[keep], value[keep], n_rows, len(self.selected))
-
-    def _output_columns(self) -> np.ndarray:
-        """Output column of every vocabulary index (-1: not selected), cached."""
-        if self._columns is None:
-            self._columns = np.full(len(self.vocabulary.keys), -1, np.int32)  # type: ignore
-            self._columns[self.selected] = np.arange(len(self.selected))
-        return self._columns
+        doc, out_col, tf = doc[keep], out_col[keep], tf[keep]
+        value = tf * self.selected_idf[out_col] / norms[doc]
+        return csr_rows(doc, out_col, value, len(offsets) - 1, len(self.selected_keys))
 
     def _output_index(self) -> HashIndex:
         """Hash index from selected n-gram keys to output columns, cached."""
         if self._selected_index is None:
-            self._selected_index = HashIndex.build(
-                np.asarray(self.vocabulary.keys)[self.selected])  # type: ignore[union-attr]
+            self._selected_index = HashIndex.build(self.selected_keys)
         return self._selected_index
 
     def transform(self, texts: list[str]) -> scipy.sparse.csr_matrix:
@@ -343,26 +342,37 @@ class NgramVectorizer:
     def get_feature_names_out(self) -> np.ndarray:
         """The n-gram of every output column."""
         self._check_fitted()
-        return np.array(self._names(self.selected), dtype=object)
+        return np.array(self._names(self.selected_keys), dtype=object)
 
-    def _names(self, indices: np.ndarray) -> list[str]:
-        keys = self.vocabulary.keys[indices]  # type: ignore[union-attr]
-        decoded = self.config.space.decode(keys)
+    def _names(self, keys: np.ndarray) -> list[str]:
+        decoded = self.config.space.decode(np.asarray(keys, dtype=np.uint64))
         if self.config.analyzer == "char":
             return ["".join(map(chr, ids)) for ids in decoded]
         words = self.tokens or []
         return [" ".join(words[i] for i in ids) for ids in decoded]
 
     def _check_fitted(self) -> None:
-        if self.vocabulary is None:
+        if self.vocabulary is None and not len(self.selected_keys):
             raise ValueError("this NgramVectorizer is not fitted yet; call fit() first.")
 
-    # storing -------------------------------------------------------------
-    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """JSON settings and arrays that :meth:`from_arrays` restores."""
+    def _check_vocabulary(self) -> None:
         self._check_fitted()
-        arrays = {"keys": self.vocabulary.keys, "idf": self.vocabulary.idf,  # type: ignore
-                  "selected": self.selected}
+        if self.vocabulary is None:
+            raise ValueError("this NgramVectorizer holds no vocabulary to normalise rows "
+                             "with; pass the rows' norms.")
+
+    # storing -------------------------------------------------------------
+    def to_arrays(self, *, vocabulary: bool = True) -> tuple[dict[str, Any],
+                                                             dict[str, np.ndarray]]:
+        """JSON settings and arrays that :meth:`from_arrays` restores.
+
+        ``vocabulary=False`` leaves out ``keys`` and ``idf`` (the caller
+        stores them piece by piece).
+        """
+        self._check_fitted()
+        arrays = {"selected_keys": self.selected_keys, "selected_idf": self.selected_idf}
+        if vocabulary and self.vocabulary is not None:
+            arrays.update({"keys": self.vocabulary.keys, "idf": self.vocabulary.idf})
         if self.tokens is not None:
             packed = pack_strings(self.tokens)
             arrays.update({"tokens_utf8": packed["utf8"], "tokens_offsets": packed["offsets"]})
@@ -377,11 +387,13 @@ class NgramVectorizer:
         fields = {k: settings[k] for k in NgramConfig.__dataclass_fields__ if k in settings}
         vec = cls(NgramConfig(**fields))
         vec.classes_ = list(settings.get("classes", []))
-        index = (HashIndex(arrays["index_keys"], arrays["index_values"])
-                 if "index_keys" in arrays else None)
-        vec.vocabulary = Vocabulary(np.asarray(arrays["keys"]), np.asarray(arrays["idf"]), index)
-        vec.selected = np.asarray(arrays["selected"])
+        if "keys" in arrays:
+            index = (HashIndex(arrays["index_keys"], arrays["index_values"])
+                     if "index_keys" in arrays else None)
+            vec.vocabulary = Vocabulary(np.asarray(arrays["keys"]), np.asarray(arrays["idf"]),
+                                        index)
         if "tokens_utf8" in arrays:
-            vec.tokens = unpack_strings(arrays["tokens_utf8"], arrays["tokens_offsets"])
-            vec._table = TokenTable(vec.tokens)
+            vec.set_tokens(unpack_strings(arrays["tokens_utf8"], arrays["tokens_offsets"]))
+        vec.selected_keys = np.asarray(arrays["selected_keys"], dtype=np.uint64)
+        vec.selected_idf = np.asarray(arrays["selected_idf"], dtype=np.float64)
         return vec

@@ -62,7 +62,7 @@ class Tokenizer:
         self.ngram = isinstance(config, NgramConfig)
         self.chunk_dir = work.path / "chunks"
         self.chunk_dir.mkdir(exist_ok=True)
-        self.spill = SpilledCounts(work.path / "counts") if self.ngram else None
+        self.spill = SpilledCounts(work.path / "counts", partition_bits=8) if self.ngram else None
         self.table = TokenTable()
         self.words = WordCounter() if not self.ngram else None
         if self.words is not None:

@@ -1,0 +1,259 @@
+"""Fitting the n-gram vectorizer in ``ooc preprocess``, one vocabulary shard at a time.
+
+The ``min_df`` vocabulary grows with the corpus (nearly every bigram seen
+in two training rows joins it), so the pipeline never holds it whole.  The
+count partitions are grouped into *shards* of at most
+:func:`shard_features` n-grams; each shard keeps its keys, idf and hash
+index on disk, and every step below holds one shard at a time:
+
+1. **vocabulary**: reduce the spilled counts partition by partition, shard
+   by shard;
+2. **norms**: a row's l2 norm over the whole vocabulary is the root of the
+   sum, over shards, of its squared tf-idf values in each shard;
+3. **statistics**: per shard, per-class sums of the normalised values give
+   the F scores of its n-grams; a running top k (score, then key) is kept.
+
+With one shard (small corpora) steps 2 and 3 are one sweep over the token
+chunks.  With several, a first sweep writes every row's ``(row, n-gram,
+count)`` triples into one file per chunk and shard, so the n-grams are
+built once and each later sweep reads only its shard's triples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .counts import SpilledCounts, partition_of
+from .hashindex import HashIndex
+from .ngram_vectorizer import (
+    NgramConfig,
+    Vocabulary,
+    class_entries,
+    idf_of,
+    term_counts,
+)
+from .ngrams import KeySpace
+from .spill import load_chunk
+
+SHARD_FEATURE_BYTES = 160  # keys, idf, hash index, class statistics and transients per n-gram
+_TRIPLE = np.dtype([("row", "<i4"), ("key", "<u8"), ("tf", "<i4")])
+
+
+def shard_features(memory_budget: int) -> int:
+    """Most n-grams in one shard: an eighth of the memory budget."""
+    return max(1 << 16, memory_budget // 8 // SHARD_FEATURE_BYTES)
+
+
+@dataclass(frozen=True)
+class Shards:
+    """The vocabulary shards of one run, under ``directory``."""
+
+    directory: Path
+    part_to_shard: np.ndarray
+    sizes: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        """Number of shards."""
+        return len(self.sizes)
+
+    def path(self, shard: int) -> Path:
+        """Directory of one shard (``keys``, ``idf``, ``index_keys``, ``index_values``)."""
+        return self.directory / f"shard-{shard:04d}"
+
+    def save(self) -> None:
+        """Record the shard layout (for resuming)."""
+        (self.directory / "shards.json").write_text(json.dumps(
+            {"part_to_shard": self.part_to_shard.tolist(), "sizes": list(self.sizes)}))
+
+    @classmethod
+    def load(cls, directory: Path) -> Shards:
+        """Read what :meth:`save` wrote."""
+        info = json.loads((directory / "shards.json").read_text())
+        return cls(directory, np.array(info["part_to_shard"], np.int64), tuple(info["sizes"]))
+
+
+def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, memory_budget: int,
+                 directory: Path) -> Shards:
+    """Reduce the spilled counts to vocabulary shards on disk."""
+    from .jobs import save_state
+
+    target = shard_features(memory_budget)
+    part_to_shard = np.zeros(spill.n_parts, dtype=np.int64)
+    sizes: list[int] = []
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def close_shard() -> None:
+        keys = np.concatenate([k for k, _ in pieces]) if pieces else np.zeros(0, np.uint64)
+        df = np.concatenate([d for _, d in pieces]) if pieces else np.zeros(0, np.int64)
+        index = HashIndex.build(keys)
+        save_state(directory / f"shard-{len(sizes):04d}", {"n": len(keys)},
+                   {"keys": keys, "idf": idf_of(df, n_docs), "index_keys": index.slots_keys,
+                    "index_values": index.slots_values})
+        sizes.append(len(keys))
+        pieces.clear()
+
+    last = -1
+    for part, keys, df in spill.reduce_partitions(memory_budget // 2, config.min_df):
+        # a partition (possibly reduced in several pieces) never straddles two shards
+        if part != last and pieces and sum(len(k) for k, _ in pieces) + len(keys) > target:
+            close_shard()
+        part_to_shard[part], last = len(sizes), part
+        pieces.append((keys, df))
+    if pieces or not sizes:
+        close_shard()
+    part_to_shard = np.maximum.accumulate(part_to_shard)  # partitions with no n-gram
+    shards = Shards(directory, part_to_shard, tuple(sizes))
+    shards.save()
+    return shards
+
+
+def load_shard(path: Path) -> tuple[np.ndarray, np.ndarray, HashIndex]:
+    """Keys, idf and hash index of one shard, memory-mapped."""
+    from .jobs import load_state
+
+    _, arrays = load_state(path)
+    return arrays["keys"], arrays["idf"], HashIndex(arrays["index_keys"],
+                                                    arrays["index_values"])
+
+
+def triples_path(directory: Path, chunk: int, shard: int) -> Path:
+    """Where the triples of one chunk that fall in one shard are kept."""
+    return directory / f"{chunk:06d}-{shard:04d}.npy"
+
+
+def write_triples(directory: Path, chunk: int, rows: np.ndarray, keys: np.ndarray,
+                  tf: np.ndarray, shard_of: np.ndarray, n_shards: int) -> None:
+    """Split one chunk's ``(row, key, tf)`` triples by shard, one file each."""
+    triples = np.empty(len(rows), dtype=_TRIPLE)
+    triples["row"], triples["key"], triples["tf"] = rows, keys, tf
+    order = np.argsort(shard_of, kind="stable")
+    bounds = np.searchsorted(shard_of[order], np.arange(n_shards + 1))
+    for s in range(n_shards):
+        np.save(triples_path(directory, chunk, s), triples[order[bounds[s]:bounds[s + 1]]])
+
+
+def read_triples(directory: Path, chunk: int, shard: int) -> np.ndarray:
+    """The triples :func:`write_triples` stored for one chunk and shard."""
+    return np.load(triples_path(directory, chunk, shard))
+
+
+def tfidf_in_shard(triples: np.ndarray, shard: Path) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+    """``(row, position in shard, tf * idf)`` of the triples whose n-gram is in the shard."""
+    _, idf, index = load_shard(shard)
+    pos = index.lookup(triples["key"])
+    hit = pos >= 0
+    pos = pos[hit]
+    return triples["row"][hit], pos, triples["tf"][hit] * np.asarray(idf)[pos]
+
+
+def merge_top(best: tuple[np.ndarray, np.ndarray, np.ndarray], scores: np.ndarray,
+              keys: np.ndarray, idf: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray,
+                                                                  np.ndarray]:
+    """The ``k`` best of ``best`` and a shard's ``(scores, keys, idf)``: highest score
+    first (NaN lowest), ties by key."""
+    all_scores = np.concatenate([best[0], np.where(np.isnan(scores), -np.inf, scores)])
+    all_keys = np.concatenate([best[1], keys])
+    all_idf = np.concatenate([best[2], idf])
+    order = np.lexsort((all_keys, -all_scores))[:k]
+    return all_scores[order], all_keys[order], all_idf[order]
+
+
+def empty_top() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A running top k with nothing in it yet."""
+    return np.zeros(0), np.zeros(0, np.uint64), np.zeros(0)
+
+
+def used_tokens(shards: Shards, space: KeySpace, n_tokens: int) -> np.ndarray:
+    """Old-to-new token ids keeping only tokens some vocabulary n-gram uses (-1: dropped).
+
+    The stored vectorizer keeps only those token strings: validation-only
+    and rare words stay out of the dataset.
+    """
+    used = np.zeros(n_tokens, dtype=bool)
+    for shard in shard_paths(shards):
+        slots = space.slots(np.asarray(load_shard(shard)[0]))
+        used[slots[slots >= 0]] = True
+    mapping = np.full(n_tokens, -1, dtype=np.int64)
+    mapping[used] = np.arange(int(used.sum()))
+    return mapping
+
+
+def shard_paths(shards: Shards) -> Iterator[Path]:
+    """Every shard's directory, in order."""
+    for s in range(shards.count):
+        yield shards.path(s)
+
+
+# ------------------------------------------------- map steps (worker processes)
+def stats_one_shard(shard: Path, space: KeySpace, chunk_path: Path,
+                    classes: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """One sweep when the vocabulary is one shard: a chunk's training entries
+    ``(position, class, value)`` and the l2 norms of all its rows (saved beside it)."""
+    from .jobs import PIECE_ROWS, norms_path
+
+    keys, idf, index = load_shard(shard)
+    vocabulary = Vocabulary(keys, idf, index)
+    chunk = load_chunk(chunk_path)[0]
+    entries, norms = [], []
+    for piece in chunk.pieces(PIECE_ROWS):
+        doc, col, value, piece_norms = vocabulary.tfidf(space, piece.ids.astype(np.int64),
+                                                        piece.offsets)
+        keep = ~piece.is_val[doc]
+        entries.append(class_entries(doc[keep], col[keep], value[keep],
+                                     classes[piece.labels]))
+        norms.append(piece_norms)
+    np.save(norms_path(chunk_path), np.concatenate(norms) if norms else np.zeros(0))
+    return entries
+
+
+def split_triples(space: KeySpace, chunk_path: Path, chunk: int, directory: Path,
+                  part_to_shard: np.ndarray, partition_bits: int) -> None:
+    """Build a chunk's ``(row, n-gram, count)`` triples once; file them by shard."""
+    from .jobs import PIECE_ROWS
+
+    tokens = load_chunk(chunk_path)[0]
+    rows, keys, tfs = [], [], []
+    start = 0
+    for piece in tokens.pieces(PIECE_ROWS):
+        row, key, tf = term_counts(space, piece.ids.astype(np.int64), piece.offsets)
+        rows.append(row + start)
+        keys.append(key)
+        tfs.append(tf)
+        start += len(piece)
+    key = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+    shard_of = part_to_shard[partition_of(key, partition_bits)]
+    write_triples(directory, chunk, np.concatenate(rows) if rows else np.zeros(0, np.int32),
+                  key, np.concatenate(tfs) if tfs else np.zeros(0, np.int64), shard_of,
+                  int(part_to_shard.max()) + 1)
+
+
+def chunk_norms(chunk_path: Path, chunk: int, directory: Path, shards: list[Path],
+                n_rows: int) -> None:
+    """A chunk's row norms over the whole vocabulary, one shard at a time (saved)."""
+    from .jobs import norms_path
+
+    squares = np.zeros(n_rows)
+    for s, shard in enumerate(shards):
+        row, _, value = tfidf_in_shard(read_triples(directory, chunk, s), shard)
+        squares += np.bincount(row, weights=value * value, minlength=n_rows)
+    np.save(norms_path(chunk_path), np.sqrt(squares))
+
+
+def shard_stats(chunk_path: Path, chunk: int, directory: Path, shard: Path, s: int,
+                classes: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """A chunk's training entries ``(position in shard, class, value)`` for one shard."""
+    from .jobs import load_fields, norms_path
+
+    labels, is_val = load_fields(chunk_path, "labels", "is_val")
+    norms = np.load(norms_path(chunk_path))
+    row, pos, value = tfidf_in_shard(read_triples(directory, chunk, s), shard)
+    keep = ~is_val[row]
+    row = row[keep]
+    return [class_entries(row, pos[keep], value[keep] / norms[row], classes[labels])]
