@@ -45,7 +45,7 @@ from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
 from .text.sources import RejectLog, SourceSpec, read_rows
 from .text.spill import load_chunk, scatter
 from .text.tokenize import warm_up
-from .text.tokenize_pass import Tokenizer, labelled_chunks
+from .text.tokenize_pass import RowEstimate, Tokenizer, labelled_chunks
 from .text.workdir import WorkDir, input_fingerprint
 from .writer import create
 
@@ -185,7 +185,7 @@ def tokenize_pass(run: _Run) -> Tokenizer:
         return tok
     skip = tok.n_chunks
     bar = run.bar("tokenize", None)
-    eta = _RowEstimate(run.config)
+    eta = RowEstimate([*run.config.inputs, *run.config.val_inputs])
 
     def items() -> Iterator[tuple[Any, ...]]:
         for k, (texts, labels, row_ids, is_val) in enumerate(_sources(run.config, run.on_skip)):
@@ -204,26 +204,6 @@ def tokenize_pass(run: _Run) -> Tokenizer:
     bar.close()
     run.work.save("tokenize", True)
     return tok
-
-
-class _RowEstimate:
-    """Estimated number of input rows, for the first pass's ETA: plain-text inputs'
-    bytes divided by the bytes per row seen so far (none for compressed inputs)."""
-
-    def __init__(self, config: PreprocessConfig) -> None:
-        paths = [Path(p) for p in (*config.inputs, *config.val_inputs)]
-        plain = all(p.is_file() and p.suffix in (".csv", ".tsv", ".jsonl", ".ndjson")
-                    for p in paths)
-        self.total_bytes = sum(p.stat().st_size for p in paths) if plain else 0
-        self.rows = self.chars = 0
-
-    def seen(self, texts: list[str], bar: tqdm) -> None:
-        if not self.total_bytes or not texts:
-            return
-        self.rows += len(texts)
-        self.chars += sum(map(len, texts)) + 16 * len(texts)  # labels, quotes, separators
-        bar.total = max(self.rows, int(self.total_bytes * self.rows / self.chars))
-        bar.refresh()
 
 
 def _call(fn: Any, *args: Any) -> Any:
@@ -424,7 +404,8 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
     config = run.config
     sources = list(write_sources(run, tok, {s: n for s, n in rows.items() if n}))
     names = list(vec.get_feature_names_out()) if config.vectorizer == "ngram" else None
-    stored, mapping = _stored_vectorizer(run, tok, vec)
+    stored, mapping = (ngram_fit.stored_vectorizer(Shards.load(run.work.path / "shards"), vec)
+                       if isinstance(vec, NgramVectorizer) else (vec, None))
     settings, arrays = stored.to_arrays()
     bar = run.bar("write", sum(rows.values()))
     with create(config.out, config.format, overwrite=config.overwrite) as writer:
@@ -436,7 +417,7 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
         if config.vectorizer == "ngram":  # the whole vocabulary, one shard at a time
             for shard in ngram_fit.shard_paths(Shards.load(run.work.path / "shards")):
                 keys, idf, _ = ngram_fit.load_shard(shard)
-                writer.put_array("vectorizer/keys", _remap(vec, mapping, np.asarray(keys)))
+                writer.put_array("vectorizer/keys", ngram_fit.remap(vec, mapping, keys))
                 writer.put_array("vectorizer/idf", np.asarray(idf))
         items = ((config.vectorizer, run.state_dir, src, class_of) for _, src in sources)
         results = run.map(jobs.transform, items)
@@ -444,25 +425,6 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
             writer.append(split, x, y, row_ids)
             bar.update(len(y))
     bar.close()
-
-
-def _stored_vectorizer(run: _Run, tok: Tokenizer, vec: Any) -> tuple[Any, np.ndarray | None]:
-    """The vectorizer as the dataset stores it: n-gram keys renumbered over only the
-    tokens the vocabulary uses (``mapping``: pipeline token id -> stored id)."""
-    if not isinstance(vec, NgramVectorizer) or vec.tokens is None:
-        return vec, None
-    shards = Shards.load(run.work.path / "shards")
-    mapping = ngram_fit.used_tokens(shards, vec.config.space, len(vec.tokens))
-    stored = NgramVectorizer(vec.config)
-    stored.classes_ = vec.classes_
-    stored.set_tokens([vec.tokens[i] for i in np.flatnonzero(mapping >= 0)])
-    stored.selected_keys = _remap(vec, mapping, vec.selected_keys)
-    stored.selected_idf = vec.selected_idf
-    return stored, mapping
-
-
-def _remap(vec: NgramVectorizer, mapping: np.ndarray | None, keys: np.ndarray) -> np.ndarray:
-    return keys if mapping is None else vec.config.space.remap(keys, mapping)
 
 
 def preprocess(config: PreprocessConfig) -> Summary:

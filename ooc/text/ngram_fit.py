@@ -32,6 +32,7 @@ from .counts import SpilledCounts, partition_of
 from .hashindex import HashIndex
 from .ngram_vectorizer import (
     NgramConfig,
+    NgramVectorizer,
     Vocabulary,
     class_entries,
     idf_of,
@@ -183,6 +184,27 @@ def used_tokens(shards: Shards, space: KeySpace, n_tokens: int) -> np.ndarray:
     mapping = np.full(n_tokens, -1, dtype=np.int64)
     mapping[used] = np.arange(int(used.sum()))
     return mapping
+
+
+def stored_vectorizer(shards: Shards, vec: NgramVectorizer) -> tuple[NgramVectorizer,
+                                                                      np.ndarray | None]:
+    """The vectorizer as the dataset stores it: n-gram keys renumbered over only the
+    tokens the vocabulary uses (``mapping``: pipeline token id -> stored id)."""
+    if vec.tokens is None:
+        return vec, None
+    mapping = used_tokens(shards, vec.config.space, len(vec.tokens))
+    stored = NgramVectorizer(vec.config)
+    stored.classes_ = vec.classes_
+    stored.set_tokens([vec.tokens[i] for i in np.flatnonzero(mapping >= 0)])
+    stored.selected_keys = remap(vec, mapping, vec.selected_keys)
+    stored.selected_idf = vec.selected_idf
+    return stored, mapping
+
+
+def remap(vec: NgramVectorizer, mapping: np.ndarray | None, keys: np.ndarray) -> np.ndarray:
+    """``keys`` renumbered by :func:`stored_vectorizer`'s ``mapping``."""
+    keys = np.asarray(keys)
+    return keys if mapping is None else vec.config.space.remap(keys, mapping)
 
 
 def shard_paths(shards: Shards) -> Iterator[Path]:
