@@ -78,7 +78,16 @@ Array keys name the stored arrays: ``<split>/x``, ``<split>/y`` and
 CSR; ``extra/<name>`` for each extra array (``extras`` is optional: a
 manifest without it has none).  ``config["vectorizer"]``, when present,
 holds the settings of the vectorizer whose arrays are the extras
-``vectorizer/*``.
+``vectorizer/*``:
+
+* n-gram (``"kind": "ngram"``): ``keys`` (uint64, every ``min_df`` n-gram,
+  one 25-bit slot per word id or 21-bit slot per code point, see
+  :mod:`ooc.text.ngrams`), ``idf`` (float64, same order), ``selected_keys``
+  and ``selected_idf`` (the output columns, in column order), and for the
+  word analyzer ``tokens_utf8`` / ``tokens_offsets`` (the words the keys'
+  ids index, UTF-8 bytes and int64 offsets);
+* sequence (``"kind": "sequence"``): ``words_utf8`` / ``words_offsets``
+  (the kept words, most frequent first: word ``i`` has id ``i + 1``).
 
 HDF5 backend (one ``.h5`` file)
 -------------------------------
