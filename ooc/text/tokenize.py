@@ -223,7 +223,11 @@ def _cached_keras_table(filters: str) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Build the character tables now (e.g. before forking worker processes)."""
+    """Build the character tables and import Arrow now, before forking worker
+    processes: the forked workers then share those pages instead of each
+    holding its own copy."""
+    import pyarrow.compute  # noqa: F401
+
     _class_table(r"\w")
     _cached_keras_table(KERAS_FILTERS)
 
