@@ -28,12 +28,11 @@ SMALL_CORPUS = {"vocab": 2000, "words_per_doc": 30}
 """make_corpus options for quick corpora: a small vocabulary, short documents."""
 
 
-def _load_make_corpus() -> ModuleType:
-    """Import tools/make_corpus.py (tools/ is not a package) under a private name."""
-    name = "_ooc_tests_make_corpus"
+def load_tool(path: Path, name: str) -> ModuleType:
+    """Import a script of tools/ (not a package) as module ``name``, once."""
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, MAKE_CORPUS)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -75,7 +74,7 @@ class TextKit:
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self.make_corpus = _load_make_corpus()
+        self.make_corpus = load_tool(MAKE_CORPUS, "_ooc_tests_make_corpus")
 
     def corpus(self, name: str, docs: int, **options: Any) -> Path:
         """Write a make_corpus corpus under tmp_path (SMALL_CORPUS unless overridden)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
-import importlib.util
 import json
 import lzma
 import re
@@ -13,26 +12,16 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from conftest import load_tool
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "make_corpus.py"
 SMALL = {"vocab": 2000, "words_per_doc": 20}
 OPENERS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 
 
-def _load_tool() -> ModuleType:
-    """Import tools/make_corpus.py (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("make_corpus", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_corpus"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mc = _load_tool()
+mc = load_tool(TOOL, "make_corpus")
 
 
 def _read_csv(path: Path, delimiter: str = ",") -> list[list[str]]:

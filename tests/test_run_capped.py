@@ -8,29 +8,19 @@ there is none.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from conftest import load_tool
 
 SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "run_capped.py"
 MiB = 1024**2
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("run_capped", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_capped"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rc = _load()
+rc = load_tool(SCRIPT, "run_capped")
 
 
 def _no_cap_reason() -> str | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import keras
 import numpy as np
 import pytest
+from conftest import load_tool
 
 import ooc
 from ooc.cli import main as ooc_main
@@ -22,11 +22,7 @@ SMALL = {"vocab": 2000, "words_per_doc": 30}
 
 def _load_tool(name: str) -> ModuleType:
     """Import ``tools/<name>.py`` (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOLS / f"{name}.py", name)
 
 
 @pytest.mark.parametrize(("num_classes", "units", "activation", "loss"), [
