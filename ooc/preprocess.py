@@ -5,9 +5,10 @@ The passes, each a map over chunks (run in worker processes) and a reduce
 
 1. **tokenize** (:mod:`ooc.text.tokenize_pass`): stream rows, assign the
    validation split, tokenise, count on the training rows only;
-2. **fit**: n-grams: vocabulary (``min_df``, idf) then per-class feature
-   statistics and the top-k by ANOVA F; sequences: word ranks, then the
-   longest training sequence;
+2. **fit**: n-grams: the ``min_df`` vocabulary in shards, row norms, then
+   per-class feature statistics and the top-k by ANOVA F, one shard at a
+   time (:mod:`ooc.text.ngram_fit`); sequences: word ranks, then the longest
+   training sequence;
 3. **shuffle** (unless ``shuffle=False``): scatter rows into seeded buckets
    (:mod:`ooc.text.spill`);
 4. **write**: vectorize bucket by bucket and append to the dataset, which
