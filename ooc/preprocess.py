@@ -44,7 +44,7 @@ from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
 from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
 from .text.sources import RejectLog, SourceSpec, read_rows
-from .text.spill import load_chunk, scatter
+from .text.spill import scatter
 from .text.tokenize import warm_up
 from .text.tokenize_pass import RowEstimate, Tokenizer, labelled_chunks
 from .text.workdir import WorkDir, input_fingerprint
@@ -353,8 +353,8 @@ def _bucket_rows(run: _Run, tok: Tokenizer) -> int:
     while permuted); at most 16,384 rows, so a job stays small next to the
     baseline of a process.  The shuffle is uniform whatever the bucket size.
     """
-    sample = load_chunk(tok.chunk_paths[0])[0]
-    tokens_per_row = max(1.0, len(sample.ids) / max(1, len(sample)))
+    (offsets,) = jobs.load_fields(tok.chunk_paths[0], "offsets")
+    tokens_per_row = max(1.0, offsets[-1] / max(1, len(offsets) - 1))
     per_row = 40 * tokens_per_row + 64
     share = run.config.memory_budget // (4 * (run.config.workers + 1))
     return int(min(16_384, max(1024, share // per_row)))

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+from ._hash import splitmix64
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,4 @@ def _home(keys: np.ndarray, bits: int) -> np.ndarray:
     partitions, and so the shards, are chosen), and would pile into one
     corner of the table.
     """
-    h = keys.astype(np.uint64) ^ (keys.astype(np.uint64) >> np.uint64(31))
-    h *= _MIX2
-    h ^= h >> np.uint64(29)
-    h *= _MIX
-    return h >> np.uint64(64 - bits)
+    return splitmix64(keys, 0) >> np.uint64(64 - bits)

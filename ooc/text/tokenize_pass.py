@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from ._hash import uniform
 from .counts import SpilledCounts
 from .ngram_vectorizer import ChunkCounts, NgramConfig, count_chunk
 from .sequence_vectorizer import SequenceConfig, WordCounter
-from .spill import TokenChunk, load_chunk, save_chunk, uniform
+from .spill import TokenChunk, load_chunk, save_chunk
 from .tokenize import Tokens
 from .vocab import TokenTable, pack_strings, unpack_strings
 from .workdir import WorkDir
@@ -40,8 +41,8 @@ class Labels:
 
     def add(self, labels: list[str], is_val: np.ndarray) -> np.ndarray:
         """Label ids of a chunk's rows (counted)."""
-        ids = self.table.add(list(dict.fromkeys(labels)))
-        index = dict(zip(dict.fromkeys(labels), ids.tolist(), strict=True))
+        distinct = list(dict.fromkeys(labels))
+        index = dict(zip(distinct, self.table.add(distinct).tolist(), strict=True))
         label_ids = np.fromiter((index[v] for v in labels), np.int64, len(labels))
         self.count(label_ids, is_val)
         return label_ids
