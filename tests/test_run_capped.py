@@ -122,6 +122,22 @@ def test_fits_under_cap() -> None:
 
 
 @needs_cap
+def test_resident_peak_counts_memory_not_page_cache(tmp_path: Path) -> None:
+    held = rc.run_capped([sys.executable, "-c", "import time; data = b'x' * (60 * 2**20); "
+                          "time.sleep(0.5)"], 200 * MiB)
+    assert held.exit_status == 0
+    assert 55 * MiB <= held.peak_resident_bytes <= 200 * MiB
+    # A file larger than the cap fills the page cache, which the kernel reclaims.
+    big = tmp_path / "big.bin"
+    wrote = rc.run_capped([sys.executable, "-c", f"import os, time\nwith open({str(big)!r}, 'wb') "
+                           "as f:\n    for _ in range(150): f.write(os.urandom(2**20))\n"
+                           "time.sleep(0.5)"], 100 * MiB)
+    assert (wrote.exit_status, wrote.oom_killed) == (0, False)
+    assert big.stat().st_size == 150 * MiB
+    assert wrote.peak_resident_bytes < 40 * MiB < wrote.peak_bytes
+
+
+@needs_cap
 def test_over_cap_is_oom_killed() -> None:
     result = rc.run_capped(_allocate(400), 100 * MiB)
     assert result.oom_killed
@@ -147,7 +163,8 @@ def test_cli_prints_and_writes_json(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert set(report) == {
         "method", "cgroup", "limit_bytes", "swap_bytes", "command", "exit_status", "signal",
-        "wall_seconds", "peak_bytes", "peak_source", "oom_killed", "oom_kills",
+        "wall_seconds", "peak_bytes", "peak_source", "peak_resident_bytes", "oom_killed",
+        "oom_kills",
     }  # fmt: skip
     assert report["limit_bytes"] == 100 * MiB
     assert report["swap_bytes"] == 0

@@ -22,9 +22,14 @@ as on a machine with that much RAM. Three methods are tried, first usable wins:
 When it finishes it prints one line to stderr (and with ``--json`` writes a
 JSON object) with the method, the limit, the command's exit status, its wall
 time, its peak memory as the cgroup accounted it, and whether it was OOM-killed;
-the cgroup is then removed. The exit status is the command's own, ``128 + N``
-when it died of signal N (so 137 when OOM-killed), 127 when the command does
-not exist, and 2 when no cap can be set: the command is never run uncapped.
+the cgroup is then removed.  The cgroup's peak includes the page cache, which
+the kernel fills up to the limit on any job that reads or writes a file larger
+than the cap (and reclaims when the job needs the memory), so the report also
+gives ``peak_resident``: the peak of anonymous memory plus mapped files
+(``memory.stat``, polled every 50 ms) - what the processes themselves hold.
+The exit status is the command's own, ``128 + N`` when it died of signal N
+(so 137 when OOM-killed), 127 when the command does not exist, and 2 when no
+cap can be set: the command is never run uncapped.
 
 Sizes are binary: ``512M``, ``2G``, ``1.5GiB``, ``2GB`` (= 2 GiB, as in
 systemd), ``100k``, or plain bytes.
@@ -49,6 +54,7 @@ from pathlib import Path
 PREFIX = "run_capped"
 CGROUP_NAME = f"ooc-run-capped-{os.getpid()}"
 POLL_SECONDS = 0.05
+V2_RESIDENT = ("anon", "file_mapped")
 UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
@@ -75,6 +81,7 @@ class RunResult:
     wall_seconds: float
     peak_bytes: int | None
     peak_source: str
+    peak_resident_bytes: int | None
     oom_killed: bool
     oom_kills: int | None
 
@@ -117,6 +124,17 @@ def _keyed_int(path: Path, key: str) -> int | None:
     return None
 
 
+def _resident(cgroup: Path, keys: tuple[str, ...]) -> int | None:
+    """Sum of ``keys`` in the cgroup's ``memory.stat``; None where it cannot be read."""
+    values = [_keyed_int(cgroup / "memory.stat", key) for key in keys]
+    return None if not keys or None in values else sum(v or 0 for v in values)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    """The larger of two optional numbers."""
+    return b if a is None else a if b is None else max(a, b)
+
+
 def _mounts(fstype: str) -> list[tuple[Path, set[str]]]:
     """(mount point, options) of every mount of ``fstype`` in /proc/self/mounts."""
     found = []
@@ -149,11 +167,13 @@ class CgroupCap:
     limit_file = ""
     swap_file = ""
     peak_file = ""
+    resident_keys: tuple[str, ...] = ()
 
     def __init__(self, path: Path, limit: int, swap: int) -> None:
         """Create the cgroup at ``path`` and set the limits; remove it again on failure."""
         self.path, self.limit, self.swap = path, limit, swap
         self.polled_peak: int | None = None
+        self.resident_peak: int | None = None
         path.mkdir()
         try:
             self.set_limits()
@@ -183,7 +203,8 @@ class CgroupCap:
         (self.path / "cgroup.procs").write_text(str(os.getpid()))
 
     def sample(self, pid: int) -> None:
-        """Poll ``memory.current`` where the kernel keeps no peak of its own."""
+        """Poll the resident memory, and ``memory.current`` where the kernel keeps no peak."""
+        self.resident_peak = _max(self.resident_peak, _resident(self.path, self.resident_keys))
         if (self.path / self.peak_file).exists():
             return
         current = int(_read(self.path / "memory.current"))
@@ -223,6 +244,7 @@ class CgroupV2Cap(CgroupCap):
     limit_file = "memory.max"
     swap_file = "memory.swap.max"
     peak_file = "memory.peak"
+    resident_keys = V2_RESIDENT
 
     def oom_kills(self) -> int | None:
         """The ``oom_kill`` count of ``memory.events``."""
@@ -236,6 +258,7 @@ class CgroupV1Cap(CgroupCap):
     limit_file = "memory.limit_in_bytes"
     swap_file = "memory.memsw.limit_in_bytes"
     peak_file = "memory.max_usage_in_bytes"
+    resident_keys = ("total_rss", "total_mapped_file")
 
     def swap_value(self) -> str:
         """memsw limits memory plus swap together."""
@@ -256,6 +279,7 @@ class SystemdRunCap:
         self.limit, self.swap = limit, swap
         self.path = Path("(systemd scope)")
         self.polled_peak: int | None = None
+        self.resident_peak: int | None = None
         self.polled_ooms: int | None = None
 
     def wrap(self, command: list[str]) -> list[str]:
@@ -277,6 +301,7 @@ class SystemdRunCap:
             self.path = cgroup
             self.polled_peak = max(self.polled_peak or 0, int(_read(peak_path)))
             self.polled_ooms = _keyed_int(cgroup / "memory.events", "oom_kill")
+            self.resident_peak = _max(self.resident_peak, _resident(cgroup, V2_RESIDENT))
         except (OSError, IndexError, ValueError):
             return
 
@@ -471,6 +496,7 @@ def run_capped(command: list[str], limit: int, swap: int = 0) -> RunResult:
         wall_seconds=round(wall, 3),
         peak_bytes=peak,
         peak_source=source,
+        peak_resident_bytes=cap.resident_peak,
         oom_killed=oom,
         oom_kills=kills,
     )
@@ -483,6 +509,7 @@ def summary_line(result: RunResult) -> str:
         f"{PREFIX}: method={result.method} limit={format_size(result.limit_bytes)}"
         f" swap={format_size(result.swap_bytes)} exit={result.exit_status}{signame}"
         f" wall={result.wall_seconds:.2f}s peak={format_size(result.peak_bytes)}"
+        f" peak_resident={format_size(result.peak_resident_bytes)}"
         f" oom_killed={'yes' if result.oom_killed else 'no'}"
     )
 
