@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import resource
@@ -38,9 +37,9 @@ def peak_rss_bytes() -> int:
 
 @functools.cache
 def _malloc_trim() -> Any:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
+    try:  # the symbols already loaded: find_library would fork ldconfig in every worker
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
         return lambda pad: 0
 
 

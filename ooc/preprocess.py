@@ -350,14 +350,14 @@ def _bucket_rows(run: _Run, tok: Tokenizer) -> int:
     """Rows per shuffle bucket: loading and permuting one fits its share of the budget.
 
     A bucket's rows are held with their token ids (about 40 bytes per token
-    while permuted); at most 16,384 rows, so a job stays small next to the
+    while permuted); at most 8,192 rows, so a job stays small next to the
     baseline of a process.  The shuffle is uniform whatever the bucket size.
     """
     (offsets,) = jobs.load_fields(tok.chunk_paths[0], "offsets")
     tokens_per_row = max(1.0, offsets[-1] / max(1, len(offsets) - 1))
     per_row = 40 * tokens_per_row + 64
     share = run.config.memory_budget // (4 * (run.config.workers + 1))
-    return int(min(16_384, max(1024, share // per_row)))
+    return int(min(8192, max(1024, share // per_row)))
 
 
 def shuffle_pass(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> dict[str, int]:

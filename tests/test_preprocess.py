@@ -551,6 +551,9 @@ def test_smallest_memory_budget_equals_a_large_one(textkit, monkeypatch):
     monkeypatch.setattr(ooc.text.counts, "_reduce_file", spy_reduce)
     monkeypatch.setattr(ooc.text.ngram_fit, "shard_features", lambda budget: 4000)
     monkeypatch.setattr(ooc.preprocess, "build_shards", spy_shards)
+    # and every chunk of 512 rows is counted and vectorized in pieces
+    monkeypatch.setattr(ooc.text.ngram_vectorizer, "COUNT_PIECE_DOCS", 100)
+    monkeypatch.setattr(ooc.text.jobs, "PIECE_ROWS", 70)
     out = textkit.tmp_path / "small.h5"
     assert cli([str(corpus), "--out", str(out), "--top-k", "2000", "--memory-budget", "16M",
                  "--workers", "1", "--quiet", "--chunk-rows", "512"]) == 0

@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="JSON results (default: WORK/bench_scale.json)")
     p.add_argument("--plot", type=Path, help="write the PNG plot here")
     p.add_argument("--replot", action="store_true", help="only redraw --plot from --out")
+    p.add_argument("--ooc-only", action="store_true",
+                   help="re-run ooc only, keeping scikit-learn's results from --out")
     args = p.parse_args(argv)
     work = args.work or args.corpus.parent / "bench_scale"
     work.mkdir(parents=True, exist_ok=True)
@@ -178,18 +180,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.replot:
         results = json.loads(out.read_text())
     else:
-        results = {"corpus": str(args.corpus), "cap": args.cap, "sklearn_cap": args.sklearn_cap,
-                   "sizes": [], "breakpoints": []}
+        previous = json.loads(out.read_text()) if args.ooc_only else None
+        results = previous or {"corpus": str(args.corpus), "cap": args.cap,
+                               "sklearn_cap": args.sklearn_cap, "sizes": [], "breakpoints": []}
+        if previous is None:
+            results["sizes"] = []
+        done: set[int] = set()
         for docs in args.sizes:
             corpus, n = prefix_corpus(args.corpus, docs, work)
-            if any(r["docs"] == n for r in results["sizes"]):
+            if n in done:
                 continue
+            done.add(n)
             dataset = work / f"ooc_{n}.h5"
             row = {"docs": n, "ooc": run_ooc(corpus, dataset, args.cap)}
-            row["sklearn"] = run_sklearn(corpus, dataset, work, args.sklearn_cap)
-            results["sizes"].append(row)
+            if previous is None:
+                row["sklearn"] = run_sklearn(corpus, dataset, work, args.sklearn_cap)
+                results["sizes"].append(row)
+            else:
+                next(r for r in results["sizes"] if r["docs"] == n)["ooc"] = row["ooc"]
             out.write_text(json.dumps(results, indent=1))
-        for docs in args.breakpoints:
+        for docs in args.breakpoints if previous is None else []:
             corpus, n = prefix_corpus(args.corpus, docs, work)
             results["breakpoints"].append(
                 {"docs": n, "sklearn": run_sklearn(corpus, None, work, args.cap)})

@@ -24,7 +24,7 @@ from .ngram_vectorizer import NgramVectorizer
 from .sequence_vectorizer import pad_sequences, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
 
-PIECE_ROWS = 2048  # rows vectorized at once: bounds the transient arrays of a job
+PIECE_ROWS = 1024  # rows vectorized at once: bounds the transient arrays of a job
 _CACHE: dict[str, Any] = {}
 
 
