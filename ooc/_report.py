@@ -19,20 +19,21 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far, as the OS counts it.
+def peak_rss_bytes(pid: int | None = None) -> int:
+    """Peak resident set size of this process (or of ``pid``) so far, as the OS counts it.
 
     Reads ``VmHWM`` from /proc on Linux: ``ru_maxrss`` of a process started
-    by fork and exec can report its parent's peak instead of its own.
+    by fork and exec can report its parent's peak instead of its own.  0 for
+    another process whose /proc entry cannot be read.
     """
     try:
-        with open(f"/proc/{os.getpid()}/status") as f:
+        with open(f"/proc/{pid or os.getpid()}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return 0 if pid else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @functools.cache

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import resource
 import sys
 import time
 from collections import deque
@@ -440,7 +439,7 @@ def preprocess(config: PreprocessConfig) -> Summary:
     work = WorkDir(out, config.fingerprint(), config.resume)
     rejects_path = out.with_name(out.name + ".rejects.csv")
     try:
-        rows, classes, rejects = _run_passes(config, work, rejects_path)
+        rows, classes, rejects, worker_peak = _run_passes(config, work, rejects_path)
     except OocError:
         work.remove()  # bad input or settings: nothing worth resuming
         rejects_path.unlink(missing_ok=True)
@@ -448,11 +447,11 @@ def preprocess(config: PreprocessConfig) -> Summary:
     work.remove()
     if rejects is not None and not rejects.count:
         rejects_path.unlink(missing_ok=True)
-    return _summary(config, rows, classes, start, rejects, work.resumed)
+    return _summary(config, rows, classes, start, rejects, work.resumed, worker_peak)
 
 
 def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> tuple[
-        dict[str, int], list[str], RejectLog | None]:
+        dict[str, int], list[str], RejectLog | None, int]:
     with ExitStack() as stack:
         rejects = (stack.enter_context(RejectLog(rejects_path))
                    if config.on_bad_row == "skip" else None)
@@ -470,23 +469,24 @@ def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> 
         rows = {"train": int(class_counts.sum()),
                 "val": int(tok.labels.counts[True].sum())}
         write_pass(run, tok, vec, classes, class_of, rows)
+        worker_peak = max((peak_rss_bytes(p.pid) for p in multiprocessing.active_children()),
+                          default=0)
         if pool is not None:
             pool.close()
             pool.join()
-    return rows, classes, rejects
+    return rows, classes, rejects, worker_peak
 
 
 def _summary(config: PreprocessConfig, rows: dict[str, int], classes: list[str], start: float,
-             rejects: RejectLog | None, resumed: bool) -> Summary:
+             rejects: RejectLog | None, resumed: bool, worker_peak: int) -> Summary:
     from .reader import open as open_dataset
 
     with open_dataset(config.out) as ds:
         nnz = {name: s.nnz for name, s in ds.splits.items() if s.is_sparse}
         n_features = next(iter(ds.splits.values())).shape[1]
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     return Summary(out=config.out, rows={k: v for k, v in rows.items() if v}, classes=classes,
                    n_features=n_features, nnz=nnz, bytes_written=bytes_on_disk(Path(config.out)),
                    seconds=time.perf_counter() - start, peak_rss=peak_rss_bytes(),
-                   peak_rss_workers=children, skipped=rejects.count if rejects else 0,
+                   peak_rss_workers=worker_peak, skipped=rejects.count if rejects else 0,
                    rejects=str(rejects.path) if rejects and rejects.count else None,
                    resumed=resumed)

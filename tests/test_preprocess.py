@@ -398,9 +398,11 @@ def test_class_sorted_source_gives_mixed_batches(textkit, monkeypatch, bucket_ro
 
 def test_workers_do_not_change_the_dataset(textkit):
     corpus = textkit.corpus("c.csv", docs=1500, seed=35)
-    textkit.preprocess(corpus, out="one.h5", top_k=500, chunk_rows=200)
-    textkit.preprocess(corpus, out="two.h5", top_k=500, chunk_rows=200, workers=2)
+    one = textkit.preprocess(corpus, out="one.h5", top_k=500, chunk_rows=200)
+    two = textkit.preprocess(corpus, out="two.h5", top_k=500, chunk_rows=200, workers=2)
     textkit.assert_same(textkit.load("one.h5"), textkit.load("two.h5"))
+    # the summary's worker peak is read from the live workers' VmHWM
+    assert one.peak_rss_workers == 0 and 10 << 20 < two.peak_rss_workers < 1 << 30
 
 
 # ------------------------------------------------------------------ resume

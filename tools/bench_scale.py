@@ -145,7 +145,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
         for x, y, r in zip(xs, ys, rows, strict=True):
             if r[name]["oom_killed"]:
                 ax.plot([x], [y], "x", color="black", markersize=12)
-                ax.annotate("OOM-killed", (x, y), textcoords="offset points", xytext=(-70, 4))
+                cap = r[name]["limit_bytes"] / 2**30
+                right = x > 1e6
+                ax.annotate(f"OOM-killed at the {cap:g} GiB cap", (x, y),
+                            ha="right" if right else "left", textcoords="offset points",
+                            xytext=(-10, 6) if right else (10, -3))
     ax.axhline(results["cap"] / 2**30, color="grey", linestyle="--",
                label=f"{results['cap'] / 2**30:g} GiB cap (ooc)")
     ax.set_xlabel("documents")
