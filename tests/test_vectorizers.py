@@ -302,3 +302,14 @@ def test_opened_dataset_vectorizer_transforms_new_texts_like_stored_rows(textkit
                     assert abs(got - x).max() <= TOLERANCE
                 else:
                     np.testing.assert_array_equal(got, x)
+
+
+def test_ngram_vectorizer_selects_like_sklearn_with_hundreds_of_classes(textkit):
+    """Class ids past 127 must not wrap (they once travelled as int8)."""
+    texts, _ = parity_corpus(textkit, n=1200)
+    labels = [f"c{i % 300:03d}" for i in range(len(texts))]
+    vec = NgramVectorizer(top_k=600).fit(chunked(texts, labels, 256))
+    ref = ngram_reference(texts, labels, 600)
+    assert len(vec.classes_) == 300
+    assert_ngram_parity(ref, list(vec.get_feature_names_out()),
+                        [(vec.transform(texts[:200]), texts[:200])])

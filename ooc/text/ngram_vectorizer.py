@@ -157,8 +157,11 @@ def csr_rows(doc: np.ndarray, col: np.ndarray, value: np.ndarray, n_rows: int,
 
 def class_entries(doc: np.ndarray, col: np.ndarray, value: np.ndarray,
                   y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The tf-idf entries of a chunk as ``(vocabulary index, class, value)``."""
-    return col.astype(np.int32), y[doc].astype(np.int8), value
+    """The tf-idf entries of a chunk as ``(vocabulary index, class, value)``.
+
+    Class ids travel in the smallest unsigned type that holds every class of ``y``.
+    """
+    return col.astype(np.int32), y[doc].astype(np.min_scalar_type(int(y.max(initial=0)))), value
 
 
 # ------------------------------------------------------------- reduce steps
