@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -386,6 +387,13 @@ def test_class_sorted_source_gives_mixed_batches(textkit, monkeypatch, bucket_ro
         assert not np.all(np.diff(ids) > 0), name
         # positions and row ids are uncorrelated
         assert abs(np.corrcoef(np.arange(len(ids)), ids)[0, 1]) < 0.1, name
+    # tools/class_mix.py shows the same: one class per source batch, the overall mix after
+    tool = load_tool(REPO / "tools" / "class_mix.py", "_ooc_tests_class_mix")
+    source, stored, overall = tool.class_mix(ds.splits["train"], 64, 5)
+    assert (source.counts[:3].max(axis=1) == 64).all()
+    assert stored.every_class() > 0.95 and source.every_class() < 0.1
+    expected = tool.random_deviation(overall, 64)
+    assert 0.7 * expected < stored.deviation(overall) < 1.3 * expected < source.deviation(overall)
     # the unshuffled dataset is class-sorted, so the check above can fail
     textkit.preprocess(corpus, out="plain.h5", top_k=300, shuffle=False)
     plain = textkit.load("plain.h5")
