@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -29,8 +28,7 @@ SparseMode = Literal["dense", "csr"]
 SPARSE_MODES = ("dense", "csr")
 
 
-@dataclass(frozen=True)
-class BatchSlice:
+class BatchSlice(NamedTuple):
     """Rows ``[start, stop)`` to read; then rows ``take`` of them, if given."""
 
     start: int
@@ -133,12 +131,12 @@ class BatchReader:
 
     def read(self, i: int, epoch: int = 0) -> tuple[Any, np.ndarray]:
         """Return ``(x, y)`` of batch ``i`` of epoch ``epoch``."""
-        where = self.plan.locate(i, epoch)
-        if where.take is None:
-            x, y = self.split.x[where.start:where.stop], self.split.y[where.start:where.stop]
+        start, stop, take = self.plan.locate(i, epoch)
+        if take is None:
+            x, y = self.split.x[start:stop], self.split.y[start:stop]
         else:
-            x, y = self._window(where.start, where.stop)
-            x, y = x[where.take], y[where.take]
+            x, y = self._window(start, stop)
+            x, y = x[take], y[take]
         if self.sparse == "dense" and scipy.sparse.issparse(x):
             x = x.toarray()
         return x, y

@@ -68,6 +68,20 @@ class StoreSuite:
         np.testing.assert_array_equal(split.row_ids[:], np.arange(1000))
         assert split.x[10:10].shape == (0, 7)
 
+    @pytest.mark.parametrize("dtype", ["int16", "float16", "float64", "longdouble"])
+    def test_large_reads_at_every_alignment(self, tmp_path, dtype):
+        # Reads of 16 KiB and more go into buffers placed by file offset
+        # (ooc.store.base.empty_for_read): check the values at many offsets.
+        rng = np.random.default_rng(1)
+        x = (rng.random((3000, 37)) * 1000).astype(dtype)
+        chunks = [(x[a:a + 1100], np.zeros(len(x[a:a + 1100]), int)) for a in range(0, 3000, 1100)]
+        split = ooc.open(self.write(self.path(tmp_path), {"train": chunks})).train
+        for start in range(0, 1500, 37):
+            for length in (64, 500, 1500):
+                got = split.x[start:start + length]
+                assert got.flags.c_contiguous and got.flags.aligned and got.flags.writeable
+                np.testing.assert_array_equal(got, x[start:start + length])
+
     def test_batches_with_sizes_that_do_not_divide(self, tmp_path):
         x = np.arange(1001 * 3, dtype=np.int32).reshape(1001, 3)
         y = np.arange(1001) % 5

@@ -18,6 +18,7 @@ share a handle with the parent.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -108,14 +109,45 @@ class StoreReader(ABC):
         return f"{self.path}: split {split!r}, array {array!r}"
 
 
+PAGE_BYTES = 4096
+_ALIGN_MIN_BYTES = 16 * 1024
+
+
+def _address(array: np.ndarray) -> int:
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))  # 4x faster than .ctypes
+    except ValueError:  # a dtype the buffer protocol cannot express, e.g. '<f16'
+        return array.ctypes.data
+
+
+def empty_for_read(shape: tuple[int, ...], dtype: np.dtype, file_offset: int) -> np.ndarray:
+    """An uninitialised C-contiguous array to ``preadv`` the bytes at ``file_offset`` into.
+
+    The kernel copies from the page cache with ``rep movsb``, which on some
+    CPUs (measured here: AMD EPYC) runs 4-5x slower when the destination sits
+    1-63 bytes past the source modulo 4 KiB.  Where ``malloc`` puts a large
+    block decides whether a read falls into that window; when it does, the
+    array is placed at the file bytes' offset within a page instead, rounded
+    down to 64 bytes (aligned for every dtype).  Elsewhere ``np.empty``'s own
+    placement is kept: it measured 5-10% faster than any forced offset.
+    """
+    out = np.empty(shape, dtype=dtype)
+    if out.nbytes < _ALIGN_MIN_BYTES or not 0 < (_address(out) - file_offset) % PAGE_BYTES < 64:
+        return out
+    raw = np.empty(out.nbytes + PAGE_BYTES, dtype=np.uint8)
+    skip = ((file_offset & (PAGE_BYTES - 64)) - _address(raw)) % PAGE_BYTES
+    return raw[skip:skip + out.nbytes].view(dtype).reshape(shape)
+
+
 class PerProcessFile:
     """An OS file descriptor opened lazily, once per process; reads with preadv.
 
     Explicit reads keep resident memory at the size of the buffers read into,
     however many bytes of the file are visited.  (A memory map copied out and
     released with ``madvise`` measured 25% slower than ``preadv`` on a 2 GB
-    file: every batch re-faults 4 KiB pages.)  A descriptor inherited through
-    ``fork`` is never used: a child opens its own.  Pickles as the path alone.
+    file: every batch re-faults 4 KiB pages.)  Buffers come from
+    :func:`empty_for_read`.  A descriptor inherited through ``fork`` is never
+    used: a child opens its own.  Pickles as the path alone.
     """
 
     def __init__(self, path: Path) -> None:
@@ -132,9 +164,13 @@ class PerProcessFile:
 
     def read_into(self, buf: np.ndarray, offset: int) -> None:
         """Fill ``buf`` (C-contiguous) with the bytes at ``offset``."""
-        view = memoryview(buf.reshape(-1).view(np.uint8))
-        fd, done = self.fd(), 0
-        while done < len(view):
+        try:
+            view = buf.data.cast("B")
+        except (NotImplementedError, TypeError, ValueError):  # formats memoryview lacks
+            view = memoryview(buf.reshape(-1).view(np.uint8))
+        fd = self._fd if self._pid == os.getpid() and self._fd is not None else self.fd()
+        done = os.preadv(fd, [view], offset)
+        while done < len(view):  # a short read: go on, or the file ended early
             n = os.preadv(fd, [view[done:]], offset + done)
             if n == 0:
                 raise ChecksumError(
@@ -145,7 +181,7 @@ class PerProcessFile:
 
     def crc32c(self, offset: int, length: int) -> int:
         """CRC-32C of ``length`` bytes at ``offset``."""
-        buf = np.empty(length, dtype=np.uint8)
+        buf = empty_for_read((length,), np.dtype(np.uint8), offset)
         self.read_into(buf, offset)
         return crc32c.crc32c(buf)
 

@@ -28,7 +28,15 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_path, is_temporary
-from .base import BlockVerifier, PerProcessFile, StoreReader, StoreWriter, Verify, pow2_rows
+from .base import (
+    BlockVerifier,
+    PerProcessFile,
+    StoreReader,
+    StoreWriter,
+    Verify,
+    empty_for_read,
+    pow2_rows,
+)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COMPRESSIONS = ("gzip", "lzf", "zstd", "blosc")
@@ -139,16 +147,18 @@ class _H5Array:
         if self.offsets is None:
             return self._h5read(start, stop)
         self.verifier.ensure(start, stop)
-        out = np.empty((stop - start, *self.row_shape), dtype=self.dtype)
         rows = self.chunk_rows
+        out = None
         pos = start
         while pos < stop:
             chunk = pos // rows
             end = min(stop, (chunk + 1) * rows)
             offset = int(self.offsets[chunk]) + (pos - chunk * rows) * self.row_nbytes
+            if out is None:  # aligned to the first (usually the only) chunk read
+                out = empty_for_read((stop - start, *self.row_shape), self.dtype, offset)
             self.reader.raw.read_into(out[pos - start:end - start], offset)
             pos = end
-        return out
+        return np.empty((0, *self.row_shape), dtype=self.dtype) if out is None else out
 
 
 def _chunk_offsets(ds: h5py.Dataset, row_nbytes: int) -> np.ndarray | None:

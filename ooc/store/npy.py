@@ -27,7 +27,15 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_tree, is_temporary
-from .base import BlockVerifier, PerProcessFile, StoreReader, StoreWriter, Verify, pow2_rows
+from .base import (
+    BlockVerifier,
+    PerProcessFile,
+    StoreReader,
+    StoreWriter,
+    Verify,
+    empty_for_read,
+    pow2_rows,
+)
 
 
 def block_rows_for(row_nbytes: int) -> int:
@@ -165,9 +173,10 @@ class _ArrayReader:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         self.verifier.ensure(start, stop)
-        out = np.empty((stop - start, *self.row_shape), dtype=self.dtype)
+        offset = self.offset + start * self.row_nbytes
+        out = empty_for_read((stop - start, *self.row_shape), self.dtype, offset)
         if stop > start:
-            self.file.read_into(out, self.offset + start * self.row_nbytes)
+            self.file.read_into(out, offset)
         return out
 
 
