@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 import scipy.sparse
 
+from ._buffers import aligned_empty
+
 if TYPE_CHECKING:
     from .reader import Split
 
@@ -138,7 +140,7 @@ class BatchReader:
             x, y = self._window(start, stop)
             x, y = x[take], y[take]
         if self.sparse == "dense" and scipy.sparse.issparse(x):
-            x = x.toarray()
+            x = x.toarray(out=aligned_empty(x.shape, x.dtype, zeros=True))
         return x, y
 
     def _window(self, start: int, stop: int) -> tuple[Any, np.ndarray]:

@@ -9,8 +9,10 @@ about 150 non-zeros a row), in both backends:
    page cache, median of ``--repeats`` epochs, same batch order;
 2. one Keras ``fit`` epoch of a small MLP from ``split.batches(...)`` and
    from ``split.to_tf_dataset(...)`` vs ``model.fit(x, y, batch_size=b)`` on
-   the numpy arrays in memory (median of epochs 2..N, so tracing is
-   excluded from all);
+   the numpy arrays in memory: each feed trains its own model, one epoch at
+   a time in turn, so noise on the shared machine hits all alike; medians
+   over rounds 2..N (tracing left out), each epoch timed from the end of its
+   first step;
 3. peak RSS (``ru_maxrss``, from the OS) of a fresh process iterating a
    dataset vs one 8x larger.
 
@@ -30,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -133,43 +136,66 @@ def mlp(n_features: int, sparse: bool):
     return model
 
 
-def epoch_seconds(fit: Callable[[list], None], epochs: int) -> float:
-    import keras
+def epoch_timer(times: list[float]) -> Any:
+    """A Keras callback appending each epoch's time, from the end of its first step.
 
-    times: list[float] = []
+    Leaving the first step out leaves out what ``fit`` sets up per call
+    (iterators, the in-memory arrays' conversion to tensors), so the figure
+    is the steady epoch of a long ``fit``.
+    """
+    import keras
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
+            self.steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            if self.steps == 1:
+                self.t0 = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t0)
+            if self.steps > 1:
+                elapsed = time.perf_counter() - self.t0
+                times.append(elapsed * self.steps / (self.steps - 1))
 
-    fit([Timer()])
-    return statistics.median(times[1:]) if len(times) > 1 else times[0]
+    return Timer()
 
 
-def bench_fit(split: ooc.Split, batch_size: int, epochs: int, workers: int) -> dict:
+def bench_fit(split: ooc.Split, batch_size: int, rounds: int, workers: int) -> dict:
+    """Seconds per epoch of each feed, epochs alternating feed by feed.
+
+    Every round trains one epoch of each feed's own model, so a slow spell
+    of the shared machine hits all feeds alike; the ratio is the median over
+    rounds (the first round, which traces, left out) of ooc's epoch over the
+    faster in-memory epoch of the same round.
+    """
     x_mem, y_mem = load_in_memory(split)
     sparse = split.is_sparse
-    d = split.shape[1]
-    mem = {}
-    for shuffle in (False, True):
-        model = mlp(d, sparse)
-        mem[shuffle] = epoch_seconds(lambda cb, m=model, s=shuffle: m.fit(
-            x_mem, y_mem, batch_size=batch_size, epochs=epochs, shuffle=s, verbose=0,
-            callbacks=cb), epochs)
     mode = "tensor" if sparse else "dense"
-    feeds = {"ooc_s": split.batches(batch_size, shuffle=True, seed=0, workers=workers,
-                                    sparse=mode),
-             "tf_data_s": split.to_tf_dataset(batch_size, shuffle=True, seed=0, sparse=mode)}
-    out = {"mem_noshuffle_s": mem[False], "mem_shuffle_s": mem[True]}
-    for name, data in feeds.items():
-        model = mlp(d, sparse)
-        out[name] = epoch_seconds(lambda cb, m=model, x=data: m.fit(
-            x, epochs=epochs, shuffle=False, verbose=0, callbacks=cb), epochs)
-    best = min(mem.values())
-    return {**out, "ratio": out["ooc_s"] / best, "tf_data_ratio": out["tf_data_s"] / best}
+    feeds: dict[str, Callable[[Any, list], None]] = {
+        "mem_noshuffle_s": lambda m, cb: m.fit(x_mem, y_mem, batch_size=batch_size,
+                                               shuffle=False, verbose=0, callbacks=cb),
+        "mem_shuffle_s": lambda m, cb: m.fit(x_mem, y_mem, batch_size=batch_size,
+                                             shuffle=True, verbose=0, callbacks=cb),
+    }
+    ooc_data = {"ooc_s": split.batches(batch_size, shuffle=True, seed=0, workers=workers,
+                                       sparse=mode),
+                "tf_data_s": split.to_tf_dataset(batch_size, shuffle=True, seed=0, sparse=mode)}
+    for name, data in ooc_data.items():
+        feeds[name] = lambda m, cb, x=data: m.fit(x, shuffle=False, verbose=0, callbacks=cb)
+    models = {name: mlp(split.shape[1], sparse) for name in feeds}
+    times: dict[str, list[float]] = {name: [] for name in feeds}
+    for _ in range(rounds):
+        for name, fit in feeds.items():
+            fit(models[name], [epoch_timer(times[name])])
+    out: dict[str, Any] = {name: statistics.median(t[1:]) for name, t in times.items()}
+    best_mem = [min(a, b) for a, b in zip(times["mem_noshuffle_s"], times["mem_shuffle_s"],
+                                          strict=True)][1:]
+    for name, key in (("ooc_s", "ratio"), ("tf_data_s", "tf_data_ratio")):
+        out[key] = statistics.median(t / m for t, m in zip(times[name][1:], best_mem, strict=True))
+    out["epochs"] = times
+    return out
 
 
 def rss_probe(path: str, batch_size: int) -> None:
@@ -242,7 +268,8 @@ def run_reads(args: argparse.Namespace, paths: dict, results: dict) -> None:
 
 
 def run_fit(args: argparse.Namespace, paths: dict, results: dict) -> None:
-    table(f"2. Keras fit, seconds per epoch (median of epochs 2..{args.fit_epochs})",
+    table(f"2. Keras fit, seconds per epoch (median of rounds 2..{args.fit_epochs}, "
+          "feeds alternating epoch by epoch)",
           ["data", "backend", "rows", "in-memory, shuffle=False", "in-memory, shuffle=True",
            "ooc batches", "ooc to_tf_dataset", "batches / best in-memory",
            "to_tf_dataset / best in-memory"])
@@ -278,7 +305,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dense-batch", type=int, default=512)
     p.add_argument("--sparse-batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--fit-epochs", type=int, default=4)
+    p.add_argument("--fit-epochs", type=int, default=8,
+                   help="rounds of one epoch per feed; the first is left out")
     p.add_argument("--fit-rows", type=int, default=200_000, help="dense rows in the fit test")
     p.add_argument("--sparse-fit-rows", type=int, default=25_000)
     p.add_argument("--workers", type=int, default=1)

@@ -17,6 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .._buffers import empty_for_read
 from ..errors import ChecksumError, IncompleteDatasetError, NotADatasetError
 from ..format import (
     BLOCK_BYTES,
@@ -34,7 +35,6 @@ from .base import (
     StoreReader,
     StoreWriter,
     Verify,
-    empty_for_read,
     pow2_rows,
 )
 

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 import crc32c
 import numpy as np
 
+from .._buffers import empty_for_read
 from ..errors import ChecksumError, IncompleteDatasetError, NotADatasetError
 from ..format import (
     BLOCK_BYTES,
@@ -33,7 +34,6 @@ from .base import (
     StoreReader,
     StoreWriter,
     Verify,
-    empty_for_read,
     pow2_rows,
 )
 
