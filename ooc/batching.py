@@ -38,6 +38,21 @@ class BatchSlice(NamedTuple):
     take: np.ndarray | None = None
 
 
+def densify(x: scipy.sparse.csr_matrix) -> np.ndarray:
+    """``x.toarray()`` into a 64-byte aligned array (see :mod:`ooc._buffers`).
+
+    ``toarray(out=...)`` would zero the whole output again; a scatter of the
+    non-zeros into fresh zeroed memory does not.  ``x`` is canonical (sorted,
+    no duplicates), as every stored batch is.
+    """
+    out = aligned_empty(x.shape, x.dtype, zeros=True)
+    n_rows, n_cols = x.shape
+    flat = np.repeat(np.arange(n_rows, dtype=np.int64) * n_cols, np.diff(x.indptr))
+    flat += x.indices
+    out.reshape(-1)[flat] = x.data
+    return out
+
+
 class BatchPlan:
     """The batches of one split: how many, and their rows in each epoch.
 
@@ -135,12 +150,12 @@ class BatchReader:
         """Return ``(x, y)`` of batch ``i`` of epoch ``epoch``."""
         start, stop, take = self.plan.locate(i, epoch)
         if take is None:
-            x, y = self.split.x[start:stop], self.split.y[start:stop]
+            x, y = self.split.x.read(start, stop), self.split.y.read(start, stop)
         else:
             x, y = self._window(start, stop)
             x, y = x[take], y[take]
         if self.sparse == "dense" and scipy.sparse.issparse(x):
-            x = x.toarray(out=aligned_empty(x.shape, x.dtype, zeros=True))
+            x = densify(x)
         return x, y
 
     def _window(self, start: int, stop: int) -> tuple[Any, np.ndarray]:
@@ -148,7 +163,7 @@ class BatchReader:
         with self._lock:
             hit = self._windows.get(key)
         if hit is None:
-            hit = (self.split.x[start:stop], self.split.y[start:stop])
+            hit = (self.split.x.read(start, stop), self.split.y.read(start, stop))
             with self._lock:
                 self._windows[key] = hit
                 while len(self._windows) > 2:

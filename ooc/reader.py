@@ -57,6 +57,10 @@ class Column:
         rows = self._store.read(self.key, start, stop)
         return rows[0] if single else rows
 
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)``, a range the caller has checked (batch plans)."""
+        return self._store.read(self.key, start, stop)
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return np.asarray(self[:], dtype=dtype)
 
@@ -78,6 +82,10 @@ class CsrColumn:
 
     def __getitem__(self, index: Any) -> scipy.sparse.csr_matrix:
         start, stop, _ = _row_range(index, len(self))
+        return self.read(start, stop)
+
+    def read(self, start: int, stop: int) -> scipy.sparse.csr_matrix:
+        """Rows ``[start, stop)``, a range the caller has checked (batch plans)."""
         indptr = self._store.read(f"{self.key}/indptr", start, stop + 1)
         lo, hi = int(indptr[0]), int(indptr[-1])
         data = self._store.read(f"{self.key}/data", lo, hi)

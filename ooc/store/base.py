@@ -18,18 +18,13 @@ share a handle with the parent.
 
 from __future__ import annotations
 
-import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import crc32c
 import numpy as np
-
-from .._buffers import empty_for_read
-from ..errors import ChecksumError
 
 Verify = Literal["once", "always", "never"]
 VERIFY_MODES = ("once", "always", "never")
@@ -107,62 +102,6 @@ class StoreReader(ABC):
         """Name an array for error messages: file, split and array."""
         split, _, array = key.partition("/")
         return f"{self.path}: split {split!r}, array {array!r}"
-
-
-class PerProcessFile:
-    """An OS file descriptor opened lazily, once per process; reads with preadv.
-
-    Explicit reads keep resident memory at the size of the buffers read into,
-    however many bytes of the file are visited.  (A memory map copied out and
-    released with ``madvise`` measured 25% slower than ``preadv`` on a 2 GB
-    file: every batch re-faults 4 KiB pages.)  Buffers come from
-    :func:`empty_for_read`.  A descriptor inherited through ``fork`` is never
-    used: a child opens its own.  Pickles as the path alone.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._pid = -1
-
-    def fd(self) -> int:
-        """Return this process's descriptor, opening it if needed."""
-        if self._pid != os.getpid() or self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
-            self._pid = os.getpid()
-        return self._fd
-
-    def read_into(self, buf: np.ndarray, offset: int) -> None:
-        """Fill ``buf`` (C-contiguous) with the bytes at ``offset``."""
-        try:
-            view = buf.data.cast("B")
-        except (NotImplementedError, TypeError, ValueError):  # formats memoryview lacks
-            view = memoryview(buf.reshape(-1).view(np.uint8))
-        fd = self._fd if self._pid == os.getpid() and self._fd is not None else self.fd()
-        done = os.preadv(fd, [view], offset)
-        while done < len(view):  # a short read: go on, or the file ended early
-            n = os.preadv(fd, [view[done:]], offset + done)
-            if n == 0:
-                raise ChecksumError(
-                    f"{self.path}: file ends at byte {offset + done}, before the "
-                    f"{len(view)} bytes expected at offset {offset}. The file was "
-                    "truncated; write the dataset again.")
-            done += n
-
-    def crc32c(self, offset: int, length: int) -> int:
-        """CRC-32C of ``length`` bytes at ``offset``."""
-        buf = empty_for_read((length,), np.dtype(np.uint8), offset)
-        self.read_into(buf, offset)
-        return crc32c.crc32c(buf)
-
-    def close(self) -> None:
-        """Close the descriptor if this process opened it."""
-        if self._fd is not None and self._pid == os.getpid():
-            os.close(self._fd)
-        self._fd = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_fd": None, "_pid": -1}
 
 
 class BlockVerifier:

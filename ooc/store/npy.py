@@ -28,9 +28,9 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_tree, is_temporary
+from ._file import PerProcessFile
 from .base import (
     BlockVerifier,
-    PerProcessFile,
     StoreReader,
     StoreWriter,
     Verify,
