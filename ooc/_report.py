@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -42,6 +43,23 @@ def _malloc_trim() -> Any:
         return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError, TypeError):  # not glibc
         return lambda pad: 0
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD_BYTES = 2 << 20
+
+
+def map_large_blocks() -> None:
+    """Have glibc serve every block of 2 MiB or more with its own ``mmap``.
+
+    By default glibc raises this threshold (up to 32 MiB) each time a large
+    block is freed, after which large NumPy temporaries come from the heap,
+    and a heap fragmented by them stays resident.  Blocks that are mapped
+    one by one go back to the OS when freed.  Inherited by forked workers;
+    elsewhere than glibc a no-op.
+    """
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def release_memory() -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ._report import bytes_on_disk, peak_rss_bytes
+from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
 from .errors import CorpusError, DatasetExistsError, OocError
 from .store._atomic import leftover_temporaries, remove
 from .text import jobs, ngram_fit
@@ -456,6 +456,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> 
         rejects = (stack.enter_context(RejectLog(rejects_path))
                    if config.on_bad_row == "skip" else None)
         pool = None
+        map_large_blocks()
         if config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
             context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
