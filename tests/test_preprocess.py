@@ -7,6 +7,7 @@ Parity with scikit-learn and Keras is in ``tests/test_vectorizers.py``.
 from __future__ import annotations
 
 import csv
+import ctypes
 import itertools
 import json
 import os
@@ -730,3 +731,34 @@ def test_npy_output_holds_the_same_data_as_hdf5(textkit):
         x = b.vectorizer.transform(texts[:20])
         y = a.vectorizer.transform(texts[:20])
         assert (x != y).sum() == 0
+
+
+MAPPED_AFTER_FREE = """
+import ctypes, sys
+import numpy as np
+from ooc._report import map_large_blocks
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks",
+                                               "keepcost")]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = Info
+if sys.argv[1] == "on":
+    map_large_blocks()
+a = np.ones(3 << 20, np.uint8)
+del a  # glibc's default raises its mmap threshold past 3 MiB here
+b = np.ones(3 << 20, np.uint8)
+print(mallinfo2().hblkhd >= 3 << 20)
+"""
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="needs glibc >= 2.33")
+def test_large_blocks_stay_mapped_after_a_free():
+    # Freed large NumPy temporaries must go back to the OS, not fragment the heap.
+    def mapped(mode: str) -> str:
+        return subprocess.run([sys.executable, "-c", MAPPED_AFTER_FREE, mode], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    assert mapped("on") == "True"
+    assert mapped("off") == "False"  # the glibc default this guards against
