@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import os
@@ -38,11 +37,15 @@ def peak_rss_bytes(pid: int | None = None) -> int:
 
 
 @functools.cache
-def _malloc_trim() -> Any:
-    try:  # the symbols already loaded: find_library would fork ldconfig in every worker
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc
-        return lambda pad: 0
+def _glibc(name: str) -> Any:
+    """A function of the already-loaded C library, or None where it lacks it (not glibc).
+
+    ``ctypes.util.find_library`` would fork ``ldconfig`` in every worker.
+    """
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError, TypeError):
+        return None
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -58,8 +61,9 @@ def map_large_blocks() -> None:
     one by one go back to the OS when freed.  Inherited by forked workers;
     elsewhere than glibc a no-op.
     """
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    mallopt = _glibc("mallopt")
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def release_memory() -> None:
@@ -69,7 +73,9 @@ def release_memory() -> None:
     resident size of a long loop settles at the sum of its largest transients
     instead of the largest one.
     """
-    _malloc_trim()(0)
+    malloc_trim = _glibc("malloc_trim")
+    if malloc_trim is not None:
+        malloc_trim(0)
 
 
 def bytes_on_disk(path: Path) -> int:

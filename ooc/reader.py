@@ -54,7 +54,7 @@ class Column:
 
     def __getitem__(self, index: Any) -> np.ndarray:
         start, stop, single = _row_range(index, len(self))
-        rows = self._store.read(self.key, start, stop)
+        rows = self.read(start, stop)
         return rows[0] if single else rows
 
     def read(self, start: int, stop: int) -> np.ndarray:

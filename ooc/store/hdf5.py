@@ -143,22 +143,24 @@ class _H5Array:
     def _check_chunk(self, chunk: int) -> None:
         self._h5read(chunk * self.chunk_rows, min((chunk + 1) * self.chunk_rows, self.n_rows))
 
+    def _offset(self, row: int) -> int:
+        """File offset of a row, inside its chunk's stored bytes."""
+        chunk = row // self.chunk_rows
+        return int(self.offsets[chunk]) + (row - chunk * self.chunk_rows) * self.row_nbytes  # type: ignore[index]
+
     def read(self, start: int, stop: int) -> np.ndarray:
         if self.offsets is None:
             return self._h5read(start, stop)
         self.verifier.ensure(start, stop)
-        rows = self.chunk_rows
-        out = None
+        # placed for the first (usually the only) chunk read
+        out = empty_for_read((stop - start, *self.row_shape), self.dtype,
+                             self._offset(start) if stop > start else 0)
         pos = start
         while pos < stop:
-            chunk = pos // rows
-            end = min(stop, (chunk + 1) * rows)
-            offset = int(self.offsets[chunk]) + (pos - chunk * rows) * self.row_nbytes
-            if out is None:  # aligned to the first (usually the only) chunk read
-                out = empty_for_read((stop - start, *self.row_shape), self.dtype, offset)
-            self.reader.raw.read_into(out[pos - start:end - start], offset)
+            end = min(stop, (pos // self.chunk_rows + 1) * self.chunk_rows)
+            self.reader.raw.read_into(out[pos - start:end - start], self._offset(pos))
             pos = end
-        return np.empty((0, *self.row_shape), dtype=self.dtype) if out is None else out
+        return out
 
 
 def _chunk_offsets(ds: h5py.Dataset, row_nbytes: int) -> np.ndarray | None:
