@@ -1,6 +1,6 @@
 """Batch buffers placed so that neither the kernel nor TensorFlow copies slowly.
 
-Two facts, both measured on this project's machine (``tools/bench_read.py``):
+Three facts, all measured on this project's machine (``tools/bench_read.py``):
 
 * TensorFlow wraps a NumPy array without copying it when the data starts on
   a 64-byte boundary; otherwise it copies (measured: 13 ms against 1.6 ms
@@ -12,11 +12,20 @@ Two facts, both measured on this project's machine (``tools/bench_read.py``):
   bytes past the source modulo 4 KiB.  A buffer for a file read therefore
   starts at the same offset within a page as the file bytes, rounded down
   to 64 bytes, never in that window.
+* Fresh memory costs a page fault per 4 KiB on first write.  TensorFlow sets
+  glibc's trim threshold, so once it is imported every large block freed is
+  handed back to the kernel and the next batch faults its pages in again:
+  252 faults and about 1 ms per 1 MB batch fed through ``fit``, more than
+  the read itself.  Large buffers are therefore recycled by
+  :class:`BufferPool` once nothing refers to them any more.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -24,6 +33,57 @@ import numpy as np
 PAGE_BYTES = 4096
 ALIGN_BYTES = 64
 SMALL_BYTES = 16 * 1024  # below this, a copy costs less than placing the buffer
+POOL_BUFFERS = 16  # buffers a pool keeps, in use or free
+POOL_BYTES = 256 << 20  # and their bytes at most
+
+
+class BufferPool:
+    """Large byte buffers, handed out again once no array refers to them.
+
+    A buffer is free when the pool holds the only reference to it: every
+    NumPy view of it (a batch, a slice of a batch, a tensor wrapping a batch
+    without a copy) keeps it alive and so keeps it out of reuse.  Keeps at
+    most ``POOL_BUFFERS`` buffers and ``POOL_BYTES`` bytes; beyond that,
+    buffers are allocated as usual.  A forked child starts with an empty pool.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffers: list[np.ndarray] = []
+        self._pid = os.getpid()
+
+    def take(self, nbytes: int, zeros: bool) -> np.ndarray:
+        """A uint8 buffer of ``nbytes``, zeroed if ``zeros``."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._buffers, self._pid = [], os.getpid()
+            # referred to by the list and getrefcount's argument only
+            free = [i for i in range(len(self._buffers))
+                    if sys.getrefcount(self._buffers[i]) == 2]
+            for i in free:
+                if len(self._buffers[i]) == nbytes:
+                    buf = self._buffers[i]
+                    if zeros:
+                        buf.fill(0)
+                    return buf
+            buf = (np.zeros if zeros else np.empty)(nbytes, dtype=np.uint8)
+            for i in reversed(free):  # make room: drop free buffers of other sizes
+                if self._room_for(nbytes):
+                    break
+                del self._buffers[i]
+            if self._room_for(nbytes):
+                self._buffers.append(buf)
+            return buf
+
+    def _room_for(self, nbytes: int) -> bool:
+        return (len(self._buffers) < POOL_BUFFERS
+                and self._pooled_bytes() + nbytes <= POOL_BYTES)
+
+    def _pooled_bytes(self) -> int:
+        return sum(len(buf) for buf in self._buffers)
+
+
+_POOL = BufferPool()
 
 
 def _address(array: np.ndarray) -> int:
@@ -44,10 +104,9 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any, page_offset: int = 0,
     nbytes = dtype.itemsize
     for n in shape:
         nbytes *= n
-    alloc = np.zeros if zeros else np.empty
     if nbytes < SMALL_BYTES:
-        return alloc(shape, dtype=dtype)
-    raw = alloc(nbytes + PAGE_BYTES, dtype=np.uint8)
+        return (np.zeros if zeros else np.empty)(shape, dtype=dtype)
+    raw = _POOL.take(nbytes + PAGE_BYTES, zeros)
     skip = (page_offset - _address(raw)) % PAGE_BYTES
     return raw[skip:skip + nbytes].view(dtype).reshape(shape)
 

@@ -321,6 +321,30 @@ def test_tf_dataset_epochs_match_iter_batches(tmp_path, fmt, sparse):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_batches_tensorflow_still_holds_are_never_overwritten(tmp_path, fmt, sparse):
+    # Batches this large come from ooc's recycled buffers, and TensorFlow
+    # wraps them without a copy: every tensor of an epoch, kept to the end,
+    # must still hold its own rows.
+    rng = np.random.default_rng(5)
+    n_rows, n_cols, batch = 1000, 200, 64  # 51 KB per batch
+    y = rng.integers(0, N_CLASSES, n_rows)
+    x = rng.normal(size=(n_rows, n_cols)).astype(np.float32)
+    if sparse:
+        x = scipy.sparse.csr_matrix(np.where(x > 1.0, x, 0).astype(np.float32))
+    split = write(dataset_path(tmp_path, fmt), fmt, x, y, chunks=(300, 700))
+    want = dense(x)
+    spec = (tf.TensorSpec((None, n_cols), tf.float32), tf.TensorSpec((None,), tf.int64))
+    # the second is how Keras feeds a PyDataset to fit
+    for ds in (split.to_tf_dataset(batch),
+               tf.data.Dataset.from_generator(lambda: iter(split.batches(batch)),
+                                              output_signature=spec).prefetch(4)):
+        held = list(ds)
+        got = np.concatenate([bx.numpy() for bx, _ in held])
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_fit_from_tf_dataset_matches_fit_from_memory(tmp_path, init_weights, fmt):
     x, y = make_arrays(sparse=True)
     split = write(dataset_path(tmp_path, fmt), fmt, x, y)
