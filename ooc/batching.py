@@ -53,6 +53,14 @@ def densify(x: scipy.sparse.csr_matrix) -> np.ndarray:
     return out
 
 
+def coo_indices(x: scipy.sparse.csr_matrix) -> np.ndarray:
+    """``(row, column)`` of every stored value of a canonical CSR batch, as int64."""
+    indices = aligned_empty((x.nnz, 2), np.int64)
+    indices[:, 0] = np.repeat(np.arange(x.shape[0], dtype=np.int64), np.diff(x.indptr))
+    indices[:, 1] = x.indices
+    return indices
+
+
 class BatchPlan:
     """The batches of one split: how many, and their rows in each epoch.
 

@@ -11,16 +11,14 @@ import keras
 import numpy as np
 import scipy.sparse
 
-from .batching import BatchReader
+from .batching import BatchReader, coo_indices
 
 
 def csr_to_sparse_tensor(x: scipy.sparse.csr_matrix) -> Any:
     """Convert a canonical CSR batch to a ``tf.SparseTensor`` (row-major order)."""
     import tensorflow as tf
 
-    coo = x.tocoo()
-    indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
-    return tf.SparseTensor(indices, coo.data, dense_shape=x.shape)
+    return tf.SparseTensor(coo_indices(x), x.data, dense_shape=x.shape)
 
 
 class KerasBatches(keras.utils.PyDataset):

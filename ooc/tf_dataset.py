@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from .batching import BatchReader
+from .batching import BatchReader, coo_indices
 
 
 def make_tf_dataset(reader: BatchReader, *, num_parallel_reads: int | None = None,
@@ -57,9 +57,7 @@ def _read_dense(reader: BatchReader, epoch: Any, i: Any, n_cols: int) -> tuple[A
 def _read_sparse(reader: BatchReader, epoch: Any, i: Any, n_cols: int) -> tuple[Any, Any]:
     def read(e: np.int64, k: np.int64) -> tuple[np.ndarray, ...]:
         x, y = reader.read(int(k), int(e))
-        coo = x.tocoo()
-        indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
-        return indices, coo.data, y
+        return coo_indices(x), x.data, y
 
     x_dtype = tf.as_dtype(reader.split.x.dtype)
     indices, values, y = tf.numpy_function(read, [epoch, i], [tf.int64, x_dtype, tf.int64],

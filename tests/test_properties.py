@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ooc
-from ooc.batching import BatchPlan, densify
+from ooc.batching import BatchPlan, coo_indices, densify
 
 FORMATS = ("hdf5", "npy")
 DENSE_DTYPES = (np.int32, np.int64, np.float32, np.float64, np.uint8)
@@ -223,3 +223,12 @@ def test_densify_equals_toarray(n_rows, n_cols, seed):
     assert dense.dtype == x.dtype and dense.flags.c_contiguous
     if dense.nbytes >= 16 * 1024:  # large batches start on 64 bytes: TensorFlow shares them
         assert dense.__array_interface__["data"][0] % 64 == 0
+
+
+@SETTINGS
+@given(n_rows=st.integers(0, 300), n_cols=st.integers(1, 3000), seed=st.integers(0, 2**32 - 1))
+def test_coo_indices_equal_tocoo(n_rows, n_cols, seed):
+    x = sparse_chunk(np.random.default_rng(seed), n_rows, n_cols, unsorted=False)
+    coo = x.tocoo()
+    np.testing.assert_array_equal(coo_indices(x), np.stack([coo.row, coo.col], axis=1))
+    assert coo_indices(x).dtype == np.int64
