@@ -51,15 +51,18 @@ class BufferPool:
         self._lock = threading.Lock()
         self._buffers: list[np.ndarray] = []
         self._pid = os.getpid()
+        # what getrefcount reports for a buffer only the list refers to (2 up
+        # to Python 3.13: the list and the argument); probed, not assumed
+        probe = [np.empty(0)]
+        self._free_refs = sys.getrefcount(probe[0])
 
     def take(self, nbytes: int, zeros: bool) -> np.ndarray:
         """A uint8 buffer of ``nbytes``, zeroed if ``zeros``."""
         with self._lock:
             if self._pid != os.getpid():
                 self._buffers, self._pid = [], os.getpid()
-            # referred to by the list and getrefcount's argument only
             free = [i for i in range(len(self._buffers))
-                    if sys.getrefcount(self._buffers[i]) == 2]
+                    if sys.getrefcount(self._buffers[i]) == self._free_refs]
             for i in free:
                 if len(self._buffers[i]) == nbytes:
                     buf = self._buffers[i]
