@@ -11,6 +11,7 @@ import ctypes
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -222,6 +223,19 @@ def test_bad_row_is_skipped_counted_and_listed(textkit, capsys, case):
     ids = np.sort(np.concatenate([s.row_ids for s in ds.splits.values()]))
     np.testing.assert_array_equal(ids, np.delete(np.arange(81), row_id))
     assert not work_dir(out).exists()
+
+
+def test_progress_shows_each_tokenize_step_once(textkit, capsys):
+    # tqdm writes every refresh as a line of its own in a log file; the
+    # estimated total changes with each chunk read, and must not add lines
+    path = textkit.corpus("c.csv", 3000)
+    assert cli([str(path), "--out", str(textkit.tmp_path / "d.h5"),
+                "--workers", "1", "--chunk-rows", "100"]) == 0
+    err = capsys.readouterr().err
+    shown = re.findall(r"tokenize:[^|\r\n]*\|[^|]*\|\s*([\d.]+[kM]?)/", err)
+    assert len(shown) >= 3, err
+    # (closing the bar shows its last state again)
+    assert all(a != b for a, b in itertools.pairwise(shown[:-1])), shown
 
 
 def test_no_rejects_file_without_bad_rows(textkit):

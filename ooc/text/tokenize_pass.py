@@ -171,10 +171,9 @@ class RowEstimate:
         self.rows = self.chars = 0
 
     def seen(self, texts: list[str], bar: Any) -> None:
-        """Count a chunk's rows and update the bar's total."""
+        """Count a chunk's rows and update the bar's total (shown at its next update)."""
         if not self.total_bytes or not texts:
             return
         self.rows += len(texts)
         self.chars += sum(map(len, texts)) + 16 * len(texts)  # labels, quotes, separators
         bar.total = max(self.rows, int(self.total_bytes * self.rows / self.chars))
-        bar.refresh()
