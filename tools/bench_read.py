@@ -8,13 +8,16 @@ about 150 non-zeros a row), in both backends:
    in-memory arrays (``np.array(x[i:i+b])``, ``csr[i:i+b].toarray()``), warm
    page cache (dropped and read back in order first, see
    :func:`rewarm_page_cache`), the two taking turns batch by batch, median
-   of ``--repeats`` epochs, same batch order;
+   of ``--repeats`` epochs, same batch order; and the ceiling of any reader
+   that copies out of the page cache: a bare ``preadv`` against
+   ``np.copyto`` of the same bytes, one reused buffer each (table 1b);
 2. one Keras ``fit`` epoch of a small MLP from ``split.batches(...)`` and
    from ``split.to_tf_dataset(...)`` vs ``model.fit(x, y, batch_size=b)`` on
    the numpy arrays in memory: each feed trains its own model, one epoch at
    a time in turn, so noise on the shared machine hits all alike; medians
    over rounds 2..N (tracing left out), each epoch timed from the end of its
-   first step;
+   first step; ratios against each in-memory feed (``shuffle=True``, like
+   for like, and ``shuffle=False``);
 3. peak RSS (``ru_maxrss``, from the OS) of a fresh process iterating a
    dataset vs one 8x larger.
 
@@ -389,7 +392,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dense-batch", type=int, default=512)
     p.add_argument("--sparse-batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--fit-epochs", type=int, default=8,
+    p.add_argument("--fit-epochs", type=int, default=12,
                    help="rounds of one epoch per feed; the first is left out")
     p.add_argument("--fit-rows", type=int, default=200_000, help="dense rows in the fit test")
     p.add_argument("--sparse-fit-rows", type=int, default=25_000)
