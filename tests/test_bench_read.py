@@ -1,0 +1,33 @@
+"""tools/bench_read.py runs end to end at a tiny scale and reports every table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "bench_read.py"
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_bench_read_reports_every_table(tmp_path):
+    pytest.importorskip("tensorflow")
+    args = [sys.executable, str(TOOL), "--dir", str(tmp_path), "--scale", "0.004",
+            "--sparse-cols", "2000", "--nnz", "20", "--repeats", "1", "--fit-epochs", "2",
+            "--fit-rows", "2000", "--sparse-fit-rows", "400"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for title in ("1. batch reads", "1b. the ceiling", "2. Keras fit", "3. peak RSS"):
+        assert title in run.stdout
+    results = json.loads((tmp_path / "bench_read.json").read_text())
+    assert 0 < results["kernel_copy"]["ratio"] < 10
+    for kind in ("dense", "sparse"):
+        for fmt in ("hdf5", "npy"):
+            assert results[f"reads_{kind}_{fmt}"]["ratio"] > 0
+            fit = results[f"fit_{kind}_{fmt}"]
+            assert all(len(t) == 2 for t in fit["epochs"].values())
+            assert fit["ooc_s/mem_shuffle_s"] > 0 and fit["tf_data_s/mem_noshuffle_s"] > 0
+    assert results["rss_npy"]["8x"]["rows"] == 8 * results["rss_npy"]["1x"]["rows"]
