@@ -336,12 +336,17 @@ def test_batches_tensorflow_still_holds_are_never_overwritten(tmp_path, fmt, spa
     want = dense(x)
     spec = (tf.TensorSpec((None, n_cols), tf.float32), tf.TensorSpec((None,), tf.int64))
     # the second is how Keras feeds a PyDataset to fit
-    for ds in (split.to_tf_dataset(batch),
-               tf.data.Dataset.from_generator(lambda: iter(split.batches(batch)),
-                                              output_signature=spec).prefetch(4)):
+    feeds = [split.to_tf_dataset(batch),
+             tf.data.Dataset.from_generator(lambda: iter(split.batches(batch)),
+                                            output_signature=spec).prefetch(4)]
+    if sparse:  # its (row, column) indices, 32 KB a batch, are recycled buffers too
+        feeds.append(split.to_tf_dataset(batch, sparse="tensor"))
+    for ds in feeds:
         held = list(ds)
-        got = np.concatenate([bx.numpy() for bx, _ in held])
+        got = np.concatenate([(tf.sparse.to_dense(bx) if isinstance(bx, tf.SparseTensor)
+                               else bx).numpy() for bx, _ in held])
         np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.concatenate([by.numpy() for _, by in held]), y)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
