@@ -414,7 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, step in (("reads", run_reads), ("fit", run_fit), ("rss", run_rss)):
         if name not in args.skip:
             step(args, paths, results)
-    (args.dir / "bench_read.json").write_text(json.dumps(results, indent=1))
+    ran = [name for name in ("reads", "fit", "rss") if name not in args.skip]
+    # a partial run does not replace a whole run's results
+    name = "bench_read.json" if not args.skip else f"bench_read_{'_'.join(ran)}.json"
+    (args.dir / name).write_text(json.dumps(results, indent=1))
     return 0
 
 
