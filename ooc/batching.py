@@ -46,8 +46,8 @@ def densify(x: scipy.sparse.csr_matrix) -> np.ndarray:
     no duplicates), as every stored batch is.
     """
     out = aligned_empty(x.shape, x.dtype, zeros=True)
-    n_rows, n_cols = x.shape
-    flat = np.repeat(np.arange(n_rows, dtype=np.int64) * n_cols, np.diff(x.indptr))
+    flat = _value_rows(x)
+    flat *= x.shape[1]
     flat += x.indices
     out.reshape(-1)[flat] = x.data
     return out
@@ -56,9 +56,14 @@ def densify(x: scipy.sparse.csr_matrix) -> np.ndarray:
 def coo_indices(x: scipy.sparse.csr_matrix) -> np.ndarray:
     """``(row, column)`` of every stored value of a canonical CSR batch, as int64."""
     indices = aligned_empty((x.nnz, 2), np.int64)
-    indices[:, 0] = np.repeat(np.arange(x.shape[0], dtype=np.int64), np.diff(x.indptr))
+    indices[:, 0] = _value_rows(x)
     indices[:, 1] = x.indices
     return indices
+
+
+def _value_rows(x: scipy.sparse.csr_matrix) -> np.ndarray:
+    """The row of every stored value of a CSR matrix, as a new int64 array."""
+    return np.repeat(np.arange(x.shape[0], dtype=np.int64), np.diff(x.indptr))
 
 
 class BatchPlan:

@@ -1,12 +1,12 @@
 """Reading stored bytes: one descriptor per file and process, explicit ``preadv``.
 
 Explicit reads keep resident memory at the size of the buffers read into,
-however much of the file is visited.  Measured on this project's machine
-(1 MB batches of a 2 GB file in the page cache, each way in a loop of its
-own): ``preadv`` into an :func:`~ooc._buffers.empty_for_read` buffer ran at
-0.91x the speed of ``np.array(x[a:b])`` from anonymous memory; a copy out of
-a read-only memory map released with ``madvise(MADV_DONTNEED)`` after each
-batch ran at 0.71-0.88x.
+however much of the file is visited.  The kernel's copy out of the page
+cache is the ceiling of this design: on this project's machine a bare
+``preadv`` of 1 MB ran at 0.87-0.98x the speed of ``memcpy`` from memory
+(``tools/bench_read.py``, table 1b); a copy out of a read-only memory map
+released with ``madvise(MADV_DONTNEED)`` after each batch ran slower still,
+every 4 KiB page faulting in again.
 """
 
 from __future__ import annotations

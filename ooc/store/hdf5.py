@@ -4,7 +4,7 @@ Layout and checksums are specified in :mod:`ooc.format`.  Every dataset
 carries HDF5's fletcher32 filter.  For datasets without compression, reads
 take a fast path: a chunk is verified once through h5py (so HDF5 itself
 checks its fletcher32 sum), then rows are read straight from the chunk's
-byte offset (:class:`~ooc.store.base.PerProcessFile`), which avoids h5py's
+byte offset (:class:`~ooc.store._file.PerProcessFile`), which avoids h5py's
 per-call overhead and a copy through the chunk cache.  Compressed datasets are read through h5py.
 """
 

@@ -2,7 +2,7 @@
 
 Layout and checksums are specified in :mod:`ooc.format`.  Reads are
 explicit ``preadv`` calls into fresh arrays rather than slices of a memory
-map (see :class:`~ooc.store.base.PerProcessFile`), so resident memory stays
+map (see :class:`~ooc.store._file.PerProcessFile`), so resident memory stays
 at the size of the batch being read however much of the file is visited.
 """
 
