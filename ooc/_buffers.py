@@ -49,44 +49,59 @@ class BufferPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buffers: list[np.ndarray] = []
-        self._pid = os.getpid()
-        # what getrefcount reports for a buffer only the list refers to (2 up
-        # to Python 3.13: the list and the argument); probed, not assumed
-        probe = [np.empty(0)]
-        self._free_refs = sys.getrefcount(probe[0])
+        self._by_size: dict[int, list[_Entry]] = {}
+        # what getrefcount reports for a buffer only its entry refers to
+        # (2 up to Python 3.13); probed, not assumed
+        self._free_refs = _refs((np.empty(0), 0))
 
-    def take(self, nbytes: int, zeros: bool) -> np.ndarray:
-        """A uint8 buffer of ``nbytes``, zeroed if ``zeros``."""
+    def take(self, nbytes: int, zeros: bool) -> _Entry:
+        """A uint8 buffer of ``nbytes`` and its address, zeroed if ``zeros``."""
         with self._lock:
-            if self._pid != os.getpid():
-                self._buffers, self._pid = [], os.getpid()
-            free = [i for i in range(len(self._buffers))
-                    if sys.getrefcount(self._buffers[i]) == self._free_refs]
-            for i in free:
-                if len(self._buffers[i]) == nbytes:
-                    buf = self._buffers[i]
+            for entry in self._by_size.get(nbytes, ()):
+                if _refs(entry) == self._free_refs:
                     if zeros:
-                        buf.fill(0)
-                    return buf
+                        entry[0].fill(0)
+                    return entry
             buf = (np.zeros if zeros else np.empty)(nbytes, dtype=np.uint8)
-            for i in reversed(free):  # make room: drop free buffers of other sizes
-                if self._room_for(nbytes):
-                    break
-                del self._buffers[i]
+            entry = (buf, _address(buf))
+            if self._make_room(nbytes):
+                self._by_size.setdefault(nbytes, []).append(entry)
+            return entry
+
+    def clear(self) -> None:
+        """Forget every buffer (those in use stay valid for their holders)."""
+        with self._lock:
+            self._by_size = {}
+
+    def _make_room(self, nbytes: int) -> bool:
+        """Drop free buffers of other sizes until ``nbytes`` more fit, if they can."""
+        for size in [s for s in self._by_size if s != nbytes]:
             if self._room_for(nbytes):
-                self._buffers.append(buf)
-            return buf
+                break
+            kept = [e for e in self._by_size[size] if _refs(e) != self._free_refs]
+            if kept:
+                self._by_size[size] = kept
+            else:
+                del self._by_size[size]
+        return self._room_for(nbytes)
 
     def _room_for(self, nbytes: int) -> bool:
-        return (len(self._buffers) < POOL_BUFFERS
+        return (self._n_buffers() < POOL_BUFFERS
                 and self._pooled_bytes() + nbytes <= POOL_BYTES)
 
+    def _n_buffers(self) -> int:
+        return sum(len(entries) for entries in self._by_size.values())
+
     def _pooled_bytes(self) -> int:
-        return sum(len(buf) for buf in self._buffers)
+        return sum(size * len(entries) for size, entries in self._by_size.items())
 
 
-_POOL = BufferPool()
+_Entry = tuple[np.ndarray, int]  # a pooled buffer and the address of its first byte
+
+
+def _refs(entry: _Entry) -> int:
+    """References to a pooled buffer, counted the same way for the probe and the test."""
+    return sys.getrefcount(entry[0])
 
 
 def _address(array: np.ndarray) -> int:
@@ -94,6 +109,10 @@ def _address(array: np.ndarray) -> int:
         return ctypes.addressof(ctypes.c_char.from_buffer(array))  # 4x faster than .ctypes
     except ValueError:  # a dtype the buffer protocol cannot express, e.g. '<f16'
         return array.ctypes.data
+
+
+_POOL = BufferPool()
+os.register_at_fork(after_in_child=lambda: _POOL.clear())
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any, page_offset: int = 0,
@@ -109,9 +128,8 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any, page_offset: int = 0,
         nbytes *= n
     if nbytes < SMALL_BYTES:
         return (np.zeros if zeros else np.empty)(shape, dtype=dtype)
-    raw = _POOL.take(nbytes + PAGE_BYTES, zeros)
-    skip = (page_offset - _address(raw)) % PAGE_BYTES
-    return raw[skip:skip + nbytes].view(dtype).reshape(shape)
+    raw, address = _POOL.take(nbytes + PAGE_BYTES, zeros)
+    return np.ndarray(shape, dtype, raw, (page_offset - address) % PAGE_BYTES)
 
 
 def empty_for_read(shape: tuple[int, ...], dtype: np.dtype, file_offset: int) -> np.ndarray:

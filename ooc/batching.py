@@ -97,7 +97,7 @@ class BatchPlan:
         self.drop_remainder = drop_remainder
         full, rest = divmod(self.n_rows, self.batch_size)
         self.num_batches = full if drop_remainder or not rest else full + 1
-        self._order: tuple[int, np.ndarray] | None = None
+        self._order: tuple[int, list[int]] | None = None
 
     @property
     def has_partial_batch(self) -> bool:
@@ -109,7 +109,7 @@ class BatchPlan:
         start = k * self.batch_size
         return start, min(start + self.batch_size, self.n_rows)
 
-    def _epoch_order(self, epoch: int) -> np.ndarray:
+    def _epoch_order(self, epoch: int) -> list[int]:
         """On-disk batch indices in the order epoch ``epoch`` visits them."""
         cached = self._order
         if cached is not None and cached[0] == epoch:
@@ -121,16 +121,17 @@ class BatchPlan:
             windows = np.random.default_rng([self.seed, epoch]).permutation(n_windows)
             order = (windows[:, None] * self.window + np.arange(self.window)).ravel()
             order = order[order < self.num_batches]
-        self._order = (epoch, order)
-        return order
+        self._order = (epoch, order.tolist())
+        return self._order[1]
 
     def locate(self, i: int, epoch: int = 0) -> BatchSlice:
         """Rows of batch ``i`` (0-based position within epoch ``epoch``)."""
         if not 0 <= i < self.num_batches:
             raise IndexError(f"batch index must be in [0, {self.num_batches}); got {i}.")
-        k = int(self._epoch_order(epoch)[i])
+        k = self._epoch_order(epoch)[i]
         if self.window == 1:
-            return BatchSlice(*self.batch_rows(k))
+            start = k * self.batch_size
+            return BatchSlice(start, min(start + self.batch_size, self.n_rows))
         w = k // self.window
         first, last = w * self.window, min((w + 1) * self.window, self.num_batches) - 1
         w_start, w_stop = self.batch_rows(first)[0], self.batch_rows(last)[1]
@@ -153,6 +154,7 @@ class BatchReader:
         if sparse not in SPARSE_MODES:
             raise ValueError(f"sparse must be one of {SPARSE_MODES}; got {sparse!r}.")
         self.split, self.plan, self.sparse = split, plan, sparse
+        self._densify = sparse == "dense" and split.is_sparse
         self._windows: OrderedDict[tuple[int, int], tuple[Any, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -167,7 +169,7 @@ class BatchReader:
         else:
             x, y = self._window(start, stop)
             x, y = x[take], y[take]
-        if self.sparse == "dense" and scipy.sparse.issparse(x):
+        if self._densify:
             x = densify(x)
         return x, y
 

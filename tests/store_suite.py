@@ -214,6 +214,32 @@ class StoreSuite:
         with pytest.raises(ooc.ChecksumError):
             ooc.open(path).verify()
 
+    def write_damaged(self, tmp_path: Path) -> tuple[Path, np.ndarray]:
+        x = np.random.default_rng(3).random((20_000, 40)).astype(np.float32)
+        path = self.write(self.path(tmp_path), {"train": [(x, np.zeros(20_000, int))]})
+        self.flip_byte_in_x(path, row=12_345, n_cols=40)
+        return path, x
+
+    @pytest.mark.parametrize("verify", ["once", "always"])
+    def test_damage_is_found_in_the_last_block_left_to_check(self, tmp_path, verify):
+        path, x = self.write_damaged(tmp_path)
+        with ooc.open(path, verify=verify) as ds:
+            rows = ds.train.x._store.array("train/x").verifier.block_rows
+            bad = 12_345 // rows * rows
+            np.testing.assert_array_equal(ds.train.x[:bad], x[:bad])  # every other block
+            np.testing.assert_array_equal(ds.train.x[bad + rows:], x[bad + rows:])
+            with pytest.raises(ooc.ChecksumError, match=rf"rows {bad}:{bad + rows}"):
+                ds.train.x[bad:bad + 1]
+
+    def test_verify_always_checks_every_read_again(self, tmp_path):
+        x = np.random.default_rng(4).random((20_000, 40)).astype(np.float32)
+        path = self.write(self.path(tmp_path), {"train": [(x, np.zeros(20_000, int))]})
+        with ooc.open(path, verify="always") as ds:
+            np.testing.assert_array_equal(ds.train.x[:], x)
+            self.flip_byte_in_x(path, row=12_345, n_cols=40)
+            with pytest.raises(ooc.ChecksumError):
+                ds.train.x[12_000:12_500]
+
     def flip_byte_in_x(self, path: Path, row: int, n_cols: int) -> None:
         raise NotImplementedError
 

@@ -22,13 +22,6 @@ from .._buffers import empty_for_read
 from ..errors import ChecksumError
 
 
-def _bytes_of(buf: np.ndarray) -> memoryview:
-    try:
-        return buf.data.cast("B")
-    except (NotImplementedError, TypeError, ValueError):  # formats memoryview lacks
-        return memoryview(buf.reshape(-1).view(np.uint8))
-
-
 class PerProcessFile:
     """An OS file descriptor opened lazily, once per process; reads with ``preadv``.
 
@@ -50,10 +43,14 @@ class PerProcessFile:
 
     def read_into(self, buf: np.ndarray, offset: int) -> None:
         """Fill ``buf`` (C-contiguous) with the bytes at ``offset``."""
-        view = _bytes_of(buf)
         fd = self._fd if self._pid == os.getpid() and self._fd is not None else self.fd()
-        done = os.preadv(fd, [view], offset)
-        while done < len(view):  # a short read: go on, or the file ended early
+        done = os.preadv(fd, [buf], offset)
+        if done < buf.nbytes:
+            self._read_rest(fd, memoryview(buf.reshape(-1).view(np.uint8)), offset, done)
+
+    def _read_rest(self, fd: int, view: memoryview, offset: int, done: int) -> None:
+        """After a short read: go on, or fail if the file ended early."""
+        while done < len(view):
             n = os.preadv(fd, [view[done:]], offset + done)
             if n == 0:
                 raise ChecksumError(

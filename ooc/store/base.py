@@ -80,7 +80,8 @@ class StoreReader(ABC):
     def _open_array(self, key: str) -> Any:
         """Return the reader of one array: ``.read(start, stop)`` and ``.verifier``."""
 
-    def _array(self, key: str) -> Any:
+    def array(self, key: str) -> Any:
+        """The reader of array ``key`` (see ``_open_array``), opened on first use."""
         arr = self._arrays.get(key)
         if arr is None:
             arr = self._arrays[key] = self._open_array(key)
@@ -88,11 +89,11 @@ class StoreReader(ABC):
 
     def read(self, key: str, start: int, stop: int) -> np.ndarray:
         """Return rows ``[start, stop)`` of array ``key`` as a new array."""
-        return self._array(key).read(start, stop)
+        return self.array(key).read(start, stop)
 
     def verify(self, key: str) -> None:
         """Check every stored block of ``key``; raise ChecksumError on damage."""
-        self._array(key).verifier.check_all()
+        self.array(key).verifier.check_all()
 
     @abstractmethod
     def close(self) -> None:
@@ -120,17 +121,21 @@ class BlockVerifier:
         self.mode = mode
         self.check = check
         self._done = np.zeros(self.n_blocks, dtype=bool)
+        # blocks a read may still have to check: none in mode never, all in always
+        self._todo = 0 if mode == "never" else self.n_blocks
         self._lock = threading.Lock()
 
     def ensure(self, start: int, stop: int) -> None:
         """Verify the blocks that overlap ``[start, stop)`` as the mode asks."""
-        if self.mode == "never" or stop <= start:
+        if stop <= start or not self._todo:
             return
-        first, last = start // self.block_rows, (stop - 1) // self.block_rows
-        for block in range(first, last + 1):
-            if self.mode == "always" or not self._done[block]:
+        for block in range(start // self.block_rows, (stop - 1) // self.block_rows + 1):
+            if self.mode == "always":
+                self.check(block)
+            elif not self._done[block]:
                 self.check(block)
                 with self._lock:
+                    self._todo -= not self._done[block]
                     self._done[block] = True
 
     def check_all(self) -> None:
@@ -138,6 +143,8 @@ class BlockVerifier:
         for block in range(self.n_blocks):
             self.check(block)
         self._done[:] = True
+        if self.mode == "once":
+            self._todo = 0
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
