@@ -71,7 +71,7 @@ class StoreSuite:
     @pytest.mark.parametrize("dtype", ["int16", "float16", "float64", "longdouble"])
     def test_large_reads_at_every_alignment(self, tmp_path, dtype):
         # Reads of 16 KiB and more go into buffers placed by file offset
-        # (ooc.store.base.empty_for_read): check the values at many offsets.
+        # (ooc._buffers.empty_for_read): check the values at many offsets.
         rng = np.random.default_rng(1)
         x = (rng.random((3000, 37)) * 1000).astype(dtype)
         chunks = [(x[a:a + 1100], np.zeros(len(x[a:a + 1100]), int)) for a in range(0, 3000, 1100)]

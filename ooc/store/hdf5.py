@@ -152,13 +152,14 @@ class _H5Array:
         if self.offsets is None:
             return self._h5read(start, stop)
         self.verifier.ensure(start, stop)
+        offset = self._offset(start) if stop > start else 0
         # placed for the first (usually the only) chunk read
-        out = empty_for_read((stop - start, *self.row_shape), self.dtype,
-                             self._offset(start) if stop > start else 0)
+        out = empty_for_read((stop - start, *self.row_shape), self.dtype, offset)
         pos = start
         while pos < stop:
             end = min(stop, (pos // self.chunk_rows + 1) * self.chunk_rows)
-            self.reader.raw.read_into(out[pos - start:end - start], self._offset(pos))
+            part = out if end - pos == len(out) else out[pos - start:end - start]
+            self.reader.raw.read_into(part, offset if pos == start else self._offset(pos))
             pos = end
         return out
 
