@@ -9,6 +9,8 @@ imported only when the first two are called.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +70,19 @@ class Column:
         return f"<ooc column {self.key} shape={self.shape} dtype={self.dtype}>"
 
 
+@functools.lru_cache(maxsize=4)
+def _empty_csr(n_rows: int, n_cols: int, dtype: np.dtype) -> scipy.sparse.csr_matrix:
+    """An empty matrix whose copies take a batch's arrays as they are.
+
+    scipy's ``csr_matrix((data, indices, indptr))`` copies any array that
+    is a view into a larger buffer (``_prune_array``), which every batch
+    read into a pooled buffer is, and validates the indices: ~150 us per
+    sparse batch of 128 rows.  A copy of an empty matrix with its arrays
+    set shares them; stored batches are canonical (checked when written).
+    """
+    return scipy.sparse.csr_matrix((n_rows, n_cols), dtype=dtype)
+
+
 class CsrColumn:
     """Sparse CSR ``x`` of a split; slices come back as ``csr_matrix``."""
 
@@ -88,10 +103,10 @@ class CsrColumn:
         """Rows ``[start, stop)``, a range the caller has checked (batch plans)."""
         indptr = self._store.read(f"{self.key}/indptr", start, stop + 1)
         lo, hi = int(indptr[0]), int(indptr[-1])
-        data = self._store.read(f"{self.key}/data", lo, hi)
         indices = self._store.read(f"{self.key}/indices", lo, hi)
-        csr = scipy.sparse.csr_matrix((data, indices, indptr - lo),
-                                      shape=(stop - start, self.shape[1]), copy=False)
+        csr = copy.copy(_empty_csr(stop - start, self.shape[1], self.dtype))
+        csr.data = self._store.read(f"{self.key}/data", lo, hi)
+        csr.indices, csr.indptr = indices, (indptr - lo).astype(indices.dtype)
         csr.has_sorted_indices = True
         return csr
 
