@@ -350,6 +350,29 @@ def test_batches_tensorflow_still_holds_are_never_overwritten(tmp_path, fmt, spa
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_sparse_tensors_from_batches_keep_their_values(tmp_path, fmt):
+    # batches(sparse="tensor") hands TensorFlow the recycled buffers of its
+    # values and indices without a copy (DLPack): every tensor of an epoch,
+    # kept to the end, directly or through from_generator as Keras feeds it,
+    # must still hold its own rows.
+    rng = np.random.default_rng(6)
+    n_rows, n_cols, batch = 1000, 400, 64  # ~12,800 values a batch: 51 KB, pooled
+    x = rng.normal(size=(n_rows, n_cols)).astype(np.float32)
+    x = scipy.sparse.csr_matrix(np.where(x > 0, x, 0).astype(np.float32))
+    y = rng.integers(0, N_CLASSES, n_rows)
+    split = write(dataset_path(tmp_path, fmt), fmt, x, y, chunks=(300, 700))
+    ds = split.batches(batch, sparse="tensor")
+    spec = (tf.SparseTensorSpec((None, n_cols), tf.float32), tf.TensorSpec((None,), tf.int64))
+    fed = tf.data.Dataset.from_generator(lambda: (ds[i] for i in range(len(ds))),
+                                         output_signature=spec).prefetch(4)
+    for held in ([ds[i] for i in range(len(ds))], list(fed)):
+        assert all(isinstance(bx, tf.SparseTensor) for bx, _ in held)
+        got = np.concatenate([tf.sparse.to_dense(bx).numpy() for bx, _ in held])
+        np.testing.assert_array_equal(got, x.toarray())
+        np.testing.assert_array_equal(np.concatenate([np.asarray(by) for _, by in held]), y)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_fit_from_tf_dataset_matches_fit_from_memory(tmp_path, init_weights, fmt):
     x, y = make_arrays(sparse=True)
     split = write(dataset_path(tmp_path, fmt), fmt, x, y)
