@@ -30,4 +30,5 @@ def test_bench_read_reports_every_table(tmp_path):
             fit = results[f"fit_{kind}_{fmt}"]
             assert all(len(t) == 2 for t in fit["epochs"].values())
             assert fit["ooc_s/mem_shuffle_s"] > 0 and fit["tf_data_s/mem_noshuffle_s"] > 0
+            assert fit["premade_s/mem_shuffle_s"] > 0
     assert results["rss_npy"]["8x"]["rows"] == 8 * results["rss_npy"]["1x"]["rows"]

@@ -242,7 +242,8 @@ def bench_fit(split: ooc.Split, batch_size: int, rounds: int, workers: int) -> d
     of the shared machine hits all feeds alike.  Each ratio is the median over
     rounds (the first round, which traces, left out) of an ooc feed's epoch
     over one in-memory feed's epoch of the same round; the like-for-like one
-    is against ``shuffle=True``, as both ooc feeds shuffle.
+    is against ``shuffle=True``, as both ooc feeds shuffle (and the premade
+    batches, see :func:`premade`).
     """
     x_mem, y_mem = load_in_memory(split)
     sparse = split.is_sparse
@@ -256,6 +257,8 @@ def bench_fit(split: ooc.Split, batch_size: int, rounds: int, workers: int) -> d
     ooc_data = {"ooc_s": split.batches(batch_size, shuffle=True, seed=0, workers=workers,
                                        sparse=mode),
                 "tf_data_s": split.to_tf_dataset(batch_size, shuffle=True, seed=0, sparse=mode)}
+    ooc_data["premade_s"] = premade(split.batches(batch_size, shuffle=True, seed=0,
+                                                  sparse=mode))
     for name, data in ooc_data.items():
         feeds[name] = lambda m, cb, x=data: m.fit(x, shuffle=False, verbose=0, callbacks=cb)
     models = {name: mlp(split.shape[1], sparse) for name in feeds}
@@ -264,12 +267,35 @@ def bench_fit(split: ooc.Split, batch_size: int, rounds: int, workers: int) -> d
         for name, fit in feeds.items():
             fit(models[name], [epoch_timer(times[name])])
     out: dict[str, Any] = {name: statistics.median(t[1:]) for name, t in times.items()}
-    for feed in ("ooc_s", "tf_data_s"):
+    for feed in ("ooc_s", "tf_data_s", "premade_s"):
         for mem in ("mem_shuffle_s", "mem_noshuffle_s"):
             out[f"{feed}/{mem}"] = statistics.median(
                 t / m for t, m in zip(times[feed][1:], times[mem][1:], strict=True))
     out["epochs"] = times
     return out
+
+
+def premade(batches: Any) -> Any:
+    """A ``PyDataset`` of the same batches, all made before ``fit``.
+
+    Its epoch costs what Keras' ``PyDataset`` feed itself costs (a thread,
+    ``from_generator``, a sparse tensor's serialisation), with no reading:
+    the floor of any ``PyDataset``, ooc's or hand-written.
+    """
+    import keras
+
+    class Premade(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.items = [batches[i] for i in range(len(batches))]
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, i: int) -> Any:
+            return self.items[i]
+
+    return Premade()
 
 
 def rss_probe(path: str, batch_size: int) -> None:
@@ -354,9 +380,10 @@ def run_fit(args: argparse.Namespace, paths: dict, results: dict) -> None:
     table(f"2. Keras fit, seconds per epoch (median of rounds 2..{args.fit_epochs}, "
           "feeds alternating epoch by epoch)",
           ["data", "backend", "rows", "in-memory, shuffle=False", "in-memory, shuffle=True",
-           "ooc batches", "ooc to_tf_dataset", "batches / in-memory shuffled",
-           "batches / in-memory unshuffled", "to_tf_dataset / in-memory shuffled",
-           "to_tf_dataset / in-memory unshuffled"])
+           "ooc batches", "ooc to_tf_dataset", "premade PyDataset",
+           "batches / in-memory shuffled", "batches / in-memory unshuffled",
+           "to_tf_dataset / in-memory shuffled", "to_tf_dataset / in-memory unshuffled",
+           "premade / in-memory shuffled"])
     for kind, b, rows in (("dense", args.dense_batch, args.fit_rows),
                           ("sparse", args.sparse_batch, args.sparse_fit_rows)):
         for fmt in ("hdf5", "npy"):
@@ -366,8 +393,10 @@ def run_fit(args: argparse.Namespace, paths: dict, results: dict) -> None:
             results[f"fit_{kind}_{fmt}"] = r
             row([kind, fmt, len(split), f"{r['mem_noshuffle_s']:.2f}",
                  f"{r['mem_shuffle_s']:.2f}", f"{r['ooc_s']:.2f}", f"{r['tf_data_s']:.2f}",
+                 f"{r['premade_s']:.2f}",
                  *(f"{r[f'{feed}/{mem}']:.3f}x" for feed in ("ooc_s", "tf_data_s")
-                   for mem in ("mem_shuffle_s", "mem_noshuffle_s"))])
+                   for mem in ("mem_shuffle_s", "mem_noshuffle_s")),
+                 f"{r['premade_s/mem_shuffle_s']:.3f}x"])
 
 
 def run_rss(args: argparse.Namespace, paths: dict, results: dict) -> None:
