@@ -202,23 +202,20 @@ class StoreSuite:
     def set_format_version(self, path: Path, version: int) -> None:
         raise NotImplementedError
 
-    def test_flipped_byte_is_detected(self, tmp_path):
-        rng = np.random.default_rng(3)
-        x = rng.random((20_000, 40)).astype(np.float32)
+    def write_damaged(self, tmp_path: Path) -> tuple[Path, np.ndarray]:
+        x = np.random.default_rng(3).random((20_000, 40)).astype(np.float32)
         path = self.write(self.path(tmp_path), {"train": [(x, np.zeros(20_000, int))]})
         self.flip_byte_in_x(path, row=12_345, n_cols=40)
+        return path, x
+
+    def test_flipped_byte_is_detected(self, tmp_path):
+        path, x = self.write_damaged(tmp_path)
         ds = ooc.open(path)
         np.testing.assert_array_equal(ds.train.x[:5000], x[:5000])  # other blocks still read
         with pytest.raises(ooc.ChecksumError, match=r"'train'.*'x'.*rows \d+:\d+"):
             ds.train.x[12_000:12_500]
         with pytest.raises(ooc.ChecksumError):
             ooc.open(path).verify()
-
-    def write_damaged(self, tmp_path: Path) -> tuple[Path, np.ndarray]:
-        x = np.random.default_rng(3).random((20_000, 40)).astype(np.float32)
-        path = self.write(self.path(tmp_path), {"train": [(x, np.zeros(20_000, int))]})
-        self.flip_byte_in_x(path, row=12_345, n_cols=40)
-        return path, x
 
     @pytest.mark.parametrize("verify", ["once", "always"])
     def test_damage_is_found_in_the_last_block_left_to_check(self, tmp_path, verify):
