@@ -130,8 +130,7 @@ class BatchPlan:
             raise IndexError(f"batch index must be in [0, {self.num_batches}); got {i}.")
         k = self._epoch_order(epoch)[i]
         if self.window == 1:
-            start = k * self.batch_size
-            return BatchSlice(start, min(start + self.batch_size, self.n_rows))
+            return BatchSlice(*self.batch_rows(k))
         w = k // self.window
         first, last = w * self.window, min((w + 1) * self.window, self.num_batches) - 1
         w_start, w_stop = self.batch_rows(first)[0], self.batch_rows(last)[1]

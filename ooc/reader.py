@@ -61,7 +61,7 @@ class Column:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)``, a range the caller has checked (batch plans)."""
-        return self._store.array(self.key).read(start, stop)
+        return self._store.read(self.key, start, stop)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return np.asarray(self[:], dtype=dtype)

@@ -221,7 +221,7 @@ class StoreSuite:
     def test_damage_is_found_in_the_last_block_left_to_check(self, tmp_path, verify):
         path, x = self.write_damaged(tmp_path)
         with ooc.open(path, verify=verify) as ds:
-            rows = ds.train.x._store.array("train/x").verifier.block_rows
+            rows = ds.train.x._store._array("train/x").verifier.block_rows
             bad = 12_345 // rows * rows
             np.testing.assert_array_equal(ds.train.x[:bad], x[:bad])  # every other block
             np.testing.assert_array_equal(ds.train.x[bad + rows:], x[bad + rows:])

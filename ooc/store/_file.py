@@ -4,9 +4,9 @@ Explicit reads keep resident memory at the size of the buffers read into,
 however much of the file is visited.  The kernel's copy out of the page
 cache is the ceiling of this design: on this project's machine a bare
 ``preadv`` of 1 MB ran at 0.87-0.98x the speed of ``memcpy`` from memory
-(``tools/bench_read.py``, table 1b); a copy out of a read-only memory map
-released with ``madvise(MADV_DONTNEED)`` after each batch ran slower still,
-every 4 KiB page faulting in again.
+(``tools/bench_read.py``, table 1b); copies out of a memory map, kept or
+released after each batch, measured no faster in the benchmark's order and
+let resident memory grow when kept (docs/BENCHMARKS.md, section 1).
 """
 
 from __future__ import annotations

@@ -80,8 +80,7 @@ class StoreReader(ABC):
     def _open_array(self, key: str) -> Any:
         """Return the reader of one array: ``.read(start, stop)`` and ``.verifier``."""
 
-    def array(self, key: str) -> Any:
-        """The reader of array ``key`` (see ``_open_array``), opened on first use."""
+    def _array(self, key: str) -> Any:
         arr = self._arrays.get(key)
         if arr is None:
             arr = self._arrays[key] = self._open_array(key)
@@ -89,11 +88,11 @@ class StoreReader(ABC):
 
     def read(self, key: str, start: int, stop: int) -> np.ndarray:
         """Return rows ``[start, stop)`` of array ``key`` as a new array."""
-        return self.array(key).read(start, stop)
+        return self._array(key).read(start, stop)
 
     def verify(self, key: str) -> None:
         """Check every stored block of ``key``; raise ChecksumError on damage."""
-        self.array(key).verifier.check_all()
+        self._array(key).verifier.check_all()
 
     @abstractmethod
     def close(self) -> None:
