@@ -145,14 +145,18 @@ class BatchPlan:
 class BatchReader:
     """Reads the batches a :class:`BatchPlan` describes from one split.
 
-    Thread-safe.  Keeps the last few shuffle windows it read, so the batches
-    of one window cost one read.
+    Dense rows and labels come back as read-only views of the stored files
+    (no copy; see :mod:`ooc.store._file`) unless ``copy`` is set, which
+    makes every batch a new, writable array.  Densified and window-shuffled
+    batches are new arrays either way.  Thread-safe.  Keeps the last few
+    shuffle windows it read, so the batches of one window cost one read.
     """
 
-    def __init__(self, split: Split, plan: BatchPlan, sparse: SparseMode = "dense") -> None:
+    def __init__(self, split: Split, plan: BatchPlan, sparse: SparseMode = "dense",
+                 copy: bool = False) -> None:
         if sparse not in SPARSE_MODES:
             raise ValueError(f"sparse must be one of {SPARSE_MODES}; got {sparse!r}.")
-        self.split, self.plan, self.sparse = split, plan, sparse
+        self.split, self.plan, self.sparse, self.copy = split, plan, sparse, copy
         self._densify = sparse == "dense" and split.is_sparse
         self._windows: OrderedDict[tuple[int, int], tuple[Any, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
@@ -164,7 +168,7 @@ class BatchReader:
         """Return ``(x, y)`` of batch ``i`` of epoch ``epoch``."""
         start, stop, take = self.plan.locate(i, epoch)
         if take is None:
-            x, y = self.split.x.read(start, stop), self.split.y.read(start, stop)
+            x, y = self._rows(start, stop, self.copy)
         else:
             x, y = self._window(start, stop)
             x, y = x[take], y[take]
@@ -172,12 +176,19 @@ class BatchReader:
             x = densify(x)
         return x, y
 
+    def _rows(self, start: int, stop: int, copy: bool) -> tuple[Any, np.ndarray]:
+        split = self.split
+        if copy:
+            return split.x.read(start, stop), split.y.read(start, stop)
+        x = split.x.read(start, stop) if split.is_sparse else split.x.view(start, stop)  # type: ignore[union-attr]
+        return x, split.y.view(start, stop)
+
     def _window(self, start: int, stop: int) -> tuple[Any, np.ndarray]:
         key = (start, stop)
         with self._lock:
             hit = self._windows.get(key)
         if hit is None:
-            hit = (self.split.x.read(start, stop), self.split.y.read(start, stop))
+            hit = self._rows(start, stop, copy=False)  # batches are taken from it by copy
             with self._lock:
                 self._windows[key] = hit
                 while len(self._windows) > 2:
@@ -185,7 +196,8 @@ class BatchReader:
         return hit
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"split": self.split, "plan": self.plan, "sparse": self.sparse}
+        return {"split": self.split, "plan": self.plan, "sparse": self.sparse,
+                "copy": self.copy}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["split"], state["plan"], state["sparse"])  # type: ignore[misc]
+        self.__init__(**state)  # type: ignore[misc]

@@ -9,9 +9,9 @@ imported only when the first two are called.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Iterator
+from copy import copy as shallow_copy
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -63,6 +63,10 @@ class Column:
         """Rows ``[start, stop)``, a range the caller has checked (batch plans)."""
         return self._store.read(self.key, start, stop)
 
+    def view(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` read-only, where possible without a copy (batch plans)."""
+        return self._store.view(self.key, start, stop)
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return np.asarray(self[:], dtype=dtype)
 
@@ -105,7 +109,7 @@ class CsrColumn:
         indptr = self._store.read(f"{self.key}/indptr", start, stop + 1)
         lo, hi = int(indptr[0]), int(indptr[-1])
         indices = self._store.read(f"{self.key}/indices", lo, hi)
-        csr = copy.copy(_empty_csr(stop - start, self.shape[1], self.dtype))
+        csr = shallow_copy(_empty_csr(stop - start, self.shape[1], self.dtype))
         csr.data = self._store.read(f"{self.key}/data", lo, hi)
         csr.indices, csr.indptr = indices, (indptr - lo).astype(indices.dtype)
         csr.has_sorted_indices = True
@@ -152,25 +156,30 @@ class Split:
 
     def batch_reader(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
                      shuffle_window: int = 1, drop_remainder: bool = False,
-                     sparse: SparseMode = "dense") -> BatchReader:
-        """Return the :class:`~ooc.batching.BatchReader` the adapters share."""
+                     sparse: SparseMode = "dense", copy: bool = False) -> BatchReader:
+        """Return the :class:`~ooc.batching.BatchReader` the adapters share.
+
+        Dense batches are read-only views of the stored files unless ``copy``.
+        """
         plan = BatchPlan(len(self), batch_size, shuffle=shuffle, seed=seed,
                          shuffle_window=shuffle_window, drop_remainder=drop_remainder)
-        return BatchReader(self, plan, sparse)
+        return BatchReader(self, plan, sparse, copy)
 
     def iter_batches(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
                      shuffle_window: int = 1, drop_remainder: bool = False,
                      sparse: SparseMode = "dense", epoch: int = 0,
-                     repeat: bool = False) -> Iterator[tuple[Any, np.ndarray]]:
+                     repeat: bool = False, copy: bool = False) -> Iterator[tuple[Any, np.ndarray]]:
         """Yield ``(x, y)`` batches of one epoch, or of epochs without end.
 
         With ``repeat=True`` this is the guide's endless ``_data_generator``:
         pair it with ``steps_per_epoch=split.steps_per_epoch(batch_size)``.
         ``sparse="csr"`` yields sparse ``x`` as ``scipy.sparse.csr_matrix``.
+        Dense ``x`` and ``y`` are read-only views of the stored files, valid
+        as long as they are referenced; ``copy=True`` yields writable copies.
         """
         reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
                                    shuffle_window=shuffle_window,
-                                   drop_remainder=drop_remainder, sparse=sparse)
+                                   drop_remainder=drop_remainder, sparse=sparse, copy=copy)
         while True:
             for i in range(len(reader)):
                 yield reader.read(i, epoch)
@@ -181,12 +190,14 @@ class Split:
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
                 shuffle_window: int = 1, drop_remainder: bool = False, sparse: str = "dense",
                 workers: int = 1, use_multiprocessing: bool = False,
-                max_queue_size: int = 10) -> Any:
+                max_queue_size: int = 10, copy: bool = False) -> Any:
         """Return a ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``.
 
         ``sparse="dense"`` densifies sparse rows per batch; ``sparse="tensor"``
         delivers them as ``tf.SparseTensor``.  ``workers``,
         ``use_multiprocessing`` and ``max_queue_size`` go to ``PyDataset``.
+        Dense batches are read-only views of the stored files (``copy=True``:
+        writable copies).
         Pass ``shuffle=False`` to ``fit`` as well for a fully reproducible
         order; ``fit``'s default shuffles whole batches, which costs no
         random I/O either.
@@ -196,25 +207,28 @@ class Split:
         mode = "csr" if sparse == "tensor" else sparse
         reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
                                    shuffle_window=shuffle_window,
-                                   drop_remainder=drop_remainder, sparse=mode)  # type: ignore[arg-type]
+                                   drop_remainder=drop_remainder, sparse=mode,  # type: ignore[arg-type]
+                                   copy=copy)
         return KerasBatches(reader, workers=workers, use_multiprocessing=use_multiprocessing,
                             max_queue_size=max_queue_size)
 
     def to_tf_dataset(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
                       shuffle_window: int = 1, drop_remainder: bool = False,
                       sparse: str = "dense", num_parallel_reads: int | None = None,
-                      prefetch: int | None = None) -> Any:
+                      prefetch: int | None = None, copy: bool = False) -> Any:
         """Return a ``tf.data.Dataset`` of ``(x, y)`` batches, prefetched.
 
         Each iteration over the dataset is one epoch with its own shuffle.
-        ``num_parallel_reads`` and ``prefetch`` default to ``tf.data.AUTOTUNE``.
+        ``num_parallel_reads`` and ``prefetch`` default to ``tf.data.AUTOTUNE``;
+        ``copy`` is as for :meth:`batches`.
         """
         from .tf_dataset import make_tf_dataset
 
         mode = "csr" if sparse == "tensor" else sparse
         reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
                                    shuffle_window=shuffle_window,
-                                   drop_remainder=drop_remainder, sparse=mode)  # type: ignore[arg-type]
+                                   drop_remainder=drop_remainder, sparse=mode,  # type: ignore[arg-type]
+                                   copy=copy)
         return make_tf_dataset(reader, num_parallel_reads=num_parallel_reads, prefetch=prefetch)
 
     def __repr__(self) -> str:

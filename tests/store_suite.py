@@ -20,7 +20,7 @@ import pytest
 import scipy.sparse
 
 import ooc
-from ooc.store import _atomic
+from ooc.store import _atomic, _file
 
 
 def sparse_rows(n: int, d: int, seed: int, empty_every: int = 4) -> scipy.sparse.csr_matrix:
@@ -92,6 +92,52 @@ class StoreSuite:
         np.testing.assert_array_equal(np.concatenate([b[0] for b in got]), x)
         assert ds.train.steps_per_epoch(64) == 16
         assert ds.train.steps_per_epoch(64, drop_remainder=True) == 15
+
+    def test_views_match_reads_and_are_read_only(self, tmp_path):
+        rng = np.random.default_rng(5)
+        x = rng.random((20_000, 40)).astype(np.float32)
+        y = rng.integers(0, 4, 20_000)
+        chunks = [(x[a:a + 7000], y[a:a + 7000]) for a in range(0, 20_000, 7000)]
+        split = ooc.open(self.write(self.path(tmp_path), {"train": chunks})).train
+        block = split.x._store._array("train/x").verifier.block_rows
+        assert block < 20_000
+        for a, b in [(0, 20_000), (0, 1), (5, 5), (block - 3, block + 3), (block, 2 * block),
+                     (1234, 19_999), (19_999, 20_000)]:
+            for column, ref in ((split.x, x), (split.y, y)):
+                got = column.view(a, b)
+                assert not got.flags.writeable and got.dtype == ref.dtype
+                np.testing.assert_array_equal(got, ref[a:b])
+                assert column.read(a, b).flags.writeable
+
+    def test_batches_are_read_only_views_unless_copied(self, tmp_path):
+        x = np.arange(1001 * 3, dtype=np.int32).reshape(1001, 3)
+        y = np.arange(1001) % 5
+        split = ooc.open(self.write(self.path(tmp_path), {"train": [(x, y)]})).train
+        for copy in (False, True):
+            got = list(split.iter_batches(64, shuffle=True, seed=1, copy=copy))
+            assert all(b.flags.writeable == copy for batch in got for b in batch)
+            rows = np.concatenate([b[0] for b in got])
+            np.testing.assert_array_equal(rows[np.argsort(rows[:, 0])], x)
+            np.testing.assert_array_equal(np.concatenate([b[1] for b in got]), rows[:, 0] // 3 % 5)
+
+    def test_views_stay_right_and_resident_memory_bounded(self, tmp_path, monkeypatch):
+        # Pages of the file's map are dropped every VIEW_RELEASE_BYTES of views
+        # handed out; views made before a release still read the right values.
+        monkeypatch.setattr(_file, "VIEW_RELEASE_BYTES", 1 << 20)
+        x = np.random.default_rng(6).random((20_480, 400)).astype(np.float32)  # 32 MiB
+        path = self.write(self.path(tmp_path), {"train": [(x, np.zeros(len(x), int))]})
+        split = ooc.open(path, verify="never").train
+        held = []
+        for a in range(0, len(x), 512):
+            view = split.x.view(a, a + 512)
+            np.testing.assert_array_equal(view, x[a:a + 512])  # touched, as a feed would
+            held.append(view)
+        assert mapped_resident_bytes(self.x_file(path)) < 12 << 20
+        for a, view in zip(range(0, len(x), 512), held, strict=True):
+            np.testing.assert_array_equal(view, x[a:a + 512])
+
+    def x_file(self, path: Path) -> Path:
+        raise NotImplementedError
 
     def test_sparse_round_trip_with_empty_rows_and_chunks(self, tmp_path):
         x = sparse_rows(500, 300, seed=1)
@@ -279,8 +325,10 @@ class StoreSuite:
         x = np.arange(30, dtype=np.float32).reshape(10, 3)
         ds = ooc.open(self.write(self.path(tmp_path), {"train": [(x, [0] * 10)]}))
         ds.train.x[0:2]
+        ds.train.x.view(0, 2)
         split = pickle.loads(pickle.dumps(ds.train))
         np.testing.assert_array_equal(split.x[4:9], x[4:9])
+        np.testing.assert_array_equal(split.x.view(4, 9), x[4:9])
 
     def test_open_rejects_other_files(self, tmp_path):
         other = tmp_path / "notes.txt"
@@ -290,6 +338,19 @@ class StoreSuite:
         (tmp_path / "emptydir").mkdir()
         with pytest.raises(ooc.NotADatasetError):
             ooc.open(tmp_path / "emptydir")
+
+
+def mapped_resident_bytes(file: Path) -> int:
+    """Resident bytes of this process's memory maps of ``file`` (Linux ``smaps``)."""
+    total, current = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first:  # a mapping's header: address range ... path
+                current = line.rstrip().endswith(str(file))
+            elif current and first == "Rss:":
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def read_json(path: Path) -> dict:

@@ -28,6 +28,9 @@ class TestHdf5Store(StoreSuite):
         with h5py.File(path, "r+") as f:
             f.attrs["ooc_format_version"] = version
 
+    def x_file(self, path: Path) -> Path:
+        return path
+
     def flip_byte_in_x(self, path: Path, row: int, n_cols: int) -> None:
         with h5py.File(path, "r") as f:
             ds = f["train/x"]

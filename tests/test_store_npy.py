@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import ooc
 from ooc._buffers import empty_for_read
@@ -24,6 +26,21 @@ class TestNpyStore(StoreSuite):
 
     def flip_byte_in_x(self, path: Path, row: int, n_cols: int) -> None:
         flip_byte(path / "train" / "x.npy", NPY_HEADER_BYTES + row * n_cols * 4 + 1)
+
+    def x_file(self, path: Path) -> Path:
+        return path / "train" / "x.npy"
+
+
+def test_a_truncated_file_is_named_when_viewed(tmp_path):
+    path = tmp_path / "d"
+    with ooc.create(path, "npy") as w:
+        w.append("train", np.ones((1000, 8), np.float32), np.zeros(1000, int))
+    x_file = path / "train" / "x.npy"
+    os.truncate(x_file, x_file.stat().st_size - 100)
+    split = ooc.open(path, verify="never").train
+    np.testing.assert_array_equal(split.x.view(0, 900), np.ones((900, 8)))
+    with pytest.raises(ooc.ChecksumError, match=rf"{x_file}: file ends .* truncated"):
+        list(split.iter_batches(128))
 
 
 def test_every_array_opens_with_plain_numpy_memmap(tmp_path):

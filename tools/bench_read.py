@@ -8,9 +8,13 @@ about 150 non-zeros a row), in both backends:
    in-memory arrays (``np.array(x[i:i+b])``, ``csr[i:i+b].toarray()``), warm
    page cache (dropped and read back in order first, see
    :func:`rewarm_page_cache`), the two taking turns batch by batch, median
-   of ``--repeats`` epochs, same batch order; and the ceiling of any reader
-   that copies out of the page cache: a bare ``preadv`` against
-   ``np.copyto`` of the same bytes, one reused buffer each (table 1b);
+   of ``--repeats`` epochs, same batch order; three ways: ooc's batches as
+   fed (dense ones are views of the file, which cost almost nothing until
+   read), both sides' batches then read once by a consumer (the fair
+   comparison for views), and ooc's ``copy=True`` batches; plus the
+   ceiling of any reader that copies out of the page cache: a bare
+   ``preadv`` against ``np.copyto`` of the same bytes, one reused buffer
+   each (table 1b);
 2. one Keras ``fit`` epoch of a small MLP from ``split.batches(...)`` and
    from ``split.to_tf_dataset(...)`` vs ``model.fit(x, y, batch_size=b)`` on
    the numpy arrays in memory: each feed trains its own model, one epoch at
@@ -19,7 +23,7 @@ about 150 non-zeros a row), in both backends:
    first step; ratios against each in-memory feed (``shuffle=True``, like
    for like, and ``shuffle=False``);
 3. peak RSS (``ru_maxrss``, from the OS) of a fresh process iterating a
-   dataset vs one 8x larger.
+   dataset and summing every value vs one 8x larger.
 
 Usage::
 
@@ -132,35 +136,60 @@ def time_alternating(first: Callable[[int], tuple], second: Callable[[int], tupl
 
 
 def bench_reads(split: ooc.Split, batch_size: int, repeats: int) -> dict:
+    """ooc's batches against in-memory copies, three ways (see :data:`READ_WAYS`)."""
     x_mem, y_mem = load_in_memory(split)
-    reader = split.batch_reader(batch_size, shuffle=True, seed=0)
-    plan = reader.plan
-    order = [plan.locate(i, 0) for i in range(plan.num_batches)]
+    views = split.batch_reader(batch_size, shuffle=True, seed=0)
+    copies = split.batch_reader(batch_size, shuffle=True, seed=0, copy=True)
+    order = [views.plan.locate(i, 0) for i in range(len(views))]
 
     def mem_batch(i: int) -> tuple:
         s = order[i]
         x = x_mem[s.start:s.stop]
         return (x.toarray() if split.is_sparse else np.array(x)), np.array(y_mem[s.start:s.stop])
 
-    def ooc_batch(i: int) -> tuple:
-        return reader.read(i, 0)
+    sink = np.empty_like(mem_batch(0)[0])
 
-    assert all(np.array_equal(a, b) for a, b in zip(mem_batch(3), ooc_batch(3), strict=True))
-    time_alternating(mem_batch, ooc_batch, plan.num_batches)  # warm: verify-once, page cache
+    def read_once(batch: Callable[[int], tuple]) -> Callable[[int], tuple]:
+        def consumed(i: int) -> tuple:
+            x, y = batch(i)
+            np.copyto(sink[:len(x)], x)  # every byte of x read once, as a model would
+            return x, y
+        return consumed
+
+    for ooc_batch in (views.read, copies.read):
+        assert all(np.array_equal(a, b)
+                   for a, b in zip(mem_batch(3), ooc_batch(3), strict=True))
+    ways = {"batches": (mem_batch, views.read),
+            "read_once": (read_once(mem_batch), read_once(views.read)),
+            "copy": (mem_batch, copies.read)}
+    batch_bytes = sum(a.nbytes for a in mem_batch(0))
+    return {way: compare_reads(mem, ooc_batch, len(order), repeats, batch_bytes)
+            for way, (mem, ooc_batch) in ways.items()}
+
+
+READ_WAYS = {
+    "batches": "ooc's batches as a feed gets them (dense: read-only views of the file)",
+    "read_once": "each batch then read once (copied to one buffer), both sides",
+    "copy": "ooc's copy=True batches (new, writable arrays)",
+}
+
+
+def compare_reads(mem_batch: Callable[[int], tuple], ooc_batch: Callable[[int], tuple],
+                  n_batches: int, repeats: int, batch_bytes: int) -> dict:
+    """Batches/s and MB/s of two readers taking turns; median of ``repeats`` epochs."""
+    time_alternating(mem_batch, ooc_batch, n_batches)  # warm: verify-once, page cache
     mem_t, ooc_t = [], []
     for r in range(repeats):  # who goes first alternates too
         if r % 2:
-            o, m = time_alternating(ooc_batch, mem_batch, plan.num_batches)
+            o, m = time_alternating(ooc_batch, mem_batch, n_batches)
         else:
-            m, o = time_alternating(mem_batch, ooc_batch, plan.num_batches)
+            m, o = time_alternating(mem_batch, ooc_batch, n_batches)
         mem_t.append(m)
         ooc_t.append(o)
-    batch_bytes = sum(a.nbytes for a in mem_batch(0))
     mem_s, ooc_s = statistics.median(mem_t), statistics.median(ooc_t)
-    return {"batches": plan.num_batches, "mem_bps": plan.num_batches / mem_s,
-            "ooc_bps": plan.num_batches / ooc_s,
-            "mem_MBps": plan.num_batches * batch_bytes / mem_s / 1e6,
-            "ooc_MBps": plan.num_batches * batch_bytes / ooc_s / 1e6,
+    return {"batches": n_batches, "mem_bps": n_batches / mem_s, "ooc_bps": n_batches / ooc_s,
+            "mem_MBps": n_batches * batch_bytes / mem_s / 1e6,
+            "ooc_MBps": n_batches * batch_bytes / ooc_s / 1e6,
             "ratio": statistics.median(m / o for m, o in zip(mem_t, ooc_t, strict=True))}
 
 
@@ -299,13 +328,15 @@ def premade(batches: Any) -> Any:
 
 
 def rss_probe(path: str, batch_size: int) -> None:
-    """Child process: iterate every batch of train once, print peak RSS."""
+    """Child process: iterate every batch of train once, reading every value; print peak RSS."""
     ds = ooc.open(path)
     before = peak_rss_bytes()
-    n = 0
+    n, total = 0, 0
     for x, _y in ds.train.iter_batches(batch_size):
         n += len(x)
-    print(json.dumps({"rows": n, "peak_rss": peak_rss_bytes(), "after_open": before}))
+        total += int(x.sum(dtype=np.int64))  # touch every byte: views count once touched
+    print(json.dumps({"rows": n, "peak_rss": peak_rss_bytes(), "after_open": before,
+                      "sum": total}))
 
 
 def bench_rss(small: Path, large: Path, batch_size: int) -> dict:
@@ -356,16 +387,19 @@ def head_of(src: ooc.Split, rows: int, path: Path, fmt: str) -> ooc.Split:
 
 
 def run_reads(args: argparse.Namespace, paths: dict, results: dict) -> None:
-    table(f"1. batch reads, warm page cache (median of {args.repeats} epochs)",
+    table(f"1. batch reads, warm page cache (median of {args.repeats} epochs); ooc / "
+          "in-memory for: " + "; ".join(f"({k}) {v}" for k, v in READ_WAYS.items()),
           ["data", "backend", "batch", "in-memory batches/s", "ooc batches/s",
-           "in-memory MB/s", "ooc MB/s", "ooc / in-memory"])
+           "in-memory MB/s", "ooc MB/s", *(f"ooc / in-memory ({k})" for k in READ_WAYS)])
     for kind, b in (("dense", args.dense_batch), ("sparse", args.sparse_batch)):
         for fmt in ("hdf5", "npy"):
             rewarm_page_cache(paths[kind, fmt])
             r = bench_reads(ooc.open(paths[kind, fmt])["train"], b, args.repeats)
             results[f"reads_{kind}_{fmt}"] = r
-            row([kind, fmt, b, f"{r['mem_bps']:.0f}", f"{r['ooc_bps']:.0f}",
-                 f"{r['mem_MBps']:.0f}", f"{r['ooc_MBps']:.0f}", f"{r['ratio']:.2f}x"])
+            fed = r["batches"]
+            row([kind, fmt, b, f"{fed['mem_bps']:.0f}", f"{fed['ooc_bps']:.0f}",
+                 f"{fed['mem_MBps']:.0f}", f"{fed['ooc_MBps']:.0f}",
+                 *(f"{r[k]['ratio']:.2f}x" for k in READ_WAYS)])
     x_file = paths["dense", "npy"] / "train" / "x.npy"
     rewarm_page_cache(x_file)
     r = bench_kernel_copy(x_file, args.dense_batch * args.dense_cols * 4, args.repeats)

@@ -1,16 +1,27 @@
-"""Reading stored bytes: one descriptor per file and process, explicit ``preadv``.
+"""Reading stored bytes: explicit ``preadv`` copies, or views of a memory map.
 
-Explicit reads keep resident memory at the size of the buffers read into,
-however much of the file is visited.  The kernel's copy out of the page
-cache is the ceiling of this design: on this project's machine a bare
-``preadv`` of 1 MB ran at 0.87-0.98x the speed of ``memcpy`` from memory
-(``tools/bench_read.py``, table 1b); copies out of a memory map, kept or
-released after each batch, measured no faster in the benchmark's order and
-let resident memory grow when kept (docs/BENCHMARKS.md, section 1).
+Two ways to get rows out of a file, both keeping resident memory bounded:
+
+* :meth:`PerProcessFile.read_into` copies them with ``preadv`` into a
+  buffer the caller owns (one descriptor per file and process).  The
+  kernel's copy out of the page cache is the ceiling of that way: on this
+  project's machine a bare ``preadv`` of 1 MB ran at 0.87-0.98x the speed
+  of ``memcpy`` from memory (``tools/bench_read.py``, table 1b), and a copy
+  out of a memory map was no faster (docs/BENCHMARKS.md, section 1).
+* :meth:`PerProcessFile.view` returns a read-only array over a shared,
+  read-only memory map of the file: no copy at all, the batch *is* the page
+  cache, which is how Arrow and Megatron-LM's indexed datasets hand out
+  rows.  Mapped pages count as resident, so every ``VIEW_RELEASE_BYTES``
+  of views handed out the map's page-table entries are dropped
+  (``MADV_DONTNEED``).  That is safe while views are alive: the file is
+  read-only and shared, so a view touched again is mapped again from the
+  page cache, with the same bytes.  A mapped file that shrinks under the
+  process would end it with SIGBUS; ooc never changes a committed file.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -21,18 +32,23 @@ import numpy as np
 from .._buffers import empty_for_read
 from ..errors import ChecksumError
 
+VIEW_RELEASE_BYTES = 32 << 20  # views handed out between two releases of the map's pages
+
 
 class PerProcessFile:
-    """An OS file descriptor opened lazily, once per process; reads with ``preadv``.
+    """One stored file: ``preadv`` reads and views of a read-only memory map.
 
-    A descriptor inherited through ``fork`` is never used: a child opens its
-    own.  Pickles as the path alone.
+    The descriptor is opened lazily, once per process: one inherited
+    through ``fork`` is never used, a child opens its own.  Pickles as the
+    path alone.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
         self._pid = -1
+        self._map: mmap.mmap | None = None
+        self._viewed = 0  # bytes handed out as views since the last release
 
     def fd(self) -> int:
         """Return this process's descriptor, opening it if needed."""
@@ -48,16 +64,42 @@ class PerProcessFile:
         if done < buf.nbytes:
             self._read_rest(fd, memoryview(buf.reshape(-1).view(np.uint8)), offset, done)
 
+    def view(self, offset: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A read-only array over the file's bytes at ``offset``, without a copy.
+
+        The map is made on first use and kept (a forked child shares it:
+        the mapping is of a file that never changes).
+        """
+        mapped = self._map if self._map is not None else self._open_map()
+        nbytes = dtype.itemsize
+        for n in shape:
+            nbytes *= n
+        if offset + nbytes > len(mapped):
+            raise self._truncated(len(mapped), nbytes, offset)
+        self._viewed += nbytes
+        if self._viewed >= VIEW_RELEASE_BYTES:
+            self._viewed = 0
+            mapped.madvise(mmap.MADV_DONTNEED)
+        return np.ndarray(shape, dtype, mapped, offset)
+
+    def _open_map(self) -> mmap.mmap:
+        # two threads racing here make two maps; each view keeps its own alive
+        self._map = mmap.mmap(self.fd(), 0, prot=mmap.PROT_READ)
+        return self._map
+
     def _read_rest(self, fd: int, view: memoryview, offset: int, done: int) -> None:
         """After a short read: go on, or fail if the file ended early."""
         while done < len(view):
             n = os.preadv(fd, [view[done:]], offset + done)
             if n == 0:
-                raise ChecksumError(
-                    f"{self.path}: file ends at byte {offset + done}, before the "
-                    f"{len(view)} bytes expected at offset {offset}. The file was "
-                    "truncated; write the dataset again.")
+                raise self._truncated(offset + done, len(view), offset)
             done += n
+
+    def _truncated(self, end: int, nbytes: int, offset: int) -> ChecksumError:
+        return ChecksumError(
+            f"{self.path}: file ends at byte {end}, before the {nbytes} bytes "
+            f"expected at offset {offset}. The file was truncated; write the "
+            "dataset again.")
 
     def crc32c(self, offset: int, length: int) -> int:
         """CRC-32C of ``length`` bytes at ``offset``."""
@@ -70,6 +112,10 @@ class PerProcessFile:
         if self._fd is not None and self._pid == os.getpid():
             os.close(self._fd)
         self._fd = None
+        self._map = None  # unmapped once no view refers to it
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_fd": None, "_pid": -1}
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]

@@ -10,8 +10,10 @@ Writer primitives: ``append(key, array)`` (the first call creates the array),
 (write the manifest, flush and fsync inside the temporary) and ``abort()``.
 
 Reader primitives: ``manifest``, ``_open_array(key)`` (an object whose
-``read(start, stop)`` is a verified read of rows ``[start, stop)`` and whose
-``verifier`` checks every stored block) and ``close()``.  Readers must be
+``read(start, stop)`` is a verified read of rows ``[start, stop)`` into a
+new array, whose ``view(start, stop)`` returns the same rows verified the
+same way as a read-only array that may share memory with the file, and
+whose ``verifier`` checks every stored block) and ``close()``.  Readers must be
 picklable and must reopen their files in a forked or spawned child, never
 share a handle with the parent.
 """
@@ -89,6 +91,10 @@ class StoreReader(ABC):
     def read(self, key: str, start: int, stop: int) -> np.ndarray:
         """Return rows ``[start, stop)`` of array ``key`` as a new array."""
         return self._array(key).read(start, stop)
+
+    def view(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` of ``key``, read-only and where possible without a copy."""
+        return self._array(key).view(start, stop)
 
     def verify(self, key: str) -> None:
         """Check every stored block of ``key``; raise ChecksumError on damage."""

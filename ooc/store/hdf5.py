@@ -5,7 +5,9 @@ carries HDF5's fletcher32 filter.  For datasets without compression, reads
 take a fast path: a chunk is verified once through h5py (so HDF5 itself
 checks its fletcher32 sum), then rows are read straight from the chunk's
 byte offset (:class:`~ooc.store._file.PerProcessFile`), which avoids h5py's
-per-call overhead and a copy through the chunk cache.  Compressed datasets are read through h5py.
+per-call overhead and a copy through the chunk cache; a view of rows inside
+one chunk is a slice of a memory map of the file.  Compressed datasets are
+read through h5py.
 """
 
 from __future__ import annotations
@@ -162,6 +164,15 @@ class _H5Array:
             self.reader.raw.read_into(part, offset if pos == start else self._offset(pos))
             pos = end
         return out
+
+    def view(self, start: int, stop: int) -> np.ndarray:
+        if self.offsets is None or start // self.chunk_rows != (stop - 1) // self.chunk_rows:
+            out = self.read(start, stop)  # compressed, empty, or across chunks: a copy
+            out.flags.writeable = False
+            return out
+        self.verifier.ensure(start, stop)
+        return self.reader.raw.view(self._offset(start), (stop - start, *self.row_shape),
+                                    self.dtype)
 
 
 def _chunk_offsets(ds: h5py.Dataset, row_nbytes: int) -> np.ndarray | None:

@@ -1,9 +1,10 @@
 """NumPy backend: a directory of plain ``.npy`` files and a JSON manifest.
 
 Layout and checksums are specified in :mod:`ooc.format`.  Reads are
-explicit ``preadv`` calls into fresh arrays rather than slices of a memory
-map (see :class:`~ooc.store._file.PerProcessFile`), so resident memory stays
-at the size of the batch being read however much of the file is visited.
+explicit ``preadv`` calls into fresh arrays; views are read-only slices of
+a memory map whose pages are released as views are handed out (see
+:mod:`ooc.store._file`), so resident memory stays bounded however much of
+the file is visited.
 """
 
 from __future__ import annotations
@@ -178,6 +179,11 @@ class _ArrayReader:
         if stop > start:
             self.file.read_into(out, offset)
         return out
+
+    def view(self, start: int, stop: int) -> np.ndarray:
+        self.verifier.ensure(start, stop)
+        return self.file.view(self.offset + start * self.row_nbytes,
+                              (stop - start, *self.row_shape), self.dtype)
 
 
 class NpyReader(StoreReader):
