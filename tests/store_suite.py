@@ -120,21 +120,25 @@ class StoreSuite:
             np.testing.assert_array_equal(rows[np.argsort(rows[:, 0])], x)
             np.testing.assert_array_equal(np.concatenate([b[1] for b in got]), rows[:, 0] // 3 % 5)
 
-    def test_views_stay_right_and_resident_memory_bounded(self, tmp_path, monkeypatch):
-        # Pages of the file's map are dropped every VIEW_RELEASE_BYTES of views
-        # handed out; views made before a release still read the right values.
+    @pytest.mark.parametrize(("rows", "stride"), [(512, 512), (1, 41)])
+    def test_views_stay_right_and_resident_memory_bounded(self, tmp_path, monkeypatch,
+                                                          rows, stride):
+        # The file's map lets its pages go once views could have mapped
+        # VIEW_RELEASE_BYTES, small views counted by the pages they can map;
+        # views made before a release still read the right values.
         monkeypatch.setattr(_file, "VIEW_RELEASE_BYTES", 1 << 20)
         x = np.random.default_rng(6).random((20_480, 400)).astype(np.float32)  # 32 MiB
         path = self.write(self.path(tmp_path), {"train": [(x, np.zeros(len(x), int))]})
         split = ooc.open(path, verify="never").train
+        starts = range(0, len(x) - rows + 1, stride)
         held = []
-        for a in range(0, len(x), 512):
-            view = split.x.view(a, a + 512)
-            np.testing.assert_array_equal(view, x[a:a + 512])  # touched, as a feed would
+        for a in starts:
+            view = split.x.view(a, a + rows)
+            np.testing.assert_array_equal(view, x[a:a + rows])  # touched, as a feed would
             held.append(view)
         assert mapped_resident_bytes(self.x_file(path)) < 12 << 20
-        for a, view in zip(range(0, len(x), 512), held, strict=True):
-            np.testing.assert_array_equal(view, x[a:a + 512])
+        for a, view in zip(starts, held, strict=True):
+            np.testing.assert_array_equal(view, x[a:a + rows])
 
     def x_file(self, path: Path) -> Path:
         raise NotImplementedError

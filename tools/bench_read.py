@@ -342,6 +342,7 @@ def rss_probe(path: str, batch_size: int) -> None:
 def bench_rss(small: Path, large: Path, batch_size: int) -> dict:
     out = {}
     for name, path in (("1x", small), ("8x", large)):
+        rewarm_page_cache(path)  # both in the page-cache folios of a read from disk
         res = subprocess.run([sys.executable, __file__, "--rss-probe", str(path),
                               "--batch-size", str(batch_size)],
                              capture_output=True, text=True, check=True)

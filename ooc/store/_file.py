@@ -11,8 +11,9 @@ Two ways to get rows out of a file, both keeping resident memory bounded:
 * :meth:`PerProcessFile.view` returns a read-only array over a shared,
   read-only memory map of the file: no copy at all, the batch *is* the page
   cache, which is how Arrow and Megatron-LM's indexed datasets hand out
-  rows.  Mapped pages count as resident, so every ``VIEW_RELEASE_BYTES``
-  of views handed out the map's page-table entries are dropped
+  rows.  Mapped pages count as resident, so once views handed out could
+  have mapped ``VIEW_RELEASE_BYTES`` (counted in the 2 MiB folios this
+  kernel maps at once), the map's page-table entries are dropped
   (``MADV_DONTNEED``).  That is safe while views are alive: the file is
   read-only and shared, so a view touched again is mapped again from the
   page cache, with the same bytes.  A mapped file that shrinks under the
@@ -32,7 +33,9 @@ import numpy as np
 from .._buffers import empty_for_read
 from ..errors import ChecksumError
 
-VIEW_RELEASE_BYTES = 32 << 20  # views handed out between two releases of the map's pages
+VIEW_RELEASE_BYTES = 16 << 20  # mapped by views handed out between two releases
+# a touched view maps at most the huge pages it overlaps (2 MiB with 4 KiB pages)
+MAP_GRAIN = mmap.PAGESIZE * (mmap.PAGESIZE // 8)
 
 
 class PerProcessFile:
@@ -76,7 +79,10 @@ class PerProcessFile:
             nbytes *= n
         if offset + nbytes > len(mapped):
             raise self._truncated(len(mapped), nbytes, offset)
-        self._viewed += nbytes
+        # count what touching the view can map: whole huge page-cache folios
+        # (or less), so that even views of a few bytes keep the map bounded
+        grain = MAP_GRAIN
+        self._viewed += -(-(offset + nbytes) // grain) * grain - offset // grain * grain
         if self._viewed >= VIEW_RELEASE_BYTES:
             self._viewed = 0
             mapped.madvise(mmap.MADV_DONTNEED)
