@@ -145,11 +145,12 @@ class BatchPlan:
 class BatchReader:
     """Reads the batches a :class:`BatchPlan` describes from one split.
 
-    Dense rows and labels come back as read-only views of the stored files
-    (no copy; see :mod:`ooc.store._file`) unless ``copy`` is set, which
-    makes every batch a new, writable array.  Densified and window-shuffled
-    batches are new arrays either way.  Thread-safe.  Keeps the last few
-    shuffle windows it read, so the batches of one window cost one read.
+    Dense rows and labels come back read-only, as views of the stored files
+    (no copy; see :mod:`ooc.store._file`) where the layout allows, unless
+    ``copy`` is set, which makes every batch a new, writable array.
+    Densified sparse batches are new arrays either way.  Thread-safe.  Keeps
+    the last few shuffle windows it read, so the batches of one window cost
+    one read.
     """
 
     def __init__(self, split: Split, plan: BatchPlan, sparse: SparseMode = "dense",
@@ -172,6 +173,10 @@ class BatchReader:
         else:
             x, y = self._window(start, stop)
             x, y = x[take], y[take]
+            if not self.copy:  # read-only like every other batch, whatever the options
+                y.flags.writeable = False
+                if isinstance(x, np.ndarray):
+                    x.flags.writeable = False
         if self._densify:
             x = densify(x)
         return x, y

@@ -147,7 +147,8 @@ def bench_reads(split: ooc.Split, batch_size: int, repeats: int) -> dict:
         x = x_mem[s.start:s.stop]
         return (x.toarray() if split.is_sparse else np.array(x)), np.array(y_mem[s.start:s.stop])
 
-    sink = np.empty_like(mem_batch(0)[0])
+    first = mem_batch(0)[0]
+    sink = np.empty((batch_size, *first.shape[1:]), first.dtype)
 
     def read_once(batch: Callable[[int], tuple]) -> Callable[[int], tuple]:
         def consumed(i: int) -> tuple:

@@ -16,8 +16,15 @@ Two ways to get rows out of a file, both keeping resident memory bounded:
   kernel maps at once), the map's page-table entries are dropped
   (``MADV_DONTNEED``).  That is safe while views are alive: the file is
   read-only and shared, so a view touched again is mapped again from the
-  page cache, with the same bytes.  A mapped file that shrinks under the
-  process would end it with SIGBUS; ooc never changes a committed file.
+  page cache, with the same bytes.
+
+What a map changes: a file that shrinks under the process, or a disk,
+network or FUSE read error while a view's page is brought in, ends the
+process with SIGBUS where ``preadv`` would raise ``OSError``; ooc never
+changes a committed file (a new write is renamed over it), and a file
+edited in place by other tools would change views already handed out,
+after their checksums were checked.  The map holds its own descriptor
+(CPython duplicates it) until the last view is gone.
 """
 
 from __future__ import annotations
@@ -73,7 +80,9 @@ class PerProcessFile:
         The map is made on first use and kept (a forked child shares it:
         the mapping is of a file that never changes).
         """
-        mapped = self._map if self._map is not None else self._open_map()
+        mapped = self._map
+        if mapped is None:
+            mapped = self._open_map()
         nbytes = dtype.itemsize
         for n in shape:
             nbytes *= n
@@ -82,9 +91,10 @@ class PerProcessFile:
         # count what touching the view can map: whole huge page-cache folios
         # (or less), so that even views of a few bytes keep the map bounded
         grain = MAP_GRAIN
-        self._viewed += -(-(offset + nbytes) // grain) * grain - offset // grain * grain
+        span = -(-(offset + nbytes) // grain) * grain - offset // grain * grain
+        self._viewed += span
         if self._viewed >= VIEW_RELEASE_BYTES:
-            self._viewed = 0
+            self._viewed = span  # this view is touched after the release
             mapped.madvise(mmap.MADV_DONTNEED)
         return np.ndarray(shape, dtype, mapped, offset)
 
