@@ -288,7 +288,7 @@ def bench_fit(split: ooc.Split, batch_size: int, rounds: int, workers: int) -> d
                                        sparse=mode),
                 "tf_data_s": split.to_tf_dataset(batch_size, shuffle=True, seed=0, sparse=mode)}
     ooc_data["premade_s"] = premade(split.batches(batch_size, shuffle=True, seed=0,
-                                                  sparse=mode))
+                                                  sparse=mode, copy=True))
     for name, data in ooc_data.items():
         feeds[name] = lambda m, cb, x=data: m.fit(x, shuffle=False, verbose=0, callbacks=cb)
     models = {name: mlp(split.shape[1], sparse) for name in feeds}
@@ -310,7 +310,9 @@ def premade(batches: Any) -> Any:
 
     Its epoch costs what Keras' ``PyDataset`` feed itself costs (a thread,
     ``from_generator``, a sparse tensor's serialisation), with no reading:
-    the floor of any ``PyDataset``, ooc's or hand-written.
+    the floor of any ``PyDataset``, ooc's or hand-written.  Pass batches in
+    memory (``copy=True``): views would be mapped in again after the map's
+    releases.
     """
     import keras
 

@@ -12,8 +12,8 @@ Two ways to get rows out of a file, both keeping resident memory bounded:
   read-only memory map of the file: no copy at all, the batch *is* the page
   cache, which is how Arrow and Megatron-LM's indexed datasets hand out
   rows.  Mapped pages count as resident, so once views handed out could
-  have mapped ``VIEW_RELEASE_BYTES`` (counted in the 2 MiB folios this
-  kernel maps at once), the map's page-table entries are dropped
+  have mapped ``VIEW_RELEASE_BYTES`` (counted in the huge page-cache
+  folios, 2 MiB, that Linux may map at once), the map's page-table entries are dropped
   (``MADV_DONTNEED``).  That is safe while views are alive: the file is
   read-only and shared, so a view touched again is mapped again from the
   page cache, with the same bytes.
@@ -58,7 +58,7 @@ class PerProcessFile:
         self._fd: int | None = None
         self._pid = -1
         self._map: mmap.mmap | None = None
-        self._viewed = 0  # bytes handed out as views since the last release
+        self._viewed = 0  # bytes the views since the last release can map
 
     def fd(self) -> int:
         """Return this process's descriptor, opening it if needed."""
