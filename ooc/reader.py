@@ -159,7 +159,8 @@ class Split:
                      sparse: SparseMode = "dense", copy: bool = False) -> BatchReader:
         """Return the :class:`~ooc.batching.BatchReader` the adapters share.
 
-        Dense batches are read-only views of the stored files unless ``copy``.
+        Dense batches are read-only, views of the stored files where the
+        layout allows, unless ``copy``.
         """
         plan = BatchPlan(len(self), batch_size, shuffle=shuffle, seed=seed,
                          shuffle_window=shuffle_window, drop_remainder=drop_remainder)
@@ -174,8 +175,9 @@ class Split:
         With ``repeat=True`` this is the guide's endless ``_data_generator``:
         pair it with ``steps_per_epoch=split.steps_per_epoch(batch_size)``.
         ``sparse="csr"`` yields sparse ``x`` as ``scipy.sparse.csr_matrix``.
-        Dense ``x`` and ``y`` are read-only views of the stored files, valid
-        as long as they are referenced; ``copy=True`` yields writable copies.
+        Dense ``x`` and ``y`` are read-only, views of the stored files where
+        the layout allows, valid as long as they are referenced;
+        ``copy=True`` yields writable copies.
         """
         reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
                                    shuffle_window=shuffle_window,
@@ -196,8 +198,8 @@ class Split:
         ``sparse="dense"`` densifies sparse rows per batch; ``sparse="tensor"``
         delivers them as ``tf.SparseTensor``.  ``workers``,
         ``use_multiprocessing`` and ``max_queue_size`` go to ``PyDataset``.
-        Dense batches are read-only views of the stored files (``copy=True``:
-        writable copies).
+        Dense batches are read-only, views of the stored files where the
+        layout allows (``copy=True``: writable copies).
         Pass ``shuffle=False`` to ``fit`` as well for a fully reproducible
         order; ``fit``'s default shuffles whole batches, which costs no
         random I/O either.
