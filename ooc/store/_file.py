@@ -29,6 +29,7 @@ after their checksums were checked.  The map holds its own descriptor
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 from pathlib import Path
@@ -83,9 +84,7 @@ class PerProcessFile:
         mapped = self._map
         if mapped is None:
             mapped = self._open_map()
-        nbytes = dtype.itemsize
-        for n in shape:
-            nbytes *= n
+        nbytes = dtype.itemsize * math.prod(shape)
         if offset + nbytes > len(mapped):
             raise self._truncated(len(mapped), nbytes, offset)
         # count what touching the view can map: whole huge page-cache folios
