@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 from .errors import (
     ChecksumError,
     ChunkError,
+    DamagedDatasetError,
+    DatasetChangedError,
     DatasetExistsError,
     DatasetNotFoundError,
     FormatVersionError,
@@ -27,7 +29,9 @@ from .writer import DatasetWriter, create
 __all__ = [
     "ChecksumError",
     "ChunkError",
+    "DamagedDatasetError",
     "Dataset",
+    "DatasetChangedError",
     "DatasetExistsError",
     "DatasetNotFoundError",
     "DatasetWriter",

@@ -25,8 +25,16 @@ class FormatVersionError(OocError, ValueError):
     """The dataset was written in a format version this ooc cannot read."""
 
 
-class ChecksumError(OocError, OSError):
+class DamagedDatasetError(OocError, OSError):
+    """A stored file is missing, unreadable, or does not match the dataset's manifest."""
+
+
+class ChecksumError(DamagedDatasetError):
     """Stored bytes do not match the checksum written with them."""
+
+
+class DatasetChangedError(OocError, OSError):
+    """A file of an open dataset was replaced or changed after :func:`ooc.open`."""
 
 
 class DatasetExistsError(OocError, FileExistsError):

@@ -119,12 +119,15 @@ NumPy backend (a directory)
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 import crc32c
+import numpy as np
 
 from .errors import (
     ChecksumError,
+    DamagedDatasetError,
     FormatVersionError,
     IncompleteDatasetError,
     NotADatasetError,
@@ -137,6 +140,8 @@ HDF5_MANIFEST_NAME = "ooc_manifest"
 NPY_HEADER_BYTES = 128
 BLOCK_BYTES = 1 << 20
 TMP_MARKER = ".ooc-tmp-"
+SPLIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+EXTRA_NAME = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*\Z")
 
 
 def array_keys(split: str, kind: str) -> tuple[str, ...]:
@@ -161,7 +166,7 @@ def load_manifest(text: str | bytes, where: str) -> dict[str, Any]:
     """Parse, checksum and version-check a manifest read from ``where``."""
     try:
         manifest = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
         raise NotADatasetError(
             f"{where}: the ooc manifest is not valid JSON ({exc}). The file is "
             "damaged; write the dataset again.") from None
@@ -181,6 +186,12 @@ def load_manifest(text: str | bytes, where: str) -> dict[str, Any]:
     return manifest
 
 
+def checksum_digest(block_crcs: np.ndarray) -> str:
+    """The manifest's digest of an array's block checksums (npy backend)."""
+    data = np.ascontiguousarray(block_crcs, dtype="<u4")
+    return f"crc32c:{crc32c.crc32c(memoryview(data).cast('B')):08x}"
+
+
 def check_version(version: object, where: str) -> None:
     """Raise unless ``version`` is a format version this ooc reads."""
     version = getattr(version, "item", lambda: version)()  # NumPy scalar from HDF5
@@ -190,3 +201,119 @@ def check_version(version: object, where: str) -> None:
         raise FormatVersionError(
             f"{where}: expected ooc format version {FORMAT_VERSION}; got "
             f"{version!r}. To read it, {hint}.")
+
+
+class ArraySpec(NamedTuple):
+    """What a stored array must be, as its manifest says."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+
+class _Malformed(Exception):
+    """A manifest field is missing or of the wrong kind (message: which)."""
+
+
+def array_specs(manifest: dict[str, Any], where: str) -> dict[str, ArraySpec]:
+    """The dtype and shape of every stored array, keyed like ``arrays``.
+
+    Checks the manifest's structure on the way (the checksum only proves
+    that the manifest is the one written), so that no later step meets a
+    missing key or a name that would leave the dataset's directory.
+    """
+    try:
+        specs: dict[str, ArraySpec] = {}
+        for name, info in _field(manifest, "splits", dict, "manifest").items():
+            specs.update(_split_specs(name, info))
+        for name, info in _field(manifest, "extras", dict, "manifest", {}).items():
+            if not isinstance(name, str) or not EXTRA_NAME.match(name):
+                raise _Malformed(f"extras has the name {name!r}")
+            specs[f"extra/{name}"] = ArraySpec(
+                _dtype(info, "biuf", f"extras.{name}"),
+                (_count(info, "n", f"extras.{name}"),))
+        arrays = _field(manifest, "arrays", dict, "manifest")
+        if set(arrays) != set(specs):
+            raise _Malformed(f"arrays lists {sorted(arrays)}, expected {sorted(specs)}")
+        for key in ("classes", "feature_names"):
+            names = _field(manifest, key, (list, type(None)), "manifest", None)
+            if names is not None and not all(isinstance(n, str) for n in names):
+                raise _Malformed(f"{key} holds a value that is not a string")
+    except _Malformed as exc:
+        raise _damaged(where, exc) from None
+    return specs
+
+
+def _split_specs(name: Any, info: Any) -> dict[str, ArraySpec]:
+    if not isinstance(name, str) or not SPLIT_NAME.match(name):
+        raise _Malformed(f"splits has the name {name!r}")
+    here = f"splits.{name}"
+    n = _count(info, "n_rows", here)
+    x = _field(info, "x", dict, here)
+    kind = _field(x, "kind", str, f"{here}.x")
+    n_cols = _count(x, "n_cols", f"{here}.x")
+    x_dtype = _dtype(x, "biuf", f"{here}.x")
+    if kind == "dense":
+        specs = {f"{name}/x": ArraySpec(x_dtype, (n, n_cols))}
+    elif kind == "csr":
+        nnz = _count(x, "nnz", f"{here}.x")
+        specs = {f"{name}/x/data": ArraySpec(x_dtype, (nnz,)),
+                 f"{name}/x/indices": ArraySpec(np.dtype("<i4"), (nnz,)),
+                 f"{name}/x/indptr": ArraySpec(np.dtype("<i8"), (n + 1,))}
+    else:
+        raise _Malformed(f"{here}.x.kind is {kind!r}, expected 'dense' or 'csr'")
+    for column in ("y", "row_ids"):
+        column_info = _field(info, column, dict, here)
+        specs[f"{name}/{column}"] = ArraySpec(_dtype(column_info, "iu", f"{here}.{column}"),
+                                              (n,))
+    return specs
+
+
+_MISSING = object()
+
+
+def _damaged(where: str, exc: _Malformed) -> DamagedDatasetError:
+    return DamagedDatasetError(f"{where}: the ooc manifest is malformed: {exc}. The dataset "
+                               "is damaged; write it again.")
+
+
+def _field(obj: Any, key: str, types: Any, here: str, default: Any = _MISSING) -> Any:
+    """``obj[key]`` if it is of ``types``; ``default`` when absent, if one is given."""
+    if not isinstance(obj, dict):
+        raise _Malformed(f"{here} is not a JSON object")
+    if key not in obj:
+        if default is _MISSING:
+            raise _Malformed(f"{here} has no {key!r}")
+        return default
+    value = obj[key]
+    if not isinstance(value, types) or (isinstance(value, bool) and types is int):
+        raise _Malformed(f"{here}.{key} is {value!r}")
+    return value
+
+
+def _count(obj: Any, key: str, here: str) -> int:
+    value = _field(obj, key, int, here)
+    if value < 0:
+        raise _Malformed(f"{here}.{key} is {value}")
+    return value
+
+
+def _dtype(obj: Any, kinds: str, here: str) -> np.dtype:
+    text = _field(obj, "dtype", str, here)
+    try:
+        dtype = np.dtype(text)
+    except (TypeError, ValueError):
+        raise _Malformed(f"{here}.dtype is {text!r}, not a NumPy dtype") from None
+    if dtype.kind not in kinds or dtype.shape or dtype.names:
+        raise _Malformed(f"{here}.dtype is {text!r}")
+    return dtype
+
+
+def layout_int(layout: dict[str, Any], key: str, name: str, where: str) -> int:
+    """A positive integer of a backend's ``arrays`` entry, or DamagedDatasetError."""
+    try:
+        value = _field(layout, name, int, f"arrays.{key}")
+        if value < 1:
+            raise _Malformed(f"arrays.{key}.{name} is {value}")
+    except _Malformed as exc:
+        raise _damaged(where, exc) from None
+    return value

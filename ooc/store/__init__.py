@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ..errors import DatasetNotFoundError, NotADatasetError
-from ._atomic import leftover_temporaries
+from ..errors import DatasetNotFoundError, IncompleteDatasetError, NotADatasetError
+from ._atomic import is_temporary, leftover_temporaries
 from .base import StoreReader, StoreWriter, Verify
 
 BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -33,6 +33,11 @@ def writer_class(fmt: str) -> type[StoreWriter]:
 
 def detect_format(path: Path) -> str:
     """Tell which backend wrote ``path``: ``"npy"`` or ``"hdf5"``."""
+    if is_temporary(path):
+        raise IncompleteDatasetError(
+            f"{path}: this is the temporary of an ooc writer, which did not finish (or has "
+            "not yet): a temporary is never opened, whatever it holds. Open the final path "
+            "once the write is committed, or delete this and run the write again.")
     if path.is_dir():
         return "npy"
     if not path.exists():
@@ -40,6 +45,9 @@ def detect_format(path: Path) -> str:
         hint = (f" An unfinished write left {leftovers[0]}: the writer stopped before "
                 "committing, so no dataset was published." if leftovers else "")
         raise DatasetNotFoundError(f"{path}: no such dataset.{hint}")
+    if not path.is_file():
+        raise NotADatasetError(f"{path}: expected an ooc dataset; found neither a regular "
+                               "file nor a directory.")
     with open(path, "rb") as f:
         head = f.read(8)
     if head == b"\x89HDF\r\n\x1a\n":

@@ -39,38 +39,71 @@ import crc32c
 import numpy as np
 
 from .._buffers import empty_for_read
-from ..errors import ChecksumError
+from ..errors import ChecksumError, DatasetChangedError
 
 VIEW_RELEASE_BYTES = 16 << 20  # mapped by views handed out between two releases
 # a touched view maps at most the huge pages it overlaps (2 MiB with 4 KiB pages)
 MAP_GRAIN = mmap.PAGESIZE * (mmap.PAGESIZE // 8)
 
 
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a stored file from a replacement: device, inode, size, mtime."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def check_identity(path: Path, fd: int, expected: tuple[int, ...] | None) -> None:
+    """Raise DatasetChangedError unless ``fd`` is the file first opened at ``path``."""
+    found = file_identity(os.fstat(fd))
+    if expected is not None and found != expected:
+        raise DatasetChangedError(
+            f"{path}: this file was replaced or changed after the dataset was opened "
+            f"(device, inode, size, mtime were {expected}, now {found}). Open the dataset "
+            "again to read what is there now.")
+
+
+def reopen(path: Path, expected: tuple[int, ...] | None) -> int:
+    """Open ``path`` again for reading, checked to be the file first opened there."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise DatasetChangedError(
+            f"{path}: this file of an open dataset is gone (deleted or moved after the "
+            "dataset was opened). Open the dataset again.") from None
+    try:
+        check_identity(path, fd, expected)
+    except DatasetChangedError:
+        os.close(fd)
+        raise
+    return fd
+
+
 class PerProcessFile:
     """One stored file: ``preadv`` reads and views of a read-only memory map.
 
-    The descriptor is opened lazily, once per process: one inherited
-    through ``fork`` is never used, a child opens its own.  Pickles as the
-    path alone.
+    The descriptor is opened with the dataset and kept, so reads never go
+    back to the path: a file replaced there later is not read.  A forked
+    child reads through the inherited descriptor; an unpickled copy (a
+    spawned worker) opens the path again and checks that it is the same
+    file (:func:`file_identity`), else raises DatasetChangedError.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fd: int | None = None,
+                 identity: tuple[int, ...] | None = None) -> None:
         self.path = path
-        self._fd: int | None = None
-        self._pid = -1
+        self._fd = fd
+        self.identity = file_identity(os.fstat(fd)) if fd is not None else identity
         self._map: mmap.mmap | None = None
         self._viewed = 0  # bytes the views since the last release can map
 
     def fd(self) -> int:
-        """Return this process's descriptor, opening it if needed."""
-        if self._pid != os.getpid() or self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
-            self._pid = os.getpid()
+        """The descriptor, opened again (and checked) after unpickling or close."""
+        if self._fd is None:
+            self._fd = reopen(self.path, self.identity)
         return self._fd
 
     def read_into(self, buf: np.ndarray, offset: int) -> None:
         """Fill ``buf`` (C-contiguous) with the bytes at ``offset``."""
-        fd = self._fd if self._pid == os.getpid() and self._fd is not None else self.fd()
+        fd = self._fd if self._fd is not None else self.fd()
         done = os.preadv(fd, [buf], offset)
         if done < buf.nbytes:
             self._read_rest(fd, memoryview(buf.reshape(-1).view(np.uint8)), offset, done)
@@ -78,8 +111,7 @@ class PerProcessFile:
     def view(self, offset: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """A read-only array over the file's bytes at ``offset``, without a copy.
 
-        The map is made on first use and kept (a forked child shares it:
-        the mapping is of a file that never changes).
+        The map is made on first use and kept (a forked child shares it).
         """
         mapped = self._map
         if mapped is None:
@@ -123,14 +155,14 @@ class PerProcessFile:
         return crc32c.crc32c(buf)
 
     def close(self) -> None:
-        """Close the descriptor if this process opened it."""
-        if self._fd is not None and self._pid == os.getpid():
+        """Close the descriptor (a forked child closes only its own copy)."""
+        if self._fd is not None:
             os.close(self._fd)
         self._fd = None
         self._map = None  # unmapped once no view refers to it
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self.path, "identity": self.identity}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])  # type: ignore[misc]
+        self.__init__(state["path"], identity=state["identity"])  # type: ignore[misc]

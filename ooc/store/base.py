@@ -9,13 +9,21 @@ Writer primitives: ``append(key, array)`` (the first call creates the array),
 ``layout(key)`` (backend facts recorded in the manifest), ``finish(manifest)``
 (write the manifest, flush and fsync inside the temporary) and ``abort()``.
 
-Reader primitives: ``manifest``, ``_open_array(key)`` (an object whose
-``read(start, stop)`` is a verified read of rows ``[start, stop)`` into a
-new array, whose ``view(start, stop)`` returns the same rows verified the
-same way as a read-only array that may share memory with the file, and
-whose ``verifier`` checks every stored block) and ``close()``.  Readers must be
-picklable and must reopen their files in a forked or spawned child, never
-share a handle with the parent.
+Reader primitives: ``manifest``, ``_open_array(key, spec)`` and
+``close()``.  ``_open_array`` is called for every array when the store is
+opened; it checks the stored dtype and shape against ``spec`` (from the
+checksummed manifest) and returns an object whose ``read(start, stop)`` is
+a verified read of rows ``[start, stop)`` into a new array, whose
+``view(start, stop)`` returns the same rows verified the same way as a
+read-only array that may share memory with the file, and whose
+``verifier`` checks every stored block.
+
+An open store reads only the files it opened: descriptors are taken at
+open and kept, never looked up by path again, except after unpickling (a
+spawned worker) or in a forked child that needs a library handle of its
+own; those check that the path still holds the same file
+(:func:`ooc.store._file.check_identity`) and raise DatasetChangedError
+otherwise.  Readers must be picklable.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from ..format import ArraySpec, array_specs
 
 Verify = Literal["once", "always", "never"]
 VERIFY_MODES = ("once", "always", "never")
@@ -79,14 +89,16 @@ class StoreReader(ABC):
         self._arrays: dict[str, Any] = {}
 
     @abstractmethod
-    def _open_array(self, key: str) -> Any:
-        """Return the reader of one array: ``.read(start, stop)`` and ``.verifier``."""
+    def _open_array(self, key: str, spec: ArraySpec) -> Any:
+        """Open one array, checked against ``spec``: ``.read``, ``.view``, ``.verifier``."""
+
+    def _open_arrays(self, where: str) -> None:
+        """Open every array the manifest lists, each checked against it (dtype, shape)."""
+        for key, spec in array_specs(self.manifest, where).items():
+            self._arrays[key] = self._open_array(key, spec)
 
     def _array(self, key: str) -> Any:
-        arr = self._arrays.get(key)
-        if arr is None:
-            arr = self._arrays[key] = self._open_array(key)
-        return arr
+        return self._arrays[key]
 
     def read(self, key: str, start: int, stop: int) -> np.ndarray:
         """Return rows ``[start, stop)`` of array ``key`` as a new array."""

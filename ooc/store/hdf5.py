@@ -12,6 +12,7 @@ read through h5py.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,25 @@ import h5py
 import numpy as np
 
 from .._buffers import empty_for_read
-from ..errors import ChecksumError, IncompleteDatasetError, NotADatasetError
+from ..errors import (
+    ChecksumError,
+    DamagedDatasetError,
+    IncompleteDatasetError,
+    NotADatasetError,
+)
 from ..format import (
     BLOCK_BYTES,
     FORMAT_NAME,
     FORMAT_VERSION,
     HDF5_MANIFEST_NAME,
+    ArraySpec,
     check_version,
     dump_manifest,
+    layout_int,
     load_manifest,
 )
-from ._atomic import fsync_path, is_temporary
-from ._file import PerProcessFile
+from ._atomic import fsync_path
+from ._file import PerProcessFile, check_identity
 from .base import (
     BlockVerifier,
     StoreReader,
@@ -120,16 +128,32 @@ class Hdf5Writer(StoreWriter):
         self._file.close()
 
 
+# what h5py raises on damaged metadata, besides OSError
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, IndexError, TypeError)
+
+
 class _H5Array:
     """Row reads from one HDF5 dataset, straight from the file where the layout allows."""
 
-    def __init__(self, reader: Hdf5Reader, key: str, chunk_rows: int) -> None:
-        ds = reader.h5file()[key]
+    def __init__(self, reader: Hdf5Reader, key: str, spec: ArraySpec, chunk_rows: int) -> None:
         self.reader, self.key = reader, key
-        self.dtype, self.row_shape, self.n_rows = ds.dtype, ds.shape[1:], ds.shape[0]
-        self.row_nbytes = self.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64))
+        try:
+            ds = reader.h5file()[key]
+            found = (ds.dtype, ds.shape, ds.chunks)
+            self.offsets = _chunk_offsets(ds, spec.dtype.itemsize * math.prod(spec.shape[1:]))
+        except _H5_ERRORS as exc:
+            raise DamagedDatasetError(
+                f"{reader.describe(key)}: HDF5 cannot open the stored array ({exc}). The "
+                "file is damaged; restore it or write the dataset again.") from None
+        if found != (spec.dtype, spec.shape, (chunk_rows, *spec.shape[1:])):
+            raise DamagedDatasetError(
+                f"{reader.describe(key)}: expected {spec.dtype.str} {spec.shape} in chunks of "
+                f"{chunk_rows} rows, as the manifest says; the file holds {found[0].str} "
+                f"{found[1]} in chunks {found[2]}. The file is damaged; restore it or write "
+                "the dataset again.")
+        self.dtype, self.row_shape, self.n_rows = spec.dtype, spec.shape[1:], spec.shape[0]
+        self.row_nbytes = self.dtype.itemsize * math.prod(self.row_shape)
         self.chunk_rows = chunk_rows
-        self.offsets = _chunk_offsets(ds, self.row_nbytes)
         self.verifier = BlockVerifier(chunk_rows, self.n_rows, reader.verify_mode,
                                       self._check_chunk)
 
@@ -200,43 +224,63 @@ def _chunk_offsets(ds: h5py.Dataset, row_nbytes: int) -> np.ndarray | None:
 
 
 class Hdf5Reader(StoreReader):
-    """Reads a one-file HDF5 dataset."""
+    """Reads a one-file HDF5 dataset.
+
+    The file is opened here twice, by h5py and as a plain descriptor for
+    direct reads, and both are checked to be the same file.
+    """
 
     def __init__(self, path: Path, verify: Verify = "once") -> None:
         super().__init__(path, verify)
         self._h5: h5py.File | None = None
         self._pid = -1
-        self.raw = PerProcessFile(path)
-        self.manifest = self._read_manifest()
+        self.raw = PerProcessFile(path, os.open(path, os.O_RDONLY))
+        try:
+            self.manifest = self._read_manifest()
+            self._open_arrays(str(path))
+        except BaseException:
+            self.close()
+            raise
 
     def h5file(self) -> h5py.File:
-        """This process's h5py handle, opened on first use after a fork."""
+        """This process's h5py handle, opened again (and checked) after a fork or pickling."""
         if self._h5 is None or self._pid != os.getpid():
-            self._h5 = h5py.File(self.path, "r")
-            self._pid = os.getpid()
+            try:
+                h5 = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise NotADatasetError(
+                    f"{self.path}: HDF5 cannot open this file ({exc}).") from None
+            try:
+                check_identity(self.path, h5.id.get_vfd_handle(), self.raw.identity)
+            except BaseException:
+                h5.close()
+                raise
+            self._h5, self._pid = h5, os.getpid()
         return self._h5
 
     def _read_manifest(self) -> dict[str, Any]:
-        unfinished = IncompleteDatasetError(
-            f"{self.path}: this HDF5 file was left by an ooc writer that did not "
-            "finish. Delete it and run the write again.")
+        f = self.h5file()
         try:
-            f = self.h5file()
-        except OSError as exc:
-            if is_temporary(self.path):
-                raise unfinished from None
-            raise NotADatasetError(f"{self.path}: HDF5 cannot open this file ({exc}).") from None
-        if f.attrs.get("ooc_format") != FORMAT_NAME:
+            name, version = f.attrs.get("ooc_format"), f.attrs.get("ooc_format_version")
+            text = f[HDF5_MANIFEST_NAME][()] if HDF5_MANIFEST_NAME in f else None
+        except _H5_ERRORS as exc:
+            raise DamagedDatasetError(
+                f"{self.path}: HDF5 cannot read the ooc metadata ({exc}). The file is "
+                "damaged; restore it or write the dataset again.") from None
+        if name != FORMAT_NAME:
             raise NotADatasetError(
                 f"{self.path}: expected an HDF5 file written by ooc (root attribute "
                 "ooc_format='ooc'); this file has none.")
-        check_version(f.attrs.get("ooc_format_version"), str(self.path))
-        if HDF5_MANIFEST_NAME not in f:
-            raise unfinished
-        return load_manifest(f[HDF5_MANIFEST_NAME][()], str(self.path))
+        check_version(version, str(self.path))
+        if text is None:
+            raise IncompleteDatasetError(
+                f"{self.path}: this HDF5 file was left by an ooc writer that did not "
+                "finish. Delete it and run the write again.")
+        return load_manifest(text, str(self.path))
 
-    def _open_array(self, key: str) -> _H5Array:
-        return _H5Array(self, key, self.manifest["arrays"][key]["chunk_rows"])
+    def _open_array(self, key: str, spec: ArraySpec) -> _H5Array:
+        chunk_rows = layout_int(self.manifest["arrays"][key], key, "chunk_rows", str(self.path))
+        return _H5Array(self, key, spec, chunk_rows)
 
     def close(self) -> None:
         if self._h5 is not None and self._pid == os.getpid():

@@ -10,6 +10,7 @@ the file is visited.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,17 +19,20 @@ import crc32c
 import numpy as np
 
 from .._buffers import empty_for_read
-from ..errors import ChecksumError, IncompleteDatasetError, NotADatasetError
+from ..errors import ChecksumError, DamagedDatasetError, NotADatasetError
 from ..format import (
     BLOCK_BYTES,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST_FILENAME,
     NPY_HEADER_BYTES,
+    ArraySpec,
+    checksum_digest,
     dump_manifest,
+    layout_int,
     load_manifest,
 )
-from ._atomic import fsync_tree, is_temporary
+from ._atomic import fsync_tree
 from ._file import PerProcessFile
 from .base import (
     BlockVerifier,
@@ -92,13 +96,15 @@ class _ArrayFile:
                 self._crc, self._fill = 0, 0
         self.n_rows += len(data)
 
+    def block_crcs(self) -> np.ndarray:
+        """The checksum of every block, the last (unfinished) one included."""
+        return np.asarray(self.crcs + [self._crc] * bool(self._fill), dtype="<u4")
+
     def finish(self) -> None:
-        if self._fill:
-            self.crcs.append(self._crc)
         self.file.seek(0)
         self.file.write(npy_header(self.dtype, (self.n_rows, *self.row_shape)))
         self.file.close()
-        np.save(crc_path(self.path), np.asarray(self.crcs, dtype="<u4"))
+        np.save(crc_path(self.path), self.block_crcs())
 
 
 def crc_path(npy_path: Path) -> Path:
@@ -126,7 +132,7 @@ class NpyWriter(StoreWriter):
 
     def layout(self, key: str) -> dict[str, Any]:
         arr = self._arrays[key]
-        return {"block_rows": arr.block_rows}
+        return {"block_rows": arr.block_rows, "checksums": checksum_digest(arr.block_crcs())}
 
     def finish(self, manifest: dict[str, Any]) -> None:
         for arr in self._arrays.values():
@@ -140,26 +146,14 @@ class NpyWriter(StoreWriter):
 
 
 class _ArrayReader:
-    """Verified row reads from one ``.npy`` file."""
+    """Verified row reads from one ``.npy`` file, held open from :func:`ooc.open` on."""
 
-    def __init__(self, path: Path, block_rows: int, mode: Verify, where: str) -> None:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, _fortran, dtype = read_header(f)
-            self.offset = f.tell()
-        self.dtype, self.row_shape = dtype, tuple(shape[1:])
-        self.row_nbytes = dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64))
-        self.n_rows = shape[0]
-        self.file = PerProcessFile(path)
-        self.crcs = np.load(crc_path(path))
-        self.where = where
+    def __init__(self, file: PerProcessFile, offset: int, spec: ArraySpec, crcs: np.ndarray,
+                 block_rows: int, mode: Verify, where: str) -> None:
+        self.file, self.offset, self.crcs, self.where = file, offset, crcs, where
+        self.dtype, self.row_shape, self.n_rows = spec.dtype, spec.shape[1:], spec.shape[0]
+        self.row_nbytes = self.dtype.itemsize * math.prod(self.row_shape)
         self.verifier = BlockVerifier(block_rows, self.n_rows, mode, self._check_block)
-        if len(self.crcs) != self.verifier.n_blocks:
-            raise ChecksumError(
-                f"{path}: expected {self.verifier.n_blocks} block checksums; found "
-                f"{len(self.crcs)}. The dataset is damaged; write it again.")
 
     def _check_block(self, block: int) -> None:
         rows = self.verifier.block_rows
@@ -186,25 +180,115 @@ class _ArrayReader:
                               (stop - start, *self.row_shape), self.dtype)
 
 
+def _open_in(directory: int, root: Path, name: str) -> int:
+    """Open ``name`` inside the dataset directory held open as ``directory``."""
+    try:
+        return os.open(name, os.O_RDONLY, dir_fd=directory)
+    except FileNotFoundError:
+        raise DamagedDatasetError(
+            f"{root / name}: this file of the dataset is missing. The dataset is damaged; "
+            "restore the file or write the dataset again.") from None
+
+
+def _read_npy_header(fd: int, path: Path) -> tuple[np.dtype, tuple[int, ...], int, int]:
+    """``(dtype, shape, data offset, file size)`` of the ``.npy`` file open as ``fd``."""
+    with open(fd, "rb", closefd=False) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+        except Exception as exc:  # numpy raises ValueError, EOFError, SyntaxError, ...
+            raise DamagedDatasetError(
+                f"{path}: the .npy header cannot be read ({type(exc).__name__}: {exc}). The "
+                "file is damaged; restore it or write the dataset again.") from None
+        offset = f.tell()
+    if fortran:
+        raise DamagedDatasetError(f"{path}: the .npy header says Fortran order; ooc writes "
+                                  "C order. The file is damaged; write the dataset again.")
+    return dtype, shape, offset, os.fstat(fd).st_size
+
+
+def _check_stored(path: Path, found: tuple[np.dtype, tuple[int, ...]], spec: ArraySpec,
+                  offset: int, size: int) -> None:
+    """Raise unless a file holds exactly the array its manifest describes."""
+    dtype, shape = found
+    nbytes = offset + spec.dtype.itemsize * math.prod(spec.shape)
+    if dtype != spec.dtype or tuple(shape) != spec.shape or size != nbytes:
+        raise DamagedDatasetError(
+            f"{path}: expected {spec.dtype.str} {spec.shape} in {nbytes} bytes, as the "
+            f"manifest says; the file holds {dtype.str} {tuple(shape)} in {size} bytes. The "
+            "file is damaged or not this dataset's; restore it or write the dataset again.")
+
+
 class NpyReader(StoreReader):
-    """Reads a NumPy-backend dataset directory."""
+    """Reads a NumPy-backend dataset directory.
+
+    Every file is opened here, through one descriptor of the directory, so
+    that the manifest and the arrays read are of one and the same dataset
+    even while another process replaces it.
+    """
 
     def __init__(self, path: Path, verify: Verify = "once") -> None:
         super().__init__(path, verify)
-        manifest_path = path / MANIFEST_FILENAME
-        if not manifest_path.exists():
-            if is_temporary(path):
-                raise IncompleteDatasetError(
-                    f"{path}: this is a temporary left by an ooc writer that did "
-                    "not finish. Delete it and run the write again.")
-            raise NotADatasetError(
-                f"{path}: expected an ooc dataset directory holding "
-                f"{MANIFEST_FILENAME}; found none.")
-        self.manifest = load_manifest(manifest_path.read_bytes(), str(manifest_path))
+        try:
+            self._dir = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except NotADirectoryError:
+            raise NotADatasetError(f"{path}: expected an ooc dataset directory; found a "
+                                   "file.") from None
+        try:
+            self.manifest = self._read_manifest()
+            self._open_arrays(str(path / MANIFEST_FILENAME))
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            os.close(self._dir)
 
-    def _open_array(self, key: str) -> _ArrayReader:
-        return _ArrayReader(self.path / f"{key}.npy", self.manifest["arrays"][key]["block_rows"],
-                            self.verify_mode, self.describe(key))
+    def _read_manifest(self) -> dict[str, Any]:
+        manifest_path = self.path / MANIFEST_FILENAME
+        try:
+            fd = os.open(MANIFEST_FILENAME, os.O_RDONLY, dir_fd=self._dir)
+        except FileNotFoundError:
+            raise NotADatasetError(
+                f"{self.path}: expected an ooc dataset directory holding "
+                f"{MANIFEST_FILENAME}; found none.") from None
+        with open(fd, "rb") as f:
+            return load_manifest(f.read(), str(manifest_path))
+
+    def _open_array(self, key: str, spec: ArraySpec) -> _ArrayReader:
+        where = str(self.path / MANIFEST_FILENAME)
+        block_rows = layout_int(self.manifest["arrays"][key], key, "block_rows", where)
+        crcs = self._read_crcs(key, -(-spec.shape[0] // block_rows))
+        file = PerProcessFile(self.path / f"{key}.npy",
+                              _open_in(self._dir, self.path, f"{key}.npy"))
+        try:
+            dtype, shape, offset, size = _read_npy_header(file.fd(), file.path)
+            _check_stored(file.path, (dtype, shape), spec, offset, size)
+        except BaseException:
+            file.close()
+            raise
+        return _ArrayReader(file, offset, spec, crcs, block_rows, self.verify_mode,
+                            self.describe(key))
+
+    def _read_crcs(self, key: str, n_blocks: int) -> np.ndarray:
+        """The block checksums of ``key``, checked against the manifest's digest of them."""
+        path = crc_path(self.path / f"{key}.npy")
+        spec = ArraySpec(np.dtype("<u4"), (n_blocks,))
+        fd = _open_in(self._dir, self.path, path.relative_to(self.path).as_posix())
+        try:
+            dtype, shape, offset, size = _read_npy_header(fd, path)
+            _check_stored(path, (dtype, shape), spec, offset, size)
+            crcs = np.frombuffer(os.pread(fd, 4 * n_blocks, offset), dtype=spec.dtype)
+        finally:
+            os.close(fd)
+        digest = self.manifest["arrays"][key].get("checksums")
+        if len(crcs) != n_blocks or (digest is not None and digest != checksum_digest(crcs)):
+            raise ChecksumError(
+                f"{path}: the block checksums do not match the manifest's digest of them "
+                f"({digest}). The file is damaged or not this dataset's (swapped with "
+                "another?); restore it or write the dataset again.")
+        return crcs
 
     def close(self) -> None:
         for arr in self._arrays.values():
