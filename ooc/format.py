@@ -261,6 +261,9 @@ def _split_specs(name: Any, info: Any) -> dict[str, ArraySpec]:
                  f"{name}/x/indptr": ArraySpec(np.dtype("<i8"), (n + 1,))}
     else:
         raise _Malformed(f"{here}.x.kind is {kind!r}, expected 'dense' or 'csr'")
+    counts = _field(info, "label_counts", list, here, [])
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        raise _Malformed(f"{here}.label_counts holds a value that is not a count")
     for column in ("y", "row_ids"):
         column_info = _field(info, column, dict, here)
         specs[f"{name}/{column}"] = ArraySpec(_dtype(column_info, "iu", f"{here}.{column}"),

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse
 
 from .batching import BatchPlan, BatchReader, SparseMode
-from .errors import SplitNotFoundError
+from .errors import DamagedDatasetError, SplitNotFoundError
 from .format import array_keys
 from .store import open_store
 from .store.base import StoreReader, Verify
@@ -310,12 +310,35 @@ class Dataset:
         return self[name]
 
     def verify(self) -> None:
-        """Read every stored block and check its checksum."""
+        """Check every stored block's checksum, and the labels against the manifest.
+
+        Dtypes, shapes and checksum counts were checked against the manifest
+        when the dataset was opened.
+        """
         for name, split in self.splits.items():
             for key in array_keys(name, "csr" if split.is_sparse else "dense"):
                 self._store.verify(key)
+            self._check_labels(split)
         for name in self.extras:
             self._store.verify(f"extra/{name}")
+
+    def _check_labels(self, split: Split, rows: int = 1 << 20) -> None:
+        """Labels within the classes, counted as the manifest says."""
+        counts = np.zeros(len(split.label_counts), np.int64)
+        n_classes = len(self.classes) if self.classes is not None else None
+        for start in range(0, len(split), rows):
+            y = split.y.read(start, min(start + rows, len(split)))
+            if len(y) and (y.min() < 0 or (n_classes is not None and y.max() >= n_classes)):
+                raise DamagedDatasetError(
+                    f"{self._store.describe(split.y.key)}: labels from {y.min()} to {y.max()} "
+                    f"in rows {start}:{start + len(y)}; expected 0 to {n_classes - 1}. The "
+                    "dataset is damaged; write it again.")
+            counts = _add_counts(counts, np.bincount(y))
+        if "label_counts" in split.info and not np.array_equal(counts, split.label_counts):
+            raise DamagedDatasetError(
+                f"{self._store.describe(split.y.key)}: the labels count {counts.tolist()} per "
+                f"class; the manifest says {split.label_counts.tolist()}. The file is damaged "
+                "or not this split's; restore it or write the dataset again.")
 
     def close(self) -> None:
         """Close the files this process opened."""
@@ -331,6 +354,14 @@ class Dataset:
     def __repr__(self) -> str:
         splits = ", ".join(f"{n}={len(s)}" for n, s in self.splits.items())
         return f"<ooc dataset {self.path} ({splits})>"
+
+
+def _add_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum of two count vectors of possibly different lengths."""
+    out = np.zeros(max(len(a), len(b)), np.int64)
+    out[: len(a)] += a
+    out[: len(b)] += b
+    return out
 
 
 def open(path: str | Path, verify: Verify = "once") -> Dataset:

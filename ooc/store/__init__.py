@@ -9,7 +9,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ..errors import DatasetNotFoundError, IncompleteDatasetError, NotADatasetError
+from ..errors import (
+    DatasetChangedError,
+    DatasetNotFoundError,
+    IncompleteDatasetError,
+    NotADatasetError,
+)
 from ._atomic import is_temporary, leftover_temporaries
 from .base import StoreReader, StoreWriter, Verify
 
@@ -57,6 +62,16 @@ def detect_format(path: Path) -> str:
         "found a file of another kind.")
 
 
-def open_store(path: Path, verify: Verify = "once") -> StoreReader:
-    """Open the store at ``path`` with the backend that wrote it."""
-    return _backend(detect_format(path), 1)(path, verify=verify)
+def open_store(path: Path, verify: Verify = "once", attempts: int = 3) -> StoreReader:
+    """Open the store at ``path`` with the backend that wrote it.
+
+    A dataset replaced while it is being opened is opened again, up to
+    ``attempts`` times in all.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return _backend(detect_format(path), 1)(path, verify=verify)
+        except DatasetChangedError:
+            if attempt == attempts:
+                raise
+    raise ValueError(f"attempts must be >= 1; got {attempts}.")

@@ -88,7 +88,9 @@ class Hdf5Writer(StoreWriter):
                  compression_level: int | None = None) -> None:
         super().__init__(tmp_path)
         self._filters = compression_kwargs(compression, compression_level)
-        self._file = h5py.File(tmp_path, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES,
+        # libver v108+: object headers and the superblock carry checksums (HDF5 >= 1.8 reads it)
+        self._file = h5py.File(tmp_path, "w", libver=("v108", "latest"),
+                               rdcc_nbytes=_CHUNK_CACHE_BYTES,
                                alignment_threshold=65536, alignment_interval=4096)
         self._file.attrs["ooc_format"] = FORMAT_NAME
         self._file.attrs["ooc_format_version"] = FORMAT_VERSION
@@ -247,9 +249,10 @@ class Hdf5Reader(StoreReader):
         if self._h5 is None or self._pid != os.getpid():
             try:
                 h5 = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise NotADatasetError(
-                    f"{self.path}: HDF5 cannot open this file ({exc}).") from None
+            except OSError as exc:  # the signature was HDF5's (detect_format)
+                raise DamagedDatasetError(
+                    f"{self.path}: HDF5 cannot open this file ({exc}). The file is damaged "
+                    "or cut short; restore it or write the dataset again.") from None
             try:
                 check_identity(self.path, h5.id.get_vfd_handle(), self.raw.identity)
             except BaseException:

@@ -19,7 +19,12 @@ import crc32c
 import numpy as np
 
 from .._buffers import empty_for_read
-from ..errors import ChecksumError, DamagedDatasetError, NotADatasetError
+from ..errors import (
+    ChecksumError,
+    DamagedDatasetError,
+    DatasetChangedError,
+    NotADatasetError,
+)
 from ..format import (
     BLOCK_BYTES,
     FORMAT_NAME,
@@ -180,16 +185,6 @@ class _ArrayReader:
                               (stop - start, *self.row_shape), self.dtype)
 
 
-def _open_in(directory: int, root: Path, name: str) -> int:
-    """Open ``name`` inside the dataset directory held open as ``directory``."""
-    try:
-        return os.open(name, os.O_RDONLY, dir_fd=directory)
-    except FileNotFoundError:
-        raise DamagedDatasetError(
-            f"{root / name}: this file of the dataset is missing. The dataset is damaged; "
-            "restore the file or write the dataset again.") from None
-
-
 def _read_npy_header(fd: int, path: Path) -> tuple[np.dtype, tuple[int, ...], int, int]:
     """``(dtype, shape, data offset, file size)`` of the ``.npy`` file open as ``fd``."""
     with open(fd, "rb", closefd=False) as f:
@@ -221,6 +216,13 @@ def _check_stored(path: Path, found: tuple[np.dtype, tuple[int, ...]], spec: Arr
             "file is damaged or not this dataset's; restore it or write the dataset again.")
 
 
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
 class NpyReader(StoreReader):
     """Reads a NumPy-backend dataset directory.
 
@@ -245,6 +247,20 @@ class NpyReader(StoreReader):
         finally:
             os.close(self._dir)
 
+    def _open_in(self, name: str) -> int:
+        """Open ``name`` inside the dataset directory held open as ``self._dir``."""
+        try:
+            return os.open(name, os.O_RDONLY, dir_fd=self._dir)
+        except FileNotFoundError:
+            now = _stat_or_none(self.path)
+            if now is None or not os.path.samestat(os.fstat(self._dir), now):
+                raise DatasetChangedError(
+                    f"{self.path}: the dataset was replaced or deleted while it was being "
+                    "opened. Open it again.") from None
+            raise DamagedDatasetError(
+                f"{self.path / name}: this file of the dataset is missing. The dataset is "
+                "damaged; restore the file or write the dataset again.") from None
+
     def _read_manifest(self) -> dict[str, Any]:
         manifest_path = self.path / MANIFEST_FILENAME
         try:
@@ -261,7 +277,7 @@ class NpyReader(StoreReader):
         block_rows = layout_int(self.manifest["arrays"][key], key, "block_rows", where)
         crcs = self._read_crcs(key, -(-spec.shape[0] // block_rows))
         file = PerProcessFile(self.path / f"{key}.npy",
-                              _open_in(self._dir, self.path, f"{key}.npy"))
+                              self._open_in(f"{key}.npy"))
         try:
             dtype, shape, offset, size = _read_npy_header(file.fd(), file.path)
             _check_stored(file.path, (dtype, shape), spec, offset, size)
@@ -275,7 +291,7 @@ class NpyReader(StoreReader):
         """The block checksums of ``key``, checked against the manifest's digest of them."""
         path = crc_path(self.path / f"{key}.npy")
         spec = ArraySpec(np.dtype("<u4"), (n_blocks,))
-        fd = _open_in(self._dir, self.path, path.relative_to(self.path).as_posix())
+        fd = self._open_in(path.relative_to(self.path).as_posix())
         try:
             dtype, shape, offset, size = _read_npy_header(fd, path)
             _check_stored(path, (dtype, shape), spec, offset, size)
