@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -67,11 +68,28 @@ def test_layout_is_self_describing(tmp_path):
         w.append("train", x, np.zeros(50, int))
         w.append("val", np.zeros((3, 4), np.int32), [0, 0, 0])
     with h5py.File(path) as f:
-        assert f.attrs["ooc_format"] == "ooc" and f.attrs["ooc_format_version"] == 1
+        # fixed-length strings only: HDF5's global heap (variable-length) has no checksum
+        assert f.attrs["ooc_format"] == b"ooc" and f.attrs["ooc_format_version"] == 1
+        assert json.loads(f["ooc_manifest"][()])["format"] == "ooc"
+        assert h5py.check_string_dtype(f["ooc_manifest"].dtype).length is not None
         group = f["train/x"]
-        assert group.attrs["encoding"] == "csr" and tuple(group.attrs["shape"]) == (50, 20)
+        assert group.attrs["encoding"] == b"csr" and tuple(group.attrs["shape"]) == (50, 20)
         rebuilt = scipy.sparse.csr_matrix(
             (group["data"][:], group["indices"][:], group["indptr"][:]), shape=(50, 20))
         np.testing.assert_array_equal(rebuilt.toarray(), x.toarray())
         assert f["val/x"].shape == (3, 4) and f["val/x"].fletcher32
         assert b'"format":' in f["ooc_manifest"][()] or '"format":' in f["ooc_manifest"][()]
+
+
+def test_files_with_variable_length_strings_still_open(tmp_path):
+    # earlier builds of format 1 wrote attributes and manifest as variable-length strings
+    path = tmp_path / "d.h5"
+    with ooc.create(path) as w:
+        w.append("train", np.arange(12, dtype=np.int32).reshape(6, 2), np.zeros(6, int))
+    with h5py.File(path, "r+") as f:
+        text = f["ooc_manifest"][()].decode()
+        del f["ooc_manifest"]
+        f.create_dataset("ooc_manifest", data=text, dtype=h5py.string_dtype())
+        f.attrs["ooc_format"] = "ooc"
+        assert h5py.check_string_dtype(f["ooc_manifest"].dtype).length is None
+    np.testing.assert_array_equal(ooc.open(path).train.x[:], np.arange(12).reshape(6, 2))

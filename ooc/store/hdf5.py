@@ -81,6 +81,20 @@ def compression_kwargs(compression: str | None, level: int | None) -> dict[str, 
     raise ValueError(f"compression must be one of {COMPRESSIONS} or None; got {compression!r}.")
 
 
+def _fixed(text: str) -> np.bytes_:
+    """``text`` as a fixed-length HDF5 string.
+
+    Variable-length strings live in HDF5's global heap, which has no checksum:
+    a damaged one can send libhdf5 into an endless loop.
+    """
+    return np.bytes_(text.encode("utf-8"))
+
+
+def _text(value: Any) -> Any:
+    """A string attribute as ``str``, whether stored fixed-length or variable-length."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 class Hdf5Writer(StoreWriter):
     """Writes a one-file HDF5 dataset under a temporary path."""
 
@@ -92,9 +106,9 @@ class Hdf5Writer(StoreWriter):
         self._file = h5py.File(tmp_path, "w", libver=("v108", "latest"),
                                rdcc_nbytes=_CHUNK_CACHE_BYTES,
                                alignment_threshold=65536, alignment_interval=4096)
-        self._file.attrs["ooc_format"] = FORMAT_NAME
+        self._file.attrs["ooc_format"] = _fixed(FORMAT_NAME)
         self._file.attrs["ooc_format_version"] = FORMAT_VERSION
-        self._file.attrs["ooc_state"] = "writing"
+        self._file.attrs["ooc_state"] = _fixed("writing")
 
     def append(self, key: str, array: np.ndarray) -> None:
         ds = self._file.get(key)
@@ -118,11 +132,10 @@ class Hdf5Writer(StoreWriter):
             x = split["x"]
             if x["kind"] == "csr":
                 attrs = self._file[f"{name}/x"].attrs
-                attrs["encoding"] = "csr"
+                attrs["encoding"] = _fixed("csr")
                 attrs["shape"] = (split["n_rows"], x["n_cols"])
-        self._file.create_dataset(HDF5_MANIFEST_NAME, data=dump_manifest(manifest),
-                                  dtype=h5py.string_dtype())
-        self._file.attrs["ooc_state"] = "complete"
+        self._file.create_dataset(HDF5_MANIFEST_NAME, data=_fixed(dump_manifest(manifest)))
+        self._file.attrs["ooc_state"] = _fixed("complete")
         self._file.close()
         fsync_path(self.tmp_path)
 
@@ -264,7 +277,7 @@ class Hdf5Reader(StoreReader):
     def _read_manifest(self) -> dict[str, Any]:
         f = self.h5file()
         try:
-            name, version = f.attrs.get("ooc_format"), f.attrs.get("ooc_format_version")
+            name, version = _text(f.attrs.get("ooc_format")), f.attrs.get("ooc_format_version")
             text = f[HDF5_MANIFEST_NAME][()] if HDF5_MANIFEST_NAME in f else None
         except _H5_ERRORS as exc:
             raise DamagedDatasetError(
