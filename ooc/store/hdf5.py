@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
@@ -39,7 +39,7 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_path
-from ._file import PerProcessFile, check_identity
+from ._file import PerProcessFile
 from .base import (
     BlockVerifier,
     StoreReader,
@@ -248,6 +248,7 @@ class Hdf5Reader(StoreReader):
     def __init__(self, path: Path, verify: Verify = "once") -> None:
         super().__init__(path, verify)
         self._h5: h5py.File | None = None
+        self._fileobj: BinaryIO | None = None
         self._pid = -1
         self.raw = PerProcessFile(path, os.open(path, os.O_RDONLY))
         try:
@@ -258,21 +259,31 @@ class Hdf5Reader(StoreReader):
             raise
 
     def h5file(self) -> h5py.File:
-        """This process's h5py handle, opened again (and checked) after a fork or pickling."""
+        """This process's h5py handle, opened again after a fork or pickling.
+
+        It is opened by path (libhdf5's fast driver); where the path now names
+        another file than the descriptor opened with the dataset, h5py reads
+        through that descriptor instead, so only the opened file is ever read.
+        """
         if self._h5 is None or self._pid != os.getpid():
-            try:
-                h5 = h5py.File(self.path, "r")
-            except OSError as exc:  # the signature was HDF5's (detect_format)
-                raise DamagedDatasetError(
-                    f"{self.path}: HDF5 cannot open this file ({exc}). The file is damaged "
-                    "or cut short; restore it or write the dataset again.") from None
-            try:
-                check_identity(self.path, h5.id.get_vfd_handle(), self.raw.identity)
-            except BaseException:
+            fd = self.raw.fd()  # the opened file; an unpickled reader checks it
+            h5 = self._h5_open(self.path)
+            if os.path.samestat(os.fstat(h5.id.get_vfd_handle()), os.fstat(fd)):
+                self._fileobj = None
+            else:
                 h5.close()
-                raise
+                self._fileobj = os.fdopen(os.dup(fd), "rb", buffering=0)
+                h5 = self._h5_open(self._fileobj)
             self._h5, self._pid = h5, os.getpid()
         return self._h5
+
+    def _h5_open(self, source: Path | BinaryIO) -> h5py.File:
+        try:
+            return h5py.File(source, "r")
+        except OSError as exc:  # the signature was HDF5's (detect_format)
+            raise DamagedDatasetError(
+                f"{self.path}: HDF5 cannot open this file ({exc}). The file is damaged "
+                "or cut short; restore it or write the dataset again.") from None
 
     def _read_manifest(self) -> dict[str, Any]:
         f = self.h5file()
@@ -301,8 +312,10 @@ class Hdf5Reader(StoreReader):
     def close(self) -> None:
         if self._h5 is not None and self._pid == os.getpid():
             self._h5.close()
-        self._h5 = None
+            if self._fileobj is not None:
+                self._fileobj.close()
+        self._h5 = self._fileobj = None
         self.raw.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_h5": None, "_pid": -1}
+        return {**self.__dict__, "_h5": None, "_fileobj": None, "_pid": -1}
