@@ -327,6 +327,22 @@ class StoreSuite:
         with pytest.raises(ooc.IncompleteDatasetError, match="did not finish|not finished"):
             ooc.open(tmp)
 
+    def test_finished_temporary_of_a_killed_writer_is_refused(self, tmp_path):
+        # killed between its last fsync and the rename: the temporary is complete
+        path = self.path(tmp_path)
+        script = textwrap.dedent(f"""
+            import os, signal, numpy as np, ooc, ooc.writer
+            ooc.writer.publish = lambda tmp, final: os.kill(os.getpid(), signal.SIGKILL)
+            with ooc.create({str(path)!r}, {self.format!r}) as w:
+                w.append("train", np.ones((5, 2), np.float32), np.zeros(5, int))
+        """)
+        assert subprocess.run([sys.executable, "-c", script]).returncode == -signal.SIGKILL
+        (tmp,) = _atomic.leftover_temporaries(path)
+        with pytest.raises(ooc.IncompleteDatasetError, match="temporary"):
+            ooc.open(tmp)
+        with pytest.raises(ooc.DatasetNotFoundError, match="stopped before committing"):
+            ooc.open(path)
+
     def test_sigkill_during_overwrite_keeps_previous(self, tmp_path):
         path = self.write(self.path(tmp_path), {"train": [(np.zeros((7, 2)), [0] * 7)]})
         self.kill_writer_mid_write(path, overwrite=True)
