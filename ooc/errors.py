@@ -89,6 +89,14 @@ class BadRowError(OocError, ValueError):
                 "in a rejects file.")
 
 
+class NotTextsError(OocError, TypeError, ValueError):
+    """A vectorizer was given something other than an iterable of ``str`` documents.
+
+    A single ``str`` (or ``bytes``) is refused rather than read as its
+    characters; subclasses both built-ins, as scikit-learn raises ``ValueError``.
+    """
+
+
 class CorpusError(OocError, ValueError):
     """The corpus as a whole cannot be used: empty, one class, unseen validation labels."""
 

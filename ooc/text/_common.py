@@ -1,4 +1,4 @@
-"""Pieces shared by the per-format readers of :mod:`ooc.text.sources`.
+"""Pieces shared by the per-format readers of :mod:`ooc.text.sources` and the vectorizers.
 
 Every reader yields *pieces* ``(texts, labels, skipped)``: the rows it
 accepted, in source order, and the positions (among the rows the piece
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from ..errors import NotTextsError
 
 Piece = tuple[list[str], list[str], list[int]]
 Reject = Callable[[str, int, str, str], None]
@@ -83,3 +85,22 @@ def remember(lines: Iterable[str], recent: Any) -> Iterator[str]:
 def describe_columns(names: Iterable[str]) -> str:
     """Available columns for an error message: ``'a', 'b', 'c'`` (printable)."""
     return ", ".join(repr(printable(name)) for name in names)
+
+
+def text_list(texts: Any) -> list[str]:
+    """``texts`` as a list of documents; a ``str``, ``bytes`` or non-iterable is refused.
+
+    Iterating a ``str`` gives its characters, which would silently become one
+    document each (one review, 18 rows), so it raises
+    :class:`~ooc.errors.NotTextsError` as scikit-learn's vectorizers do.
+    """
+    if isinstance(texts, str | bytes | bytearray | memoryview) or not isinstance(texts, Iterable):
+        kind = "string" if isinstance(texts, str) else type(texts).__name__
+        raise NotTextsError(f"Iterable over raw text documents expected, {kind} object "
+                            "received. Pass a list of str, e.g. [text].")
+    docs = list(texts)
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, str):
+            raise NotTextsError(f"Iterable over raw text documents expected; document {i} "
+                                f"is a {type(doc).__name__} object, not a str.")
+    return docs
