@@ -103,3 +103,15 @@ class CorpusError(OocError, ValueError):
 
 class ResumeError(OocError, ValueError):
     """``--resume`` found a work directory that belongs to a different run."""
+
+
+class OocWarning(UserWarning):
+    """Base class of the warnings ooc gives; the CLI shows each as one line on stderr."""
+
+
+class LabelFormWarning(OocWarning):
+    """Labels that write the same integer differently (``'1'``, ``'1.0'``) became separate classes.
+
+    Labels are compared as exact strings; see :mod:`ooc.text.labels`.
+    ``strict_labels=True`` (``--strict-labels``) makes this a :class:`CorpusError`.
+    """

@@ -8,13 +8,22 @@ class and what its message names, or that every source row is accounted for.
 
 from __future__ import annotations
 
+import csv
+import re
+import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ooc.errors import NotTextsError
+from ooc import LabelFormWarning
+from ooc.cli import main
+from ooc.errors import CorpusError, NotTextsError
+from ooc.explore import explore
+from ooc.preprocess import PreprocessConfig, preprocess
 from ooc.text.ngram_vectorizer import NgramVectorizer
 from ooc.text.sequence_vectorizer import SequenceVectorizer
+from ooc.text.sources import SourceSpec
 
 TEXTS = ["a good movie", "a bad movie", "good acting", "bad acting", "good plot", "bad plot"]
 LABELS = ["pos", "neg", "pos", "neg", "pos", "neg"]
@@ -59,3 +68,99 @@ def test_transform_still_takes_any_iterable_of_texts(kind: str) -> None:
     rows = vec.transform(t for t in ["a good movie", "bad plot"])
     assert rows.shape[0] == 2
     assert vec.transform(("one review",)).shape[0] == 1
+
+
+# ------------------------------------------------------------------- labels
+def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")
+              ) -> Path:
+    """A CSV of ``rows`` under a header, written with the csv module."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def labelled(labels: list[str], n: int = 40) -> list[tuple[str, str]]:
+    """``n`` rows of short texts (every word in several rows), labels in turn."""
+    return [(f"word{i % 5} common text {['alpha', 'beta'][i % 2]}", labels[i % len(labels)])
+            for i in range(n)]
+
+
+def run(tmp_path: Path, inputs: list[Path], **options: Any) -> Any:
+    config = PreprocessConfig(inputs=tuple(map(str, inputs)), out=str(tmp_path / "out.h5"),
+                              workers=1, progress=False, min_df=1, **options)
+    return preprocess(config)
+
+
+SAME_INTEGER = {
+    "1 and 1.0": (["1", "1.0", "2"], "'1' and '1.0'"),
+    "01 and 1": (["01", "1", "2"], "'01' and '1'"),
+    "+1, 1e0 and 1": (["+1", "1e0", "1", "0"], "'+1' and '1' and '1e0'"),
+    "-0 and 0": (["-0", "0", "7"], "'-0' and '0'"),
+}
+
+
+@pytest.mark.parametrize("case", SAME_INTEGER)
+def test_labels_of_one_integer_in_several_forms_warn(tmp_path: Path, case: str) -> None:
+    labels, listed = SAME_INTEGER[case]
+    path = write_csv(tmp_path / "in.csv", labelled(labels))
+    with pytest.warns(LabelFormWarning, match=re.escape(listed)) as caught:
+        summary = run(tmp_path, [path])
+    assert len(caught) == 1 and str(path) in str(caught[0].message)
+    assert sorted(summary.classes) == sorted(labels)  # still exact strings
+
+
+@pytest.mark.parametrize("case", SAME_INTEGER)
+def test_strict_labels_stop_on_several_forms(tmp_path: Path, case: str) -> None:
+    labels, listed = SAME_INTEGER[case]
+    path = write_csv(tmp_path / "in.csv", labelled(labels))
+    with pytest.raises(CorpusError, match=re.escape(listed)) as caught:
+        run(tmp_path, [path], strict_labels=True)
+    assert str(path) in str(caught.value)
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("labels", [["1", "2", "10"], ["1.5", "1", "2"], ["pos", "neg"],
+                                    ["1.0", "2.0"]])
+def test_labels_in_one_form_do_not_warn(tmp_path: Path, labels: list[str]) -> None:
+    path = write_csv(tmp_path / "in.csv", labelled(labels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabelFormWarning)
+        run(tmp_path, [path], strict_labels=True)
+
+
+def test_label_forms_in_the_validation_input_are_reported(tmp_path: Path) -> None:
+    train = write_csv(tmp_path / "train.csv", labelled(["0", "1"]))
+    val = write_csv(tmp_path / "val.csv", labelled(["0", "1.0"], 10))
+    with pytest.raises(CorpusError, match="'1' and '1.0'"):
+        run(tmp_path, [train], val_inputs=(str(val),), strict_labels=True)
+
+
+def test_cli_shows_the_label_warning_as_one_line(tmp_path: Path, capsys: Any) -> None:
+    path = write_csv(tmp_path / "in.csv", labelled(["1", "1.0", "2"]))
+    out = tmp_path / "out.h5"
+    assert main(["preprocess", str(path), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("ooc preprocess: warning: ")
+    assert "'1' and '1.0'" in err[0] and "--strict-labels" in err[0]
+    code = main(["preprocess", str(path), "--out", str(out), "--quiet", "--workers", "1",
+                 "--overwrite", "--strict-labels"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("ooc preprocess: error: ")
+    assert str(path) in err[0] and "'1' and '1.0'" in err[0]
+
+
+def test_explore_and_vectorizer_fit_warn_about_label_forms(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in.csv", labelled(["01", "1"]))
+    with pytest.warns(LabelFormWarning, match="'01' and '1'"):
+        explore(SourceSpec(paths=(str(path),)), progress=False)
+    for vec in (NgramVectorizer(min_df=1), SequenceVectorizer()):
+        with pytest.warns(LabelFormWarning, match="'01' and '1'"):
+            vec.fit([(TEXTS, ["01", "1"] * 3)])
+
+
+def test_explore_orders_unicode_digit_labels_without_crashing(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in.csv", labelled(["2", "\u00b2", "10"]))
+    report = explore(SourceSpec(paths=(str(path),)), progress=False)
+    assert list(report.class_counts) == ["10", "2", "\u00b2"]

@@ -11,6 +11,7 @@ number of rows a piece consumed is ``len(texts) + len(skipped)``;
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -60,6 +61,25 @@ def printable(value: str) -> str:
     except UnicodeEncodeError:  # a lone surrogate that came from a JSON escape
         return value.encode("utf-8", "backslashreplace").decode("ascii")
     return raw.decode("utf-8", "backslashreplace")
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters a terminal acts on (C0/C1 controls, line separators, bidi overrides)."""
+
+
+def escape(text: str) -> str:
+    """``text`` made safe to quote in a message: undecodable bytes and controls as escapes.
+
+    Bytes that were not valid UTF-8 show as ``\\xNN`` (as :func:`printable`),
+    control characters (NUL, ESC, newlines, ...) as ``\\xNN`` or ``\\uNNNN``,
+    so user text quoted in an error never moves the cursor or clears a screen.
+    """
+    return _CONTROLS.sub(_escaped, printable(text))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def shorten(record: str) -> str:

@@ -33,6 +33,7 @@ import scipy.sparse
 from ._common import text_list
 from .counts import SpilledCounts, sum_counts
 from .hashindex import HashIndex
+from .labels import check_forms
 from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, doc_term_counts, document_frequencies
 from .tokenize import Tokens, tokenize
 from .vocab import TokenTable, pack_strings, unpack_strings
@@ -277,6 +278,8 @@ class NgramVectorizer:
                 spill.add(self._global_keys(table, counted), counted.df)
                 labels.extend(y)
             self.classes_ = sorted(set(labels))
+            check_forms([c for c in self.classes_ if isinstance(c, str)], strict=False,
+                        where="the labels given to fit")
             _, counts = np.unique(np.searchsorted(self.classes_, labels), return_counts=True)
             keys, df = build_vocabulary(self.config, spill, len(labels), memory_budget)
         self.set_vocabulary(table, keys, df, len(labels))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._common import text_list
+from .labels import check_forms
 from .tokenize import KERAS_FILTERS, Tokens, keras_tokens
 from .vocab import TokenTable, pack_strings, unpack_strings
 
@@ -137,6 +138,8 @@ class SequenceVectorizer:
             counter.add(self.config.tokenize(texts), np.ones(len(texts), bool))
             labels.extend(y)
         self.classes_ = sorted(set(labels))
+        check_forms([c for c in self.classes_ if isinstance(c, str)], strict=False,
+                    where="the labels given to fit")
         self.set_words(counter.ranks(self.config.top_k)[1])
         longest = 0
         for texts, _ in again():
