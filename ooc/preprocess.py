@@ -465,6 +465,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> 
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
         classes, class_of, class_counts = resolve_classes(tok, config)
+        tok.check_tokens(", ".join(config.inputs))
         vec = (fit_ngram(run, tok, class_of, class_counts) if config.vectorizer == "ngram"
                else fit_sequence(run, tok))
         vec.classes_ = classes

@@ -164,3 +164,32 @@ def test_explore_orders_unicode_digit_labels_without_crashing(tmp_path: Path) ->
     path = write_csv(tmp_path / "in.csv", labelled(["2", "\u00b2", "10"]))
     report = explore(SourceSpec(paths=(str(path),)), progress=False)
     assert list(report.class_counts) == ["10", "2", "\u00b2"]
+
+
+# ----------------------------------------------------------- corpus without words
+PUNCTUATION = [(["!!! ...", "?? -- !", "... ;;", "- / -"][i % 4], ["a", "b"][i % 2])
+               for i in range(40)]
+NO_TOKENS = r"no tokens: none of the (\d+) training texts holds (.+), so there is nothing"
+
+
+@pytest.mark.parametrize("vectorizer", ["ngram", "sequence"])
+def test_a_corpus_without_words_is_one_error_for_both_vectorizers(tmp_path: Path,
+                                                                   vectorizer: str) -> None:
+    path = write_csv(tmp_path / "punct.csv", PUNCTUATION)
+    with pytest.raises(CorpusError, match=NO_TOKENS) as caught:
+        run(tmp_path, [path], vectorizer=vectorizer, val_split=0)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: no tokens: none of the 40 training texts holds a word")
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("cls", [NgramVectorizer, SequenceVectorizer])
+def test_fitting_texts_without_words_is_the_same_error(cls: type) -> None:
+    texts, labels = map(list, zip(*PUNCTUATION, strict=True))
+    with pytest.raises(CorpusError, match=NO_TOKENS.replace("(\\d+)", "40")):
+        cls().fit([(texts, labels)])
+
+
+def test_the_char_analyzer_finds_tokens_in_punctuation(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "punct.csv", PUNCTUATION)
+    assert run(tmp_path, [path], analyzer="char", val_split=0).n_features > 0

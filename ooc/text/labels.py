@@ -77,3 +77,11 @@ def sort_classes(labels: Iterable[str]) -> list[str]:
     if all(_is_int(s) for s in labels):
         return sorted(labels, key=lambda s: (int(s), s))
     return sorted(labels)
+
+
+def fit_classes(labels: Iterable[object]) -> list[object]:
+    """A vectorizer fit's ``classes_``: the distinct labels sorted, their forms checked."""
+    classes = sorted(set(labels))  # type: ignore[type-var]
+    check_forms([c for c in classes if isinstance(c, str)], strict=False,
+                where="the labels given to fit")
+    return classes

@@ -33,9 +33,9 @@ import scipy.sparse
 from ._common import text_list
 from .counts import SpilledCounts, sum_counts
 from .hashindex import HashIndex
-from .labels import check_forms
+from .labels import fit_classes
 from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, doc_term_counts, document_frequencies
-from .tokenize import Tokens, tokenize
+from .tokenize import FIT_TEXTS, Tokens, no_tokens_error, tokenize
 from .vocab import TokenTable, pack_strings, unpack_strings
 
 Chunks = Iterable[tuple[list[str], Any]]
@@ -272,14 +272,16 @@ class NgramVectorizer:
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="ooc-ngram-") as tmp:
             spill, table = SpilledCounts(tmp), TokenTable()
             labels: list[Any] = []
+            n_tokens = 0
             for texts, y in again():
                 texts = text_list(texts)
                 counted = count_chunk(self.config, texts, np.ones(len(texts), bool))
                 spill.add(self._global_keys(table, counted), counted.df)
                 labels.extend(y)
-            self.classes_ = sorted(set(labels))
-            check_forms([c for c in self.classes_ if isinstance(c, str)], strict=False,
-                        where="the labels given to fit")
+                n_tokens += len(counted.tokens.ids)
+            if not n_tokens:
+                raise no_tokens_error(self.config.analyzer, len(labels), FIT_TEXTS)
+            self.classes_ = fit_classes(labels)
             _, counts = np.unique(np.searchsorted(self.classes_, labels), return_counts=True)
             keys, df = build_vocabulary(self.config, spill, len(labels), memory_budget)
         self.set_vocabulary(table, keys, df, len(labels))

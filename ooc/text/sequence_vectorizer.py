@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from ._common import text_list
-from .labels import check_forms
-from .tokenize import KERAS_FILTERS, Tokens, keras_tokens
+from .labels import fit_classes
+from .tokenize import FIT_TEXTS, KERAS_FILTERS, Tokens, keras_tokens, no_tokens_error
 from .vocab import TokenTable, pack_strings, unpack_strings
 
 _UNSEEN = np.iinfo(np.int64).max
@@ -137,9 +137,9 @@ class SequenceVectorizer:
             texts = text_list(texts)
             counter.add(self.config.tokenize(texts), np.ones(len(texts), bool))
             labels.extend(y)
-        self.classes_ = sorted(set(labels))
-        check_forms([c for c in self.classes_ if isinstance(c, str)], strict=False,
-                    where="the labels given to fit")
+        if not counter.position:
+            raise no_tokens_error("keras", len(labels), FIT_TEXTS)
+        self.classes_ = fit_classes(labels)
         self.set_words(counter.ranks(self.config.top_k)[1])
         longest = 0
         for texts, _ in again():
