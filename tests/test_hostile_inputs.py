@@ -23,7 +23,7 @@ from ooc.explore import explore
 from ooc.preprocess import PreprocessConfig, preprocess
 from ooc.text.ngram_vectorizer import NgramVectorizer
 from ooc.text.sequence_vectorizer import SequenceVectorizer
-from ooc.text.sources import SourceSpec
+from ooc.text.sources import RejectLog, SourceSpec, read_rows
 
 TEXTS = ["a good movie", "a bad movie", "good acting", "bad acting", "good plot", "bad plot"]
 LABELS = ["pos", "neg", "pos", "neg", "pos", "neg"]
@@ -193,3 +193,57 @@ def test_fitting_texts_without_words_is_the_same_error(cls: type) -> None:
 def test_the_char_analyzer_finds_tokens_in_punctuation(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "punct.csv", PUNCTUATION)
     assert run(tmp_path, [path], analyzer="char", val_split=0).n_features > 0
+
+
+# ------------------------------------------------------------- stray quotes
+GOOD = [f"good row {i},{i % 2}" for i in range(8)]
+STRAY_QUOTES = {
+    # name: (lines after the header, 1-based lines listed as rejected)
+    "to the end of the file": ([*GOOD[:3], '"stray start,1', *GOOD[3:]], [5]),
+    "closed by a later quote": ([*GOOD[:2], '"stray,1', *GOOD[2:5], '"quoted",0', *GOOD[5:]],
+                                [4]),
+    "over a ragged row": ([GOOD[0], '"stray,1', GOOD[1], "a,b,c", *GOOD[2:]], [3, 5]),
+    "twice": ([GOOD[0], '"one,1', GOOD[1], '"two,0', *GOOD[2:]], [3, 5]),
+    "before a multi-line row": ([GOOD[0], '"stray,1', '"multi', 'line",0', *GOOD[1:]], [3]),
+    "in a quoted field": ([GOOD[0], '"ok "so" far",1', *GOOD[1:]], [3]),
+}
+
+
+def read_with_rejects(path: Path, rejects: Path) -> tuple[list[int], list[str], list[dict]]:
+    """Row ids and texts kept with on_bad_row='skip', and the rows of the rejects file."""
+    ids: list[int] = []
+    texts: list[str] = []
+    with RejectLog(rejects) as log:
+        for rows in read_rows(SourceSpec((str(path),), on_bad_row="skip"), 3, log):
+            ids.extend(rows.row_ids.tolist())
+            texts.extend(rows.texts)
+    with open(rejects, newline="", encoding="utf-8") as f:
+        return ids, texts, list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("case", STRAY_QUOTES)
+def test_a_stray_quote_loses_no_row_without_listing_it(tmp_path: Path, case: str) -> None:
+    lines, rejected = STRAY_QUOTES[case]
+    path = tmp_path / "stray.csv"
+    path.write_text("text,label\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    ids, texts, listed = read_with_rejects(path, tmp_path / "rejects.csv")
+    assert [int(r["line"]) for r in listed] == rejected
+    assert all(r["path"] == str(path) for r in listed)
+    assert [t for t in texts if t.startswith("good row")] == [g.split(",")[0] for g in GOOD]
+    # every source line is in a kept row or listed; rows take ids in source order
+    assert sum(t.count("\n") + 1 for t in texts) + len(listed) == len(lines)
+    assert ids == sorted(set(ids)) and ids[-1] == len(ids) + len(listed) - 1
+
+
+def test_preprocess_counts_and_lists_every_row_a_stray_quote_swallowed(tmp_path: Path,
+                                                                      capsys: Any) -> None:
+    lines, _ = STRAY_QUOTES["to the end of the file"]
+    path = tmp_path / "stray.csv"
+    path.write_text("text,label\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.h5"
+    assert main(["preprocess", str(path), "--out", str(out), "--quiet", "--workers", "1",
+                 "--min-df", "1", "--on-bad-row", "skip", "--val-split", "0"]) == 0
+    summary = capsys.readouterr().out
+    assert "skipped   1 bad rows" in summary and "rows      train 8" in summary
+    with open(tmp_path / "out.h5.rejects.csv", newline="", encoding="utf-8") as f:
+        assert [(r["line"], r["record"]) for r in csv.DictReader(f)] == [("5", '"stray start,1')]

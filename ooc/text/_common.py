@@ -89,11 +89,12 @@ def shorten(record: str) -> str:
     return printable(record)
 
 
-def remember(lines: Iterable[str], recent: Any) -> Iterator[str]:
-    """Yield ``lines`` unchanged, appending each to ``recent`` (a bounded deque) first.
+def remember(lines: Iterable[str], recent: list[str]) -> Iterator[str]:
+    """Yield ``lines`` unchanged, appending each to ``recent`` first.
 
-    Lets a CSV reader quote the raw text of a bad record without re-reading
-    the (possibly compressed) file; one generator step a line, lost in the
+    Lets a CSV reader quote, or read again, the raw lines of a bad record
+    without re-reading the (possibly compressed) file; the reader clears
+    ``recent`` after each record.  One generator step a line, lost in the
     noise of csv parsing when measured.
     """
     push = recent.append

@@ -44,10 +44,15 @@ Problems of a whole input (missing file, unsupported kind, unknown column,
 an empty folder tree, a truncated or corrupt compressed stream) raise
 :class:`~ooc.errors.InputFormatError` whatever ``on_bad_row`` says.
 
+A CSV record the parser fails on (a stray opening quote that swallowed the
+lines after it, a malformed quote, a field over the limit) is a bad row of
+its first line only; the lines after it are read again, so swallowed rows
+are kept when they parse and every source line is either in a row or
+listed as a bad row of its own.
+
 Limits: a CSV record cut off inside its last *unquoted* field cannot be
-told from a complete last line without a newline.  After a malformed quote
-the CSV parser resumes at the next physical line, so the rest of a broken
-multi-line record usually shows up as further (ragged) bad rows.
+told from a complete last line without a newline.  A file cut off inside a
+multi-line quoted field lists each line of the cut record as a bad row.
 """
 
 from __future__ import annotations
