@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__
 from ._report import bytes_on_disk, human_bytes
 from .errors import OocError, OocWarning
+from .text._common import escape
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -199,7 +200,7 @@ def _one_line_warnings(command: str) -> Callable[..., None]:
         if not issubclass(category, OocWarning):
             default(message, category, *args, **kwargs)
             return
-        print(f"ooc {command}: warning: {message}", file=sys.stderr)
+        print(f"ooc {command}: warning: {escape(str(message))}", file=sys.stderr)
 
     return show
 
@@ -212,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _one_line_warnings(args.command)
             return int(args.func(args))
     except (OocError, OSError, ValueError) as exc:
-        print(f"ooc {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ooc {args.command}: error: {escape(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"ooc {args.command}: interrupted", file=sys.stderr)

@@ -39,6 +39,7 @@ from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
 from .errors import CorpusError, DatasetExistsError, OocError
 from .store._atomic import leftover_temporaries, remove
 from .text import jobs, ngram_fit
+from .text._common import describe_columns, escape
 from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
@@ -138,7 +139,8 @@ class Summary:
         total = sum(self.rows.values())
         lines = [f"wrote {self.out}" + (" (resumed)" if self.resumed else ""),
                  f"  rows      {rows}",
-                 f"  classes   {len(self.classes)}: {', '.join(self.classes[:10])}"
+                 f"  classes   {len(self.classes)}: "
+                 f"{', '.join(escape(c) for c in self.classes[:10])}"
                  + (" ..." if len(self.classes) > 10 else ""),
                  f"  features  {self.n_features:,}"]
         if self.nnz:
@@ -234,10 +236,12 @@ def resolve_classes(tok: Tokenizer, config: PreprocessConfig) -> tuple[
     seen = [names[i] for i in np.flatnonzero(train)]
     unseen = [names[i] for i in np.flatnonzero((val > 0) & (train == 0))]
     if unseen:
-        raise CorpusError(f"validation rows have labels never seen in training: {unseen[:10]}. "
+        raise CorpusError(f"validation rows have labels never seen in training: "
+                          f"{describe_columns(unseen[:10])}. "
                           "A classifier cannot learn them; fix the labels or the split.")
     if len(seen) < 2:
-        raise CorpusError(f"the training rows have {len(seen)} class(es) ({seen}); "
+        raise CorpusError(f"the training rows have {len(seen)} class(es) "
+                          f"({describe_columns(seen)}); "
                           "classification needs at least 2.")
     classes = sort_classes(seen)
     position = {name: i for i, name in enumerate(classes)}

@@ -9,6 +9,7 @@ class and what its message names, or that every source row is accounted for.
 from __future__ import annotations
 
 import csv
+import gzip
 import re
 import warnings
 from pathlib import Path
@@ -18,9 +19,10 @@ import pytest
 
 from ooc import LabelFormWarning
 from ooc.cli import main
-from ooc.errors import CorpusError, NotTextsError
+from ooc.errors import BadRowError, CorpusError, InputFormatError, NotTextsError
 from ooc.explore import explore
 from ooc.preprocess import PreprocessConfig, preprocess
+from ooc.text._common import escape
 from ooc.text.ngram_vectorizer import NgramVectorizer
 from ooc.text.sequence_vectorizer import SequenceVectorizer
 from ooc.text.sources import RejectLog, SourceSpec, read_rows
@@ -247,3 +249,100 @@ def test_preprocess_counts_and_lists_every_row_a_stray_quote_swallowed(tmp_path:
     assert "skipped   1 bad rows" in summary and "rows      train 8" in summary
     with open(tmp_path / "out.h5.rejects.csv", newline="", encoding="utf-8") as f:
         assert [(r["line"], r["record"]) for r in csv.DictReader(f)] == [("5", '"stray start,1')]
+
+
+# ------------------------------------------------------------ wide encodings
+CSV_TEXT = "text,label\n" + "".join(f"review number {i},{i % 2}\n" for i in range(20))
+JSONL_TEXT = "".join(f'{{"text": "review {i}", "label": {i % 2}}}\n' for i in range(20))
+WIDE = {
+    # name: (file name, bytes, what the message says, iconv's source encoding)
+    "UTF-16 LE csv": ("in.csv", CSV_TEXT.encode("utf-16"), "UTF-16 LE byte order", "UTF-16"),
+    "UTF-16 BE csv": ("in.csv", b"\xfe\xff" + CSV_TEXT.encode("utf-16-be"), "UTF-16 BE byte",
+                      "UTF-16"),
+    "UTF-32 LE csv": ("in.csv", CSV_TEXT.encode("utf-32"), "UTF-32 LE byte order", "UTF-32"),
+    "UTF-32 BE csv": ("in.csv", b"\x00\x00\xfe\xff" + CSV_TEXT.encode("utf-32-be"),
+                      "UTF-32 BE byte", "UTF-32"),
+    "UTF-16 LE csv without a BOM": ("in.csv", CSV_TEXT.encode("utf-16-le"),
+                                    "32 of its first 64 bytes are NUL", "UTF-16LE"),
+    "UTF-16 BE tsv without a BOM": ("in.tsv", CSV_TEXT.replace(",", "\t").encode("utf-16-be"),
+                                    "bytes are NUL", "UTF-16BE"),
+    "UTF-16 jsonl": ("in.jsonl", JSONL_TEXT.encode("utf-16"), "UTF-16 LE byte", "UTF-16"),
+    "UTF-16 csv.gz": ("in.csv.gz", gzip.compress(CSV_TEXT.encode("utf-16")), "UTF-16 LE",
+                      "UTF-16"),
+}
+
+
+@pytest.mark.parametrize("case", WIDE)
+def test_utf16_and_utf32_inputs_say_to_convert(tmp_path: Path, capsys: Any, case: str) -> None:
+    name, data, why, source = WIDE[case]
+    path = tmp_path / name
+    path.write_bytes(data)
+    for on_bad_row in ("error", "skip"):
+        with pytest.raises(InputFormatError) as caught:
+            list(read_rows(SourceSpec((str(path),), on_bad_row=on_bad_row)))
+        message = str(caught.value)
+        assert message.startswith(f"{path}: the file looks {source[:6]} encoded")
+        assert why in message and f"iconv -f {source} -t UTF-8" in message
+        assert "\x00" not in message
+    assert main(["preprocess", str(path), "--out", str(tmp_path / "o.h5"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x00" not in err and "iconv" in err
+
+
+def test_a_utf16_document_in_a_folder_tree_is_a_bad_row_naming_it(tmp_path: Path) -> None:
+    for label, n in (("pos", 0), ("neg", 1)):
+        (tmp_path / "tree" / label).mkdir(parents=True)
+        (tmp_path / "tree" / label / f"{n}.txt").write_text(f"a {label} review\n")
+    wide = tmp_path / "tree" / "neg" / "2.txt"
+    wide.write_bytes("a wide review\n".encode("utf-16"))
+    spec = SourceSpec((str(tmp_path / "tree"),))
+    with pytest.raises(BadRowError, match=f"^{re.escape(str(wide))}:1: the file looks UTF-16"):
+        list(read_rows(spec))
+    _, texts, listed = read_with_rejects(tmp_path / "tree", tmp_path / "rejects.csv")
+    assert texts == ["a neg review\n", "a pos review\n"]
+    assert [(r["path"], r["line"]) for r in listed] == [(str(wide), "1")]
+    assert "\x00" not in listed[0]["record"] and "iconv -f UTF-16" in listed[0]["reason"]
+
+
+CONTROL_HEADERS = {
+    "NUL": "te\x00xt,label\n",
+    "escape sequence": "\x1b[2Jtext,label\n",
+    "quoted carriage return and bell": '"te\rx\x07t",label\n',
+    "invalid UTF-8": "t\udcffext,label\n",
+}
+
+
+@pytest.mark.parametrize("case", CONTROL_HEADERS)
+def test_errors_quoting_user_text_escape_control_characters(tmp_path: Path, capsys: Any,
+                                                            case: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes((CONTROL_HEADERS[case] + "some text,1\n").encode("utf-8", "surrogateescape"))
+    assert main(["preprocess", str(path), "--out", str(tmp_path / "o.h5"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no column named 'text'" in err and "Available columns: '" in err
+    assert err.count("\n") == 1 and err.isprintable() is False  # only the final newline
+    assert err[:-1].isprintable() and "\\x" in err
+
+
+def test_escape_shows_controls_and_undecodable_bytes_as_escapes() -> None:
+    assert escape("a\x00b\x1b[2J\r\n\t\u202e\x85") == "a\\x00b\\x1b[2J\\x0d\\x0a\\x09\\u202e\\x85"
+    assert escape("caf\udce9 ok") == "caf\\xe9 ok"
+    assert escape("plain, ünïcode 文字") == "plain, ünïcode 文字"
+
+
+def test_a_path_with_control_characters_is_escaped_in_the_error_line(tmp_path: Path,
+                                                                    capsys: Any) -> None:
+    odd = tmp_path / "no\x1b[31mred\x07.txt"
+    odd.write_text("text,label\n")
+    assert main(["preprocess", str(odd), "--out", str(tmp_path / "o.h5"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no\\x1b[31mred\\x07.txt: unsupported input kind" in err and err[:-1].isprintable()
+
+
+def test_the_summary_escapes_labels_with_control_characters(tmp_path: Path,
+                                                            capsys: Any) -> None:
+    path = write_csv(tmp_path / "in.csv", labelled(["\x1b[2Jpos", "neg\x07"]))
+    assert main(["preprocess", str(path), "--out", str(tmp_path / "o.h5"), "--quiet",
+                 "--workers", "1", "--min-df", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "classes   2: \\x1b[2Jpos, neg\\x07" in out and "\x1b" not in out

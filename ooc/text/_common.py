@@ -11,6 +11,7 @@ number of rows a piece consumed is ``len(texts) + len(skipped)``;
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -104,8 +105,50 @@ def remember(lines: Iterable[str], recent: list[str]) -> Iterator[str]:
 
 
 def describe_columns(names: Iterable[str]) -> str:
-    """Available columns for an error message: ``'a', 'b', 'c'`` (printable)."""
-    return ", ".join(repr(printable(name)) for name in names)
+    """Available columns (or labels) for an error message: ``'a', 'b', 'c'``, escaped."""
+    return ", ".join(f"'{escape(name)}'" for name in names)
+
+
+SNIFF_BYTES = 64
+"""Bytes at the start of an input that :func:`wide_encoding` looks at."""
+
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32", "UTF-32 LE"), (b"\x00\x00\xfe\xff", "UTF-32", "UTF-32 BE"),
+         (b"\xff\xfe", "UTF-16", "UTF-16 LE"), (b"\xfe\xff", "UTF-16", "UTF-16 BE"))
+"""Byte order marks, UTF-32 LE's before UTF-16 LE's (which it starts with)."""
+
+
+def wide_encoding(path: str, head: bytes) -> str | None:
+    """Why a file starting with ``head`` looks UTF-16/32 encoded, and what to do; else None.
+
+    A UTF-16 or UTF-32 byte order mark, or a start of which a quarter or more
+    of the bytes are NUL (ASCII text in UTF-16 is half NULs), tells.  Read as
+    UTF-8 such a file gives column names full of NULs, so it is refused
+    with the conversion to run instead.
+    """
+    head = head[:SNIFF_BYTES]
+    for bom, iconv, name in _BOMS:
+        if head.startswith(bom):
+            return _convert(path, iconv, f"it starts with a {name} byte order mark")
+    if len(head) >= 4 and head.count(0) * 4 >= len(head):
+        iconv = "UTF-16LE" if head[1::2].count(0) >= head[0::2].count(0) else "UTF-16BE"
+        why = f"{head.count(0)} of its first {len(head)} bytes are NUL"
+        return _convert(path, iconv, why)
+    return None
+
+
+_DECOMPRESS = {".gz": "zcat", ".bz2": "bzcat", ".xz": "xzcat"}
+
+
+def _convert(path: str, iconv: str, why: str) -> str:
+    """The message of :func:`wide_encoding`, with an ``iconv`` command for this file."""
+    name, suffix = os.path.splitext(os.path.basename(path))
+    cat = _DECOMPRESS.get(suffix.lower())
+    stem, dot, ext = (name if cat else name + suffix).partition(".")
+    convert = f"iconv -f {iconv} -t UTF-8"
+    source = f"'{escape(path)}'"
+    command = f"{cat} {source} | {convert}" if cat else f"{convert} {source}"
+    return (f"the file looks {iconv[:6]} encoded ({why}), but ooc reads UTF-8. Convert it "
+            f"first, e.g. {command} > '{escape(stem)}.utf8{dot}{escape(ext)}'")
 
 
 def text_list(texts: Any) -> list[str]:

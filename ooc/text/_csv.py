@@ -26,7 +26,16 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import InputFormatError
-from ._common import Column, Piece, Reject, describe_columns, remember, utf8_reason, valid_utf8
+from ._common import (
+    Column,
+    Piece,
+    Reject,
+    describe_columns,
+    escape,
+    remember,
+    utf8_reason,
+    valid_utf8,
+)
 
 if TYPE_CHECKING:
     from .sources import SourceSpec
@@ -57,7 +66,7 @@ class Layout:
         """How messages call column ``index``: ``column 'text'`` or ``column 2``."""
         if self.header is None:
             return f"column {index}"
-        return f"column {self.header[index].strip()!r}"
+        return f"column '{escape(self.header[index].strip())}'"
 
 
 def raise_field_limit() -> None:

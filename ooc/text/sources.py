@@ -22,7 +22,10 @@ Inputs
 
 Rows
 ----
-Text is UTF-8.  Several inputs form one corpus: a row's id is the 0-based
+Text is UTF-8.  A file that starts with a UTF-16 or UTF-32 byte order mark,
+or with many NUL bytes (UTF-16 without one), is refused with the ``iconv``
+command that converts it; such a document of a folder tree is a bad row.
+Several inputs form one corpus: a row's id is the 0-based
 index of the data row (header and blank lines excluded) across the inputs
 taken in the order given.  Several text columns are joined with one space.
 Labels are strings exactly as written, surrounding whitespace stripped
@@ -41,7 +44,8 @@ first one raises :class:`~ooc.errors.BadRowError` naming the file and the
 passed to ``on_skip`` (e.g. a :class:`RejectLog`) and reading goes on; a
 skipped row still takes its row id, so ids keep pointing at the source.
 Problems of a whole input (missing file, unsupported kind, unknown column,
-an empty folder tree, a truncated or corrupt compressed stream) raise
+an empty folder tree, a truncated or corrupt compressed stream, a UTF-16 or
+UTF-32 encoding) raise
 :class:`~ooc.errors.InputFormatError` whatever ``on_bad_row`` says.
 
 A CSV record the parser fails on (a stray opening quote that swallowed the
@@ -74,7 +78,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from ..errors import BadRowError, InputFormatError, InputNotFoundError
-from ._common import Column, Piece, Reject, shorten
+from ._common import SNIFF_BYTES, Column, Piece, Reject, shorten, wide_encoding
 from ._csv import CsvInput
 from ._folder import FolderInput
 from ._jsonl import JsonlInput
@@ -334,6 +338,9 @@ def _opened(path: str, spec: SourceSpec) -> Iterator[_Source]:
                               newline=newline)
     try:
         with stream:
+            wrong = wide_encoding(path, binary.peek(SNIFF_BYTES))
+            if wrong is not None:
+                raise InputFormatError(f"{path}: {wrong}.")
             if kind == "jsonl":
                 yield JsonlInput(path, stream, spec)
             else:
