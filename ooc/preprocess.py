@@ -229,8 +229,8 @@ def resolve_classes(tok: Tokenizer, config: PreprocessConfig) -> tuple[
     val = np.zeros(len(names), np.int64)
     val[: len(labels.counts[True])] = labels.counts[True]
     if train.sum() == 0:
-        raise CorpusError("the corpus has no training rows: the inputs are empty, or every "
-                          "row was skipped. Check the inputs and --val-split.")
+        raise CorpusError(f"{', '.join(config.inputs)}: no training rows: the inputs are "
+                          "empty, or every row was skipped. Check the inputs and --val-split.")
     check_forms([names[i] for i in np.flatnonzero(train + val)], strict=config.strict_labels,
                 where=", ".join([*config.inputs, *config.val_inputs]))
     seen = [names[i] for i in np.flatnonzero(train)]

@@ -346,3 +346,19 @@ def test_the_summary_escapes_labels_with_control_characters(tmp_path: Path,
                  "--workers", "1", "--min-df", "1"]) == 0
     out = capsys.readouterr().out
     assert "classes   2: \\x1b[2Jpos, neg\\x07" in out and "\x1b" not in out
+
+
+# ------------------------------------------------------------- empty corpora
+EMPTY = {
+    "header only": "text,label\n",
+    "empty file": "",
+    "every row bad": "text,label\n,1\nsome text,\n",
+}
+
+
+@pytest.mark.parametrize("case", EMPTY)
+def test_no_training_rows_names_the_input(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(EMPTY[case])
+    with pytest.raises(CorpusError, match=f"^{re.escape(str(path))}: no training rows"):
+        run(tmp_path, [path], on_bad_row="skip")
