@@ -39,6 +39,8 @@ from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
 from .errors import CorpusError, DatasetExistsError, OocError
 from .store._atomic import leftover_temporaries, remove
 from .text import jobs, ngram_fit
+from .text._common import describe_columns, escape
+from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
 from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
@@ -76,6 +78,7 @@ class PreprocessConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     resume: bool = False
     on_bad_row: str = "error"
+    strict_labels: bool = False
     overwrite: bool = False
     progress: bool = True
 
@@ -105,7 +108,8 @@ class PreprocessConfig:
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between a run and its ``--resume``."""
         settings = {k: v for k, v in asdict(self).items()
-                    if k not in ("resume", "progress", "workers", "overwrite", "memory_budget")}
+                    if k not in ("resume", "progress", "workers", "overwrite", "memory_budget",
+                                 "strict_labels")}
         return {"settings": settings,
                 "inputs": input_fingerprint([*self.inputs, *self.val_inputs])}
 
@@ -135,7 +139,8 @@ class Summary:
         total = sum(self.rows.values())
         lines = [f"wrote {self.out}" + (" (resumed)" if self.resumed else ""),
                  f"  rows      {rows}",
-                 f"  classes   {len(self.classes)}: {', '.join(self.classes[:10])}"
+                 f"  classes   {len(self.classes)}: "
+                 f"{', '.join(escape(c) for c in self.classes[:10])}"
                  + (" ..." if len(self.classes) > 10 else ""),
                  f"  features  {self.n_features:,}"]
         if self.nnz:
@@ -210,16 +215,13 @@ def _call(fn: Any, *args: Any) -> Any:
     return fn(*args)
 
 
-def _is_int(label: str) -> bool:
-    try:
-        int(label)
-    except ValueError:
-        return False
-    return True
+def resolve_classes(tok: Tokenizer, config: PreprocessConfig) -> tuple[
+        list[str], np.ndarray, np.ndarray]:
+    """Sorted class names, label id -> class index, and training rows per class.
 
-
-def resolve_classes(tok: Tokenizer) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Sorted class names, label id -> class index, and training rows per class."""
+    Labels written in several forms (``'1'``, ``'1.0'``) are reported by
+    :func:`ooc.text.labels.check_forms`, an error with ``strict_labels``.
+    """
     labels = tok.labels
     names = labels.table.words
     train = np.zeros(len(names), np.int64)
@@ -227,18 +229,21 @@ def resolve_classes(tok: Tokenizer) -> tuple[list[str], np.ndarray, np.ndarray]:
     val = np.zeros(len(names), np.int64)
     val[: len(labels.counts[True])] = labels.counts[True]
     if train.sum() == 0:
-        raise CorpusError("the corpus has no training rows: the inputs are empty, or every "
-                          "row was skipped. Check the inputs and --val-split.")
+        raise CorpusError(f"{', '.join(config.inputs)}: no training rows: the inputs are "
+                          "empty, or every row was skipped. Check the inputs and --val-split.")
+    check_forms([names[i] for i in np.flatnonzero(train + val)], strict=config.strict_labels,
+                where=", ".join([*config.inputs, *config.val_inputs]))
     seen = [names[i] for i in np.flatnonzero(train)]
     unseen = [names[i] for i in np.flatnonzero((val > 0) & (train == 0))]
     if unseen:
-        raise CorpusError(f"validation rows have labels never seen in training: {unseen[:10]}. "
+        raise CorpusError(f"validation rows have labels never seen in training: "
+                          f"{describe_columns(unseen[:10])}. "
                           "A classifier cannot learn them; fix the labels or the split.")
     if len(seen) < 2:
-        raise CorpusError(f"the training rows have {len(seen)} class(es) ({seen}); "
+        raise CorpusError(f"the training rows have {len(seen)} class(es) "
+                          f"({describe_columns(seen)}); "
                           "classification needs at least 2.")
-    is_int = all(_is_int(s) for s in seen)
-    classes = sorted(seen, key=(lambda s: (int(s), s)) if is_int else None)
+    classes = sort_classes(seen)
     position = {name: i for i, name in enumerate(classes)}
     class_of = np.array([position.get(n, -1) for n in names], dtype=np.int64)
     counts = np.array([train[names.index(c)] for c in classes], dtype=np.int64)
@@ -463,7 +468,8 @@ def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> 
             pool = stack.enter_context(context.Pool(config.workers))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
-        classes, class_of, class_counts = resolve_classes(tok)
+        classes, class_of, class_counts = resolve_classes(tok, config)
+        tok.check_tokens(", ".join(config.inputs))
         vec = (fit_ngram(run, tok, class_of, class_counts) if config.vectorizer == "ngram"
                else fit_sequence(run, tok))
         vec.classes_ = classes

@@ -212,12 +212,14 @@ def test_bad_row_is_skipped_counted_and_listed(textkit, capsys, case):
     assert code == 0
     summary = capsys.readouterr().out
     skipped = [s for s in summary.splitlines() if s.strip().startswith("skipped")]
-    assert len(skipped) == 1 and " 1 bad row" in skipped[0]
+    lines = CUT_OFF[0].count(b"\n") + 1 if case == "cut off mid-row" else 1  # each one listed
+    assert len(skipped) == 1 and f" {lines} bad row" in skipped[0]
     rejects = out.with_name(out.name + ".rejects.csv")
     assert str(rejects) in skipped[0]
     with open(rejects, newline="", encoding="utf-8") as f:
         listed = list(csv.DictReader(f))
-    assert [(r["path"], int(r["line"])) for r in listed] == [(str(path), line)]
+    assert [(r["path"], int(r["line"])) for r in listed] == [(str(path), line + k)
+                                                              for k in range(lines)]
     assert reason_of(case) in listed[0]["reason"]
     ds = textkit.load(out)
     ids = np.sort(np.concatenate([s.row_ids for s in ds.splits.values()]))

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from ._common import text_list
 from .counts import SpilledCounts, sum_counts
 from .hashindex import HashIndex
+from .labels import fit_classes
 from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, doc_term_counts, document_frequencies
-from .tokenize import Tokens, tokenize
+from .tokenize import FIT_TEXTS, Tokens, no_tokens_error, tokenize
 from .vocab import TokenTable, pack_strings, unpack_strings
 
 Chunks = Iterable[tuple[list[str], Any]]
@@ -270,11 +272,16 @@ class NgramVectorizer:
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="ooc-ngram-") as tmp:
             spill, table = SpilledCounts(tmp), TokenTable()
             labels: list[Any] = []
+            n_tokens = 0
             for texts, y in again():
-                counted = count_chunk(self.config, list(texts), np.ones(len(texts), bool))
+                texts = text_list(texts)
+                counted = count_chunk(self.config, texts, np.ones(len(texts), bool))
                 spill.add(self._global_keys(table, counted), counted.df)
                 labels.extend(y)
-            self.classes_ = sorted(set(labels))
+                n_tokens += len(counted.tokens.ids)
+            if not n_tokens:
+                raise no_tokens_error(self.config.analyzer, len(labels), FIT_TEXTS)
+            self.classes_ = fit_classes(labels)
             _, counts = np.unique(np.searchsorted(self.classes_, labels), return_counts=True)
             keys, df = build_vocabulary(self.config, spill, len(labels), memory_budget)
         self.set_vocabulary(table, keys, df, len(labels))
@@ -282,7 +289,7 @@ class NgramVectorizer:
         stats = [ClassStats(counts, lo, hi) for lo, hi in
                  stat_shards(len(keys), len(counts), memory_budget)]
         for texts, y in again():
-            doc, col, value, _ = self.tfidf(list(texts))
+            doc, col, value, _ = self.tfidf(texts)
             partial = class_entries(doc, col, value, np.array([class_index[v] for v in y]))
             for s in stats:
                 s.add(*partial)
@@ -318,15 +325,19 @@ class NgramVectorizer:
         self._selected_index = None
 
     # transforming --------------------------------------------------------
-    def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids of ``texts`` in this vectorizer's id space (-1: unknown)."""
+    def token_ids(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of ``texts`` in this vectorizer's id space (-1: unknown).
+
+        Raises :class:`~ooc.errors.NotTextsError` for a single ``str`` (as
+        for anything but an iterable of ``str``).
+        """
         self._check_fitted()
-        tokens = self.config.tokenize(texts)
+        tokens = self.config.tokenize(text_list(texts))
         if tokens.dictionary is None or self._table is None:
             return tokens.ids, tokens.offsets
         return self._table.lookup(tokens.dictionary)[tokens.ids], tokens.offsets
 
-    def tfidf(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def tfidf(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Entries over the whole ``min_df`` vocabulary, see :meth:`Vocabulary.tfidf`."""
         self._check_vocabulary()
         ids, offsets = self.token_ids(texts)
@@ -357,9 +368,9 @@ class NgramVectorizer:
             self._selected_index = HashIndex.build(self.selected_keys)
         return self._selected_index
 
-    def transform(self, texts: list[str]) -> scipy.sparse.csr_matrix:
+    def transform(self, texts: Iterable[str]) -> scipy.sparse.csr_matrix:
         """Vectorize ``texts`` (float32 CSR with sorted indices)."""
-        ids, offsets = self.token_ids(list(texts))
+        ids, offsets = self.token_ids(texts)
         return self.transform_ids(ids, offsets)
 
     def get_feature_names_out(self) -> np.ndarray:
