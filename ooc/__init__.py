@@ -21,6 +21,7 @@ from .errors import (
     IncompleteDatasetError,
     NotADatasetError,
     OocError,
+    OutputConflictError,
     SplitNotFoundError,
 )
 from .reader import Dataset, Split, open
@@ -39,6 +40,7 @@ __all__ = [
     "IncompleteDatasetError",
     "NotADatasetError",
     "OocError",
+    "OutputConflictError",
     "Split",
     "SplitNotFoundError",
     "__version__",

@@ -41,6 +41,10 @@ class DatasetExistsError(OocError, FileExistsError):
     """A dataset already exists where a new one was to be written."""
 
 
+class OutputConflictError(OocError, FileExistsError):
+    """The output path holds something that is not an ooc dataset, or an input of the run."""
+
+
 class DatasetNotFoundError(OocError, FileNotFoundError):
     """No dataset exists at the given path."""
 

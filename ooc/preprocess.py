@@ -36,8 +36,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
-from .errors import CorpusError, DatasetExistsError, OocError
-from .store._atomic import leftover_temporaries, remove
+from .errors import CorpusError, OocError
+from .store._atomic import check_output, leftover_temporaries, remove
 from .text import jobs, ngram_fit
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
@@ -431,9 +431,7 @@ def preprocess(config: PreprocessConfig) -> Summary:
     """Run every pass; return the summary.  Raises :class:`ooc.errors.OocError` subclasses."""
     start = time.perf_counter()
     out = Path(config.out)
-    if out.exists() and not config.overwrite:
-        raise DatasetExistsError(f"{out}: a dataset already exists here. Pass --overwrite "
-                                 "(overwrite=True) to replace it, or choose another --out.")
+    check_output(out, config.overwrite, [*config.inputs, *config.val_inputs])
     for leftover in leftover_temporaries(out):  # from a run killed while writing
         remove(leftover)
     work = WorkDir(out, config.fingerprint(), config.resume)
