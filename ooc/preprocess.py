@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
 from .errors import CorpusError, OocError
-from .store._atomic import check_output, leftover_temporaries, remove
+from .store._atomic import check_output, remove_dead_temporaries
 from .text import jobs, ngram_fit
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
@@ -432,8 +432,7 @@ def preprocess(config: PreprocessConfig) -> Summary:
     start = time.perf_counter()
     out = Path(config.out)
     check_output(out, config.overwrite, [*config.inputs, *config.val_inputs])
-    for leftover in leftover_temporaries(out):  # from a run killed while writing
-        remove(leftover)
+    remove_dead_temporaries(out)  # from a run killed while writing
     work = WorkDir(out, config.fingerprint(), config.resume)
     rejects_path = out.with_name(out.name + ".rejects.csv")
     try:

@@ -20,7 +20,13 @@ from . import __version__
 from .errors import ChunkError
 from .format import FORMAT_NAME, FORMAT_VERSION, array_keys
 from .store import writer_class
-from .store._atomic import check_output, publish, remove, temporary_path
+from .store._atomic import (
+    check_output,
+    publish,
+    remove,
+    remove_dead_temporaries,
+    temporary_path,
+)
 
 _SPLIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _RESERVED = {"splits", "classes", "feature_names", "vocabulary", "metadata", "close", "path",
@@ -91,6 +97,7 @@ class DatasetWriter:
         check_output(self.path, overwrite)
         self._overwrite = overwrite
         self.format = format
+        remove_dead_temporaries(self.path)  # a killed writer's; they would only take space
         self._tmp = temporary_path(self.path)
         self._store = writer_class(format)(self._tmp, **options)
         self._splits: dict[str, _SplitState] = {}

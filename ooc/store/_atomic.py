@@ -14,8 +14,10 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import secrets
 import shutil
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,8 +31,57 @@ _RENAME_EXCHANGE = 2
 
 
 def temporary_path(final: Path) -> Path:
-    """Return a fresh temporary sibling of ``final``."""
-    return final.with_name(f"{final.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(3)}")
+    """Return a fresh temporary sibling of ``final``, named after its writer.
+
+    ``<final>.ooc-tmp-<host>-<pid>-<token>``: the host and process id let a
+    later writer tell a dead writer's temporary from a live one's.
+    """
+    return final.with_name(f"{final.name}{TMP_MARKER}{_host()}-{os.getpid()}-"
+                           f"{secrets.token_hex(3)}")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "_"
+
+
+_WRITER = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(-old)?\Z")
+
+
+def _writer_is_dead(tmp: Path) -> bool:
+    """Whether the process that named ``tmp`` ran on this host and is gone."""
+    match = _WRITER.match(tmp.name.rpartition(TMP_MARKER)[2])
+    if match is None or match["host"] != _host():
+        return False  # another host's writer, or not named by ooc: not ours to judge
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def remove_dead_temporaries(final: Path) -> list[Path]:
+    """Delete the temporaries of ``final`` whose writers died; return them.
+
+    Called when a writer of ``final`` starts.  A temporary of a live writer,
+    of another host, or not named by ooc is left alone.
+    """
+    dead = [tmp for tmp in leftover_temporaries(final) if _writer_is_dead(tmp)]
+    for tmp in dead:
+        remove(tmp)
+    return dead
 
 
 def leftover_temporaries(final: Path) -> list[Path]:
