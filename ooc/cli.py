@@ -119,7 +119,10 @@ def _add_preprocess(sub: Any) -> None:
     g.add_argument("--chunk-rows", type=int, default=4096)
     g.add_argument("--memory-budget", type=parse_size, default=1 << 30, metavar="SIZE")
     g.add_argument("--workers", type=int, default=None, help="default: all cores")
-    g.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    again = g.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    again.add_argument("--restart", action="store_true",
+                       help="discard an interrupted run's work directory and start over")
     g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_preprocess)

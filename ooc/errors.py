@@ -99,3 +99,7 @@ class CorpusError(OocError, ValueError):
 
 class ResumeError(OocError, ValueError):
     """``--resume`` found a work directory that belongs to a different run."""
+
+
+class InterruptedRunError(OocError, FileExistsError):
+    """An interrupted run's work directory is in the way: resume it or restart."""

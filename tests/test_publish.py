@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,105 @@ def test_folder_input_is_never_its_own_output(textkit):
             textkit.preprocess(tree, out=out, format="npy", overwrite=True)
     assert sorted(p for p in tree.rglob("*") if p.is_file()) == files
     assert not list(tree.rglob("*.ooc-*"))
+
+
+# ------------------------------------------------------ interrupted runs
+class Crash(BaseException):
+    """A crash injected into a run (not an OocError, so the work directory is kept)."""
+
+
+def preprocess_args(corpus: Path, out: Path) -> list[str]:
+    return ["preprocess", str(corpus), "--out", str(out), "--quiet", "--workers", "1",
+            "--top-k", "50"]
+
+
+def crash_at(monkeypatch, module, name):
+    original = getattr(module, name)
+
+    def crashing(*args, **kwargs):
+        raise Crash(name)
+
+    monkeypatch.setattr(module, name, crashing)
+    return original
+
+
+def test_rerun_without_resume_keeps_an_interrupted_runs_work(textkit, corpus, monkeypatch,
+                                                             capsys):
+    out = textkit.tmp_path / "out.h5"
+    args = preprocess_args(corpus, out)
+    original = crash_at(monkeypatch, ooc.preprocess, "shuffle_pass")
+    with pytest.raises(Crash):
+        main(args)
+    monkeypatch.setattr(ooc.preprocess, "shuffle_pass", original)
+    work = textkit.tmp_path / "out.h5.ooc-work"
+    state = (work / "state.json").read_text()
+    assert main(args) == 1
+    err = one_line(capsys.readouterr().err)
+    assert str(work) in err and "passes done: tokenize, vocab, select" in err
+    assert "--resume" in err and "--restart" in err and "iB" in err
+    assert (work / "state.json").read_text() == state  # kept as it was
+    assert main([*args, "--restart"]) == 0
+    assert "wrote" in capsys.readouterr().out and not work.exists()
+    with pytest.raises(SystemExit):  # argparse: one or the other
+        main([*args, "--resume", "--restart"])
+
+
+def removal_killed(monkeypatch, out: Path, partway: bool) -> None:
+    """Stop (as if killed) removing the work directory once ``out`` is committed.
+
+    Right at the start, or ``partway``: after the first directory deletion
+    inside it has deleted one file.
+    """
+    import shutil
+
+    import ooc.text.workdir as workdir
+
+    real = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if ".ooc-work" in str(path) and out.exists():
+            first = next(p for p in sorted(Path(path).rglob("*")) if p.is_file())
+            first.unlink()
+            raise Crash(f"killed while removing the work directory, after {first}")
+        return real(path, *args, **kwargs)
+
+    def remove(self):
+        raise Crash("killed before removing the work directory")
+
+    if partway:
+        monkeypatch.setattr(workdir.shutil, "rmtree", rmtree)
+    else:
+        monkeypatch.setattr(workdir.WorkDir, "remove", remove)
+
+
+@pytest.mark.parametrize("partway", [False, True])
+def test_resume_after_a_kill_while_removing_the_work_dir(textkit, corpus, monkeypatch, capsys,
+                                                         partway):
+    out = textkit.tmp_path / "out.h5"
+    args = preprocess_args(corpus, out)
+    with monkeypatch.context() as m:
+        removal_killed(m, out, partway)
+        with pytest.raises(Crash):
+            main(args)
+    assert len(ooc.open(out).train) > 0
+    before = out.read_bytes()
+    assert main([*args, "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"already complete: {out}") and "removed" in said
+    assert out.read_bytes() == before
+    assert not list(textkit.tmp_path.glob("out.h5.ooc-work*"))
+
+
+def test_plain_rerun_after_a_kill_while_removing_the_work_dir(textkit, corpus, monkeypatch,
+                                                              capsys):
+    out = textkit.tmp_path / "out.h5"
+    args = preprocess_args(corpus, out)
+    with monkeypatch.context() as m:
+        removal_killed(m, out, partway=True)
+        with pytest.raises(Crash):
+            main(args)
+    assert main(args) == 1
+    err = one_line(capsys.readouterr().err)
+    assert "this dataset is complete" in err and "now removed" in err and "--overwrite" in err
+    assert not list(textkit.tmp_path.glob("out.h5.ooc-work*"))
+    assert len(ooc.open(out).train) > 0
