@@ -167,9 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="sample corpus -> ooc preprocess -> train a Keras MLP "
                           "from disk")
-    demo.add_argument("--out", type=Path, default=Path("data/demo/demo.h5"),
-                      help="dataset path; the corpus is written beside it as corpus.csv")
+    demo.add_argument("--out", type=Path, default=None,
+                      help="dataset path (default: data/demo/demo.h5, or data/demo/demo with "
+                      "--format npy); the corpus is written beside it as corpus.csv")
     demo.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace an existing dataset at --out")
     demo.add_argument("--docs", "--rows", dest="docs", type=int, default=20_000,
                       help="documents in the sample corpus")
     demo.add_argument("--top-k", "--features", dest="top_k", type=int, default=20_000,

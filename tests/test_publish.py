@@ -184,3 +184,43 @@ def test_plain_rerun_after_a_kill_while_removing_the_work_dir(textkit, corpus, m
     assert "this dataset is complete" in err and "now removed" in err and "--overwrite" in err
     assert not list(textkit.tmp_path.glob("out.h5.ooc-work*"))
     assert len(ooc.open(out).train) > 0
+
+
+# -------------------------------------------------------------------- demo
+DEMO = ["demo", "--docs", "200", "--top-k", "50", "--epochs", "1"]
+
+
+def test_demo_never_replaces_a_dataset_or_a_corpus(tmp_path, capsys):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    dataset = small_dataset(proj / "mine.h5")
+    before = dataset.read_bytes()
+    assert main([*DEMO, "--out", str(dataset)]) == 1
+    assert "already exists" in one_line(capsys.readouterr().err)
+    assert dataset.read_bytes() == before and not (proj / "corpus.csv").exists()
+    (proj / "corpus.csv").write_text("label,text\nmine,my own corpus\n")
+    assert main([*DEMO, "--out", str(dataset), "--overwrite"]) == 1
+    assert "not the sample corpus" in one_line(capsys.readouterr().err)
+    assert (proj / "corpus.csv").read_text() == "label,text\nmine,my own corpus\n"
+    assert dataset.read_bytes() == before
+    assert sorted(p.name for p in proj.iterdir()) == ["corpus.csv", "mine.h5"]
+
+
+def test_demo_npy_is_never_named_like_hdf5(tmp_path, capsys):
+    assert main([*DEMO, "--format", "npy", "--out", str(tmp_path / "mine.h5")]) == 1
+    assert "--format npy writes a directory" in one_line(capsys.readouterr().err)
+    assert not list(tmp_path.iterdir())
+    from ooc.demo import demo_out
+
+    assert demo_out(None, "npy").suffix == "" and demo_out(None, "hdf5").suffix == ".h5"
+
+
+def test_demo_reuses_only_the_same_corpus(tmp_path):
+    from ooc.demo import write_corpus
+
+    path = write_corpus(tmp_path / "corpus.csv", 100, seed=1, classes=3)
+    inode = path.stat().st_ino
+    assert write_corpus(path, 100, seed=1, classes=3).stat().st_ino == inode  # reused
+    with pytest.raises(ooc.OutputConflictError, match="--docs 100 --classes 3 --seed 2"):
+        write_corpus(path, 100, seed=2, classes=3)
+    assert path.stat().st_ino == inode and [p.name for p in tmp_path.iterdir()] == [path.name]
