@@ -22,6 +22,7 @@ from .errors import (
     LabelFormWarning,
     NotADatasetError,
     OocError,
+    OutputConflictError,
     SplitNotFoundError,
 )
 from .reader import Dataset, Split, open
@@ -41,6 +42,7 @@ __all__ = [
     "LabelFormWarning",
     "NotADatasetError",
     "OocError",
+    "OutputConflictError",
     "Split",
     "SplitNotFoundError",
     "__version__",

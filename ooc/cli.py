@@ -121,7 +121,10 @@ def _add_preprocess(sub: Any) -> None:
     g.add_argument("--chunk-rows", type=int, default=4096)
     g.add_argument("--memory-budget", type=parse_size, default=1 << 30, metavar="SIZE")
     g.add_argument("--workers", type=int, default=None, help="default: all cores")
-    g.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    again = g.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    again.add_argument("--restart", action="store_true",
+                       help="discard an interrupted run's work directory and start over")
     g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
     g.add_argument("--strict-labels", action="store_true",
                    help="stop when labels write one integer in several forms ('1', '1.0')")
@@ -168,9 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="sample corpus -> ooc preprocess -> train a Keras MLP "
                           "from disk")
-    demo.add_argument("--out", type=Path, default=Path("data/demo/demo.h5"),
-                      help="dataset path; the corpus is written beside it as corpus.csv")
+    demo.add_argument("--out", type=Path, default=None,
+                      help="dataset path (default: data/demo/demo.h5, or data/demo/demo with "
+                      "--format npy); the corpus is written beside it as corpus.csv")
     demo.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace an existing dataset at --out")
     demo.add_argument("--docs", "--rows", dest="docs", type=int, default=20_000,
                       help="documents in the sample corpus")
     demo.add_argument("--top-k", "--features", dest="top_k", type=int, default=20_000,

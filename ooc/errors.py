@@ -41,6 +41,10 @@ class DatasetExistsError(OocError, FileExistsError):
     """A dataset already exists where a new one was to be written."""
 
 
+class OutputConflictError(OocError, FileExistsError):
+    """The output path holds something that is not an ooc dataset, or an input of the run."""
+
+
 class DatasetNotFoundError(OocError, FileNotFoundError):
     """No dataset exists at the given path."""
 
@@ -115,3 +119,7 @@ class LabelFormWarning(OocWarning):
     Labels are compared as exact strings; see :mod:`ooc.text.labels`.
     ``strict_labels=True`` (``--strict-labels``) makes this a :class:`CorpusError`.
     """
+
+
+class InterruptedRunError(OocError, FileExistsError):
+    """An interrupted run's work directory is in the way: resume it or restart."""

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
 from .errors import CorpusError, DatasetExistsError, OocError
-from .store._atomic import leftover_temporaries, remove
+from .store._atomic import check_output, remove_dead_temporaries
 from .text import jobs, ngram_fit
 from .text._common import describe_columns, escape
 from .text.labels import check_forms, sort_classes
@@ -48,7 +48,14 @@ from .text.sources import RejectLog, SourceSpec, read_rows
 from .text.spill import scatter
 from .text.tokenize import warm_up
 from .text.tokenize_pass import RowEstimate, Tokenizer, labelled_chunks
-from .text.workdir import WorkDir, input_fingerprint
+from .text.workdir import (
+    WorkDir,
+    discard,
+    input_fingerprint,
+    read_state,
+    same_fingerprint,
+    work_path,
+)
 from .writer import create
 
 
@@ -77,6 +84,7 @@ class PreprocessConfig:
     memory_budget: int = 1 << 30
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     resume: bool = False
+    restart: bool = False
     on_bad_row: str = "error"
     strict_labels: bool = False
     overwrite: bool = False
@@ -87,6 +95,9 @@ class PreprocessConfig:
             raise ValueError(f"vectorizer must be 'ngram' or 'sequence'; got {self.vectorizer!r}.")
         if not 0 <= self.val_split < 1:
             raise ValueError(f"val_split must be in [0, 1); got {self.val_split}.")
+        if self.resume and self.restart:
+            raise ValueError("resume and restart exclude each other: --resume continues an "
+                             "interrupted run, --restart discards it.")
         if self.chunk_rows < 1 or self.workers < 1 or self.memory_budget < (16 << 20):
             raise ValueError("chunk_rows and workers must be >= 1 and memory_budget >= 16 MiB; "
                              f"got {self.chunk_rows}, {self.workers}, {self.memory_budget}.")
@@ -107,9 +118,9 @@ class PreprocessConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between a run and its ``--resume``."""
-        settings = {k: v for k, v in asdict(self).items()
-                    if k not in ("resume", "progress", "workers", "overwrite", "memory_budget",
-                                 "strict_labels")}
+        ignored = ("resume", "restart", "progress", "workers", "overwrite", "memory_budget",
+                   "strict_labels")
+        settings = {k: v for k, v in asdict(self).items() if k not in ignored}
         return {"settings": settings,
                 "inputs": input_fingerprint([*self.inputs, *self.val_inputs])}
 
@@ -130,6 +141,7 @@ class Summary:
     skipped: int = 0
     rejects: str | None = None
     resumed: bool = False
+    note: str | None = None
 
     def format(self) -> str:
         """A one-screen report."""
@@ -137,7 +149,7 @@ class Summary:
 
         rows = ", ".join(f"{name} {n:,}" for name, n in self.rows.items())
         total = sum(self.rows.values())
-        lines = [f"wrote {self.out}" + (" (resumed)" if self.resumed else ""),
+        lines = [self.note or f"wrote {self.out}" + (" (resumed)" if self.resumed else ""),
                  f"  rows      {rows}",
                  f"  classes   {len(self.classes)}: "
                  f"{', '.join(escape(c) for c in self.classes[:10])}"
@@ -416,7 +428,7 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
     with create(config.out, config.format, overwrite=config.overwrite) as writer:
         writer.set_metadata(classes=classes, feature_names=names, config={
             "preprocess": {k: v for k, v in asdict(config).items() if k != "progress"},
-            "vectorizer": settings})
+            "vectorizer": settings, "run_id": run.work.get("run_id")})
         for name, arr in arrays.items():
             writer.put_array(f"vectorizer/{name}", np.asarray(arr))
         if config.vectorizer == "ngram":  # the whole vocabulary, one shard at a time
@@ -436,15 +448,16 @@ def preprocess(config: PreprocessConfig) -> Summary:
     """Run every pass; return the summary.  Raises :class:`ooc.errors.OocError` subclasses."""
     start = time.perf_counter()
     out = Path(config.out)
-    if out.exists() and not config.overwrite:
-        raise DatasetExistsError(f"{out}: a dataset already exists here. Pass --overwrite "
-                                 "(overwrite=True) to replace it, or choose another --out.")
-    for leftover in leftover_temporaries(out):  # from a run killed while writing
-        remove(leftover)
-    work = WorkDir(out, config.fingerprint(), config.resume)
+    if _finished_earlier(config, out):
+        return _summary(config, start, None, True, 0, note=(
+            f"already complete: {out} (an earlier run with these settings committed it; "
+            f"its leftover work directory {work_path(out)} was removed)"))
+    check_output(out, config.overwrite, [*config.inputs, *config.val_inputs])
+    remove_dead_temporaries(out)  # from a run killed while writing
+    work = WorkDir(out, config.fingerprint(), config.resume, config.restart)
     rejects_path = out.with_name(out.name + ".rejects.csv")
     try:
-        rows, classes, rejects, worker_peak = _run_passes(config, work, rejects_path)
+        rejects, worker_peak = _run_passes(config, work, rejects_path)
     except OocError:
         work.remove()  # bad input or settings: nothing worth resuming
         rejects_path.unlink(missing_ok=True)
@@ -452,11 +465,41 @@ def preprocess(config: PreprocessConfig) -> Summary:
     work.remove()
     if rejects is not None and not rejects.count:
         rejects_path.unlink(missing_ok=True)
-    return _summary(config, rows, classes, start, rejects, work.resumed, worker_peak)
+    return _summary(config, start, rejects, work.resumed, worker_peak)
 
 
-def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> tuple[
-        dict[str, int], list[str], RejectLog | None, int]:
+def _finished_earlier(config: PreprocessConfig, out: Path) -> bool:
+    """Whether ``--resume`` finds ``out`` committed by its run, stopped while cleaning up.
+
+    A work directory left beside the dataset its run committed (``run_id``
+    in both) is garbage, and is removed whatever this run asks.
+    """
+    state = read_state(out, removing=True)
+    if state is None or not out.exists() or state.get("run_id") != _run_id_of(out):
+        return False
+    discard(out)
+    if config.resume and same_fingerprint(state, config.fingerprint()):
+        return True
+    if not config.overwrite:
+        raise DatasetExistsError(
+            f"{out}: this dataset is complete: an earlier run committed it and was stopped "
+            f"while removing its work directory {work_path(out)}, which is now removed. Pass "
+            "--overwrite to write it again, or choose another --out.")
+    return False
+
+
+def _run_id_of(out: Path) -> str | None:
+    from .reader import open as open_dataset
+
+    try:
+        with open_dataset(out, verify="never") as ds:
+            return ds.metadata.get("run_id")
+    except (OocError, OSError):
+        return None
+
+
+def _run_passes(config: PreprocessConfig, work: WorkDir,
+                rejects_path: Path) -> tuple[RejectLog | None, int]:
     with ExitStack() as stack:
         rejects = (stack.enter_context(RejectLog(rejects_path))
                    if config.on_bad_row == "skip" else None)
@@ -481,19 +524,21 @@ def _run_passes(config: PreprocessConfig, work: WorkDir, rejects_path: Path) -> 
         if pool is not None:
             pool.close()
             pool.join()
-    return rows, classes, rejects, worker_peak
+    return rejects, worker_peak
 
 
-def _summary(config: PreprocessConfig, rows: dict[str, int], classes: list[str], start: float,
-             rejects: RejectLog | None, resumed: bool, worker_peak: int) -> Summary:
+def _summary(config: PreprocessConfig, start: float, rejects: RejectLog | None, resumed: bool,
+             worker_peak: int, note: str | None = None) -> Summary:
     from .reader import open as open_dataset
 
     with open_dataset(config.out) as ds:
         nnz = {name: s.nnz for name, s in ds.splits.items() if s.is_sparse}
         n_features = next(iter(ds.splits.values())).shape[1]
-    return Summary(out=config.out, rows={k: v for k, v in rows.items() if v}, classes=classes,
+        rows = {name: len(s) for name, s in ds.splits.items()}
+        classes = list(ds.classes or ())
+    return Summary(out=config.out, rows=rows, classes=classes,
                    n_features=n_features, nnz=nnz, bytes_written=bytes_on_disk(Path(config.out)),
                    seconds=time.perf_counter() - start, peak_rss=peak_rss_bytes(),
                    peak_rss_workers=worker_peak, skipped=rejects.count if rejects else 0,
                    rejects=str(rejects.path) if rejects and rejects.count else None,
-                   resumed=resumed)
+                   resumed=resumed, note=note)

@@ -17,10 +17,16 @@ import numpy as np
 import scipy.sparse
 
 from . import __version__
-from .errors import ChunkError, DatasetExistsError
+from .errors import ChunkError
 from .format import FORMAT_NAME, FORMAT_VERSION, array_keys
 from .store import writer_class
-from .store._atomic import publish, remove, temporary_path
+from .store._atomic import (
+    check_output,
+    publish,
+    remove,
+    remove_dead_temporaries,
+    temporary_path,
+)
 
 _SPLIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _RESERVED = {"splits", "classes", "feature_names", "vocabulary", "metadata", "close", "path",
@@ -88,11 +94,10 @@ class DatasetWriter:
     def __init__(self, path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
                  **options: Any) -> None:
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise DatasetExistsError(
-                f"{self.path}: a dataset already exists here. Pass overwrite=True to "
-                "replace it (atomically, at commit) or choose another path.")
+        check_output(self.path, overwrite)
+        self._overwrite = overwrite
         self.format = format
+        remove_dead_temporaries(self.path)  # a killed writer's; they would only take space
         self._tmp = temporary_path(self.path)
         self._store = writer_class(format)(self._tmp, **options)
         self._splits: dict[str, _SplitState] = {}
@@ -225,6 +230,7 @@ class DatasetWriter:
         self._check_open()
         try:
             self._store.finish(self._manifest())
+            check_output(self.path, self._overwrite)  # again: something may have come since
             publish(self._tmp, self.path)
         except BaseException:
             self.abort()
@@ -266,7 +272,8 @@ def create(path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
     format
         ``"hdf5"`` or ``"npy"``.
     overwrite
-        Replace an existing dataset at ``path`` (atomically, at commit).
+        Replace an existing ooc dataset at ``path`` (atomically, at commit).
+        Anything else at ``path`` is never replaced (OutputConflictError).
     **options
         Backend options.  HDF5: ``compression`` (``"gzip"``, ``"lzf"``,
         ``"zstd"``, ``"blosc"``) and ``compression_level``.

@@ -481,7 +481,7 @@ def test_resume_after_sigkill_at_every_pass_equals_an_uninterrupted_run(textkit,
     # changed settings: a clear error, and the work directory is kept
     assert cli([*args, "--resume", "--top-k", "1999"]) != 0
     err = one_line(capsys.readouterr().err)
-    assert "other settings" in err and "without --resume" in err
+    assert "other settings" in err and "--restart" in err
     assert work_dir(out).exists()
     assert cli([*args, "--resume"]) == 0
     assert "(resumed)" in capsys.readouterr().out

@@ -121,7 +121,7 @@ def test_sample_corpus_is_seeded_csv(tmp_path: Path) -> None:
 
 
 def test_demo_runs_the_main_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out_path = tmp_path / "demo" / "demo.h5"
+    out_path = tmp_path / "demo" / "demo"
     args = ["demo", "--out", str(out_path), "--docs", "1500", "--top-k", "500",
             "--epochs", "3", "--batch-size", "16", "--format", "npy"]
     assert ooc_main(args) == 0

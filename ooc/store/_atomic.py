@@ -12,20 +12,76 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
+import re
 import secrets
 import shutil
+import socket
+from collections.abc import Iterable
 from pathlib import Path
 
-from ..format import TMP_MARKER
+from ..errors import DatasetExistsError, OutputConflictError
+from ..format import FORMAT_NAME, MANIFEST_FILENAME, TMP_MARKER
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
 def temporary_path(final: Path) -> Path:
-    """Return a fresh temporary sibling of ``final``."""
-    return final.with_name(f"{final.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(3)}")
+    """Return a fresh temporary sibling of ``final``, named after its writer.
+
+    ``<final>.ooc-tmp-<host>-<pid>-<token>``: the host and process id let a
+    later writer tell a dead writer's temporary from a live one's.
+    """
+    return final.with_name(f"{final.name}{TMP_MARKER}{_host()}-{os.getpid()}-"
+                           f"{secrets.token_hex(3)}")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "_"
+
+
+_WRITER = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(-old)?\Z")
+
+
+def _writer_is_dead(tmp: Path) -> bool:
+    """Whether the process that named ``tmp`` ran on this host and is gone."""
+    match = _WRITER.match(tmp.name.rpartition(TMP_MARKER)[2])
+    if match is None or match["host"] != _host():
+        return False  # another host's writer, or not named by ooc: not ours to judge
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def remove_dead_temporaries(final: Path) -> list[Path]:
+    """Delete the temporaries of ``final`` whose writers died; return them.
+
+    Called when a writer of ``final`` starts.  A temporary of a live writer,
+    of another host, or not named by ooc is left alone.
+    """
+    dead = [tmp for tmp in leftover_temporaries(final) if _writer_is_dead(tmp)]
+    for tmp in dead:
+        remove(tmp)
+    return dead
 
 
 def leftover_temporaries(final: Path) -> list[Path]:
@@ -36,6 +92,83 @@ def leftover_temporaries(final: Path) -> list[Path]:
 def is_temporary(path: Path) -> bool:
     """Whether ``path`` is named like a writer's temporary."""
     return TMP_MARKER in path.name
+
+
+def is_dataset(path: Path) -> bool:
+    """Whether ``path`` holds an ooc dataset and nothing else (recognised by its manifest).
+
+    Damaged and unfinished datasets count; a directory that also holds
+    files an ooc writer never makes does not, so replacing it cannot take
+    a user's files with it.
+    """
+    if path.is_dir():
+        return _npy_manifest_ok(path / MANIFEST_FILENAME) and not _foreign_files(path)
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        if f.read(8) != _HDF5_SIGNATURE:
+            return False
+    import h5py  # only for HDF5 files, so that ooc stays light otherwise
+
+    try:
+        with h5py.File(path, "r") as h5:
+            return bool(h5.attrs.get("ooc_format") == FORMAT_NAME)
+    except Exception:  # h5py raises many kinds on files it cannot read
+        return False
+
+
+def _npy_manifest_ok(manifest: Path) -> bool:
+    try:
+        return bool(json.loads(manifest.read_bytes()).get("format") == FORMAT_NAME)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _foreign_files(root: Path) -> list[Path]:
+    """Files under ``root`` that an npy writer does not make (at most one is returned)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if not (name.endswith(".npy") or name.startswith(MANIFEST_FILENAME)):
+                return [Path(dirpath, name)]
+    return []
+
+
+def check_output(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
+    """Raise unless a new dataset may be published at ``path``.
+
+    Allowed: nothing there yet, or an ooc dataset with ``overwrite``.  Never
+    allowed: anything else (a user's file or folder), or a path that is,
+    holds or lies inside one of ``inputs`` (the inputs of the same run).
+    """
+    _check_not_an_input(path, inputs)
+    if not os.path.lexists(path):
+        return
+    if not is_dataset(path):
+        what = "a folder" if path.is_dir() else "a file"
+        extra = _foreign_files(path)[:1] if path.is_dir() else []
+        found = f"{what} that is not an ooc dataset" + (f" (it holds {extra[0]})" if extra
+                                                        else "")
+        raise OutputConflictError(
+            f"{path}: {found} is here. ooc replaces only its own datasets, even with "
+            "--overwrite (overwrite=True). Choose another output path, or move it away "
+            "yourself if you no longer need it.")
+    if not overwrite:
+        raise DatasetExistsError(
+            f"{path}: a dataset already exists here. Pass --overwrite (overwrite=True) to "
+            "replace it (atomically, at commit), or choose another output path.")
+
+
+def _check_not_an_input(path: Path, inputs: Iterable[str | Path]) -> None:
+    out = path.resolve()
+    for name in inputs:
+        source = Path(name).resolve()
+        same = source == out or (source.exists() and out.exists()
+                                 and os.path.samefile(source, out))
+        if same or out in source.parents or source in out.parents:
+            where = ("is" if same else "holds" if out in source.parents else "lies inside")
+            raise OutputConflictError(
+                f"{path}: the output path {where} the input {name} of this run; ooc never "
+                "writes over or into its own inputs. Choose an output path outside them.")
 
 
 def fsync_path(path: Path) -> None:

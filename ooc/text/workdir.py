@@ -5,18 +5,30 @@ which steps finished and, for the first pass, a checkpoint after every
 chunk; it is replaced atomically, so a run killed at any moment resumes
 from the last recorded step.  A fingerprint of the settings and of the
 inputs (size and modification time) guards against resuming someone
-else's run.  The directory is removed once the dataset is committed.
+else's run.  A run never deletes a work directory it did not make unless
+told to (``restart``): an interrupted run's progress is the user's.
+
+The directory is removed once the dataset is committed: first renamed to
+``<out>.ooc-work-removed`` (one atomic step), then deleted, so a run
+stopped while deleting leaves either the whole work directory or that
+obvious leftover.  ``run_id``, recorded in ``state.json`` and in the
+dataset's config, tells whether a dataset at ``<out>`` was committed by
+the run whose work directory is beside it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ..errors import ResumeError
+from .._report import bytes_on_disk, human_bytes
+from ..errors import InterruptedRunError, ResumeError
+
+_STEPS = ("tokenize", "vocab", "norms", "select", "shuffle")
 
 
 def input_fingerprint(paths: list[str]) -> list[list[Any]]:
@@ -31,25 +43,96 @@ def input_fingerprint(paths: list[str]) -> list[list[Any]]:
     return out
 
 
+def work_path(out: Path) -> Path:
+    """The work directory of a run writing ``out``."""
+    return out.with_name(out.name + ".ooc-work")
+
+
+def _removing_path(out: Path) -> Path:
+    """Where a work directory is moved to be deleted."""
+    return out.with_name(out.name + ".ooc-work-removed")
+
+
+def read_state(out: Path, removing: bool = False) -> dict[str, Any] | None:
+    """The recorded state of the work directory beside ``out``, if there is one.
+
+    With ``removing``, also of a work directory that was being deleted
+    (its ``state.json`` goes last).
+    """
+    for directory in (work_path(out), _removing_path(out))[: 1 + removing]:
+        try:
+            state = json.loads((directory / "state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return state if isinstance(state, dict) else None
+    return None
+
+
+def same_fingerprint(state: dict[str, Any], fingerprint: dict[str, Any]) -> bool:
+    """Whether ``state`` was recorded by a run with these settings and inputs."""
+    return state.get("fingerprint") == json.loads(json.dumps(fingerprint))
+
+
+def discard(out: Path) -> None:
+    """Delete the work directory beside ``out`` (and what an earlier deletion left).
+
+    It is first renamed, in one step, and its ``state.json`` is deleted last,
+    so that a run stopped meanwhile leaves a leftover that still says whose it
+    was (:func:`read_state` with ``removing``).
+    """
+    path, removing = work_path(out), _removing_path(out)
+    if path.exists():
+        if removing.exists():
+            shutil.rmtree(removing)
+        os.replace(path, removing)
+    if not removing.exists():
+        return
+    for entry in removing.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif entry.name != "state.json":
+            entry.unlink()
+    (removing / "state.json").unlink(missing_ok=True)
+    removing.rmdir()
+
+
+def _progress(state: dict[str, Any] | None) -> str:
+    """Which passes a work directory's state says are done."""
+    if state is None:
+        return "no progress recorded"
+    done = [step for step in _STEPS if state.get(step)]
+    chunks = (state.get("tokenize_checkpoint") or {}).get("chunks")
+    if not state.get("tokenize") and chunks:
+        done.append(f"{chunks} chunks of tokenize")
+    return "passes done: " + (", ".join(done) or "none")
+
+
 class WorkDir:
     """Scratch space and step state of one preprocessing run."""
 
-    def __init__(self, out: Path, fingerprint: dict[str, Any], resume: bool) -> None:
-        self.path = out.with_name(out.name + ".ooc-work")
+    def __init__(self, out: Path, fingerprint: dict[str, Any], resume: bool,
+                 restart: bool = False) -> None:
+        self.out, self.path = out, work_path(out)
         self.fingerprint = json.loads(json.dumps(fingerprint))
-        state_file = self.path / "state.json"
-        self.resumed = resume and state_file.exists()
+        state = read_state(out)
+        self.resumed = resume and state is not None
         if self.resumed:
-            self.state = json.loads(state_file.read_text())
-            if self.state.get("fingerprint") != self.fingerprint:
+            self.state = state
+            if not same_fingerprint(state, fingerprint):
                 raise ResumeError(
                     f"{self.path}: this work directory belongs to a run with other settings "
-                    "or other input files. Run again without --resume to start over.")
+                    "or other input files. Run again with --restart (instead of --resume) to "
+                    "discard it and start over.")
+            self.state.setdefault("run_id", secrets.token_hex(8))
         else:
-            if self.path.exists():
-                shutil.rmtree(self.path)
+            if self.path.exists() and not (restart or resume):
+                raise InterruptedRunError(
+                    f"{self.path}: an interrupted run left this work directory "
+                    f"({human_bytes(bytes_on_disk(self.path))}, {_progress(state)}). Pass "
+                    "--resume to continue it, or --restart to discard it and start over.")
+            discard(out)
             self.path.mkdir(parents=True)
-            self.state = {"fingerprint": self.fingerprint}
+            self.state = {"fingerprint": self.fingerprint, "run_id": secrets.token_hex(8)}
             self._write()
 
     def get(self, step: str) -> Any:
@@ -76,4 +159,4 @@ class WorkDir:
 
     def remove(self) -> None:
         """Delete the work directory."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        discard(self.out)
