@@ -30,7 +30,7 @@ Capabilities
   dataset where they differ; ``label_counts`` (per split, optional) lets
   ``verify`` check the labels too.  An open dataset reads only the files it
   opened: a path replaced afterwards is not read.
-* Datasets are written to a temporary name (``<name>.ooc-tmp-<pid>-<token>``) and
+* Datasets are written to a temporary name (``<name>.ooc-tmp-<host>-<pid>-<token>``) and
   appear under their final name only once complete (atomic rename after
   fsync).  Readers refuse every temporary, finished or not; a temporary
   left by a writer that died is removed by the next writer of that name.

@@ -90,8 +90,9 @@ def _fixed(text: str) -> np.bytes_:
     return np.bytes_(text.encode("utf-8"))
 
 
-def _text(value: Any) -> Any:
-    """A string attribute as ``str``, whether stored fixed-length or variable-length."""
+def format_name(h5: h5py.File) -> Any:
+    """The root attribute ``ooc_format``, stored fixed-length or variable-length."""
+    value = h5.attrs.get("ooc_format")
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
@@ -288,7 +289,7 @@ class Hdf5Reader(StoreReader):
     def _read_manifest(self) -> dict[str, Any]:
         f = self.h5file()
         try:
-            name, version = _text(f.attrs.get("ooc_format")), f.attrs.get("ooc_format_version")
+            name, version = format_name(f), f.attrs.get("ooc_format_version")
             text = f[HDF5_MANIFEST_NAME][()] if HDF5_MANIFEST_NAME in f else None
         except _H5_ERRORS as exc:
             raise DamagedDatasetError(
