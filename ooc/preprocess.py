@@ -269,8 +269,8 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
     config: NgramConfig = tok.config  # type: ignore[assignment]
     n_train = int(class_counts.sum())
     if not run.work.get("vocab"):
-        shards = build_shards(config, tok.spill, n_train, run.config.memory_budget,
-                              run.work.fresh("shards"))
+        shards = build_shards(config, tok.spill, n_train, len(class_counts),
+                              run.config.memory_budget, run.work.fresh("shards"))
         if not sum(shards.sizes):
             raise CorpusError(f"no n-gram occurs in at least min_df={config.min_df} training "
                               "rows; lower --min-df or add rows.")
@@ -319,8 +319,11 @@ def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
     bar = run.bar("select features", n_train * shards.count)
     best = ngram_fit.empty_top()
     directory = run.work.path / "triples"
+    namer = NgramVectorizer(config)
+    if config.analyzer == "word":
+        namer.set_tokens(tok.table.words)
     for s, shard in enumerate(ngram_fit.shard_paths(shards)):
-        stats = ClassStats(class_counts, 0, shards.sizes[s])
+        stats = ClassStats(class_counts, shards.sizes[s], run.config.memory_budget // 16)
         if shards.count == 1:
             items = ((shard, config.space, p, class_of) for p in tok.chunk_paths)
             results = run.map(ngram_fit.stats_one_shard, items)
@@ -334,7 +337,7 @@ def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
             bar.update(n_train_rows)
         keys, idf, _ = ngram_fit.load_shard(shard)
         best = ngram_fit.merge_top(best, stats.scores(), np.asarray(keys), np.asarray(idf),
-                                   config.top_k)
+                                   config.top_k, namer.feature_names)
         del stats
     bar.close()
     return best
