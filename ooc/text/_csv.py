@@ -10,20 +10,20 @@ are passed over and take no row id.
 
 A record the parser cannot read may span many lines: a stray opening quote
 swallows the lines after it up to the next quote (or the end of the file).
-Only the record's first line is then the bad row; the lines after it are
-read again, so the rows a stray quote swallowed are kept when they parse
-and every other line is a bad row of its own: each source line is either
-in a row or listed as rejected.
+Each of those lines is a bad row of its own, counted and listed: they may
+have been rows, or the lines of one long text, and reading them again as
+rows could invent rows (and labels) from the middle of a text.  Each
+source line is thus either in a row or listed as rejected.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import InputFormatError
 from ._common import (
@@ -105,11 +105,9 @@ class CsvInput:
     def __init__(self, path: str, stream: TextIO, spec: SourceSpec, delimiter: str) -> None:
         raise_field_limit()
         self.path = path
-        self.stream = stream
-        self.delimiter = delimiter
         self.record: list[str] = []  # raw lines of the record being parsed
-        self.base = 0  # physical lines before the first line self.reader read
-        self.reader = self._reader(stream)
+        self.reader = csv.reader(remember(stream, self.record), delimiter=delimiter,
+                                 quotechar='"', doublequote=True, strict=True)
         first, lines_before = self._first_row()
         if spec.header:
             self.record.clear()
@@ -124,11 +122,6 @@ class CsvInput:
             self.first = [first]
             self.start = lines_before
             self.layout = self._layout(spec, first, None)
-
-    def _reader(self, lines: Iterable[str]) -> Any:
-        """A strict csv reader of ``lines`` that keeps each record's raw lines in ``record``."""
-        return csv.reader(remember(lines, self.record), delimiter=self.delimiter,
-                          quotechar='"', doublequote=True, strict=True)
 
     def _first_row(self) -> tuple[list[str] | None, int]:
         """The first non-blank row (header or first data row) and the lines before it."""
@@ -194,9 +187,9 @@ class CsvInput:
                         yield texts, labels, skipped
                         texts, labels, skipped = [], [], []
             except csv.Error as err:
-                skipped.append(len(texts) + len(skipped))
-                prev_end = self._broken(reject, prev_end, _csv_error_reason(err))
-                reader = rows = self.reader
+                for _ in range(self._broken(reject, prev_end, _csv_error_reason(err))):
+                    skipped.append(len(texts) + len(skipped))
+                prev_end = reader.line_num
                 continue
             break
         if texts or skipped:
@@ -206,22 +199,18 @@ class CsvInput:
         """Report the record that follows reader line ``prev_end`` as bad."""
         record = "".join(self.record)
         self.record.clear()
-        reject(self.path, self.base + prev_end + 1, reason, record.rstrip("\r\n"))
+        reject(self.path, prev_end + 1, reason, record.rstrip("\r\n"))
 
     def _broken(self, reject: Reject, prev_end: int, reason: str) -> int:
-        """Report the first line of a record the parser failed on; read its other lines again.
-
-        Returns the new ``prev_end``: the reader lines before the next record.
-        """
-        lines = list(self.record)
+        """Report each line of a record the parser failed on; return how many."""
+        lines = list(self.record) or [""]
         self.record.clear()
-        start = self.base + prev_end  # physical lines before the broken record
-        reject(self.path, start + 1, reason, lines[0].rstrip("\r\n") if lines else "")
-        if len(lines) <= 1:
-            return self.reader.line_num
-        self.base = start + 1
-        self.reader = self._reader(chain(lines[1:], self.stream))
-        return 0
+        first = prev_end + 1
+        reject(self.path, first, reason, lines[0].rstrip("\r\n"))
+        for k, line in enumerate(lines[1:], first + 1):
+            reject(self.path, k, f"inside the unreadable record of line {first}",
+                   line.rstrip("\r\n"))
+        return len(lines)
 
 
 def _joiner(columns: tuple[int, ...]) -> Callable[[list[str]], str]:
