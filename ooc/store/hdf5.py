@@ -26,6 +26,7 @@ from ..errors import (
     DamagedDatasetError,
     IncompleteDatasetError,
     NotADatasetError,
+    OocError,
 )
 from ..format import (
     BLOCK_BYTES,
@@ -39,7 +40,7 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_path
-from ._file import PerProcessFile
+from ._file import PerProcessFile, PreadFile
 from .base import (
     BlockVerifier,
     StoreReader,
@@ -176,6 +177,8 @@ class _H5Array:
     def _h5read(self, start: int, stop: int) -> np.ndarray:
         try:
             return self.reader.h5file()[self.key][start:stop]
+        except OocError:  # DatasetChangedError is an OSError, not damage
+            raise
         except OSError as exc:
             raise ChecksumError(
                 f"{self.reader.describe(self.key)}, rows {start}:{stop}: HDF5 could "
@@ -263,22 +266,27 @@ class Hdf5Reader(StoreReader):
         """This process's h5py handle, opened again after a fork or pickling.
 
         It is opened by path (libhdf5's fast driver); where the path now names
-        another file than the descriptor opened with the dataset, h5py reads
-        through that descriptor instead, so only the opened file is ever read.
+        another file, or none, h5py reads through the descriptor opened with
+        the dataset instead, so only the opened file is ever read.
         """
         if self._h5 is None or self._pid != os.getpid():
             fd = self.raw.fd()  # the opened file; an unpickled reader checks it
-            h5 = self._h5_open(self.path)
-            if os.path.samestat(os.fstat(h5.id.get_vfd_handle()), os.fstat(fd)):
-                self._fileobj = None
-            else:
+            try:
+                h5 = h5py.File(self.path, "r")
+            except OSError:
+                h5 = None
+            if h5 is not None and not os.path.samestat(
+                    os.fstat(h5.id.get_vfd_handle()), os.fstat(fd)):
                 h5.close()
-                self._fileobj = os.fdopen(os.dup(fd), "rb", buffering=0)
+                h5 = None
+            self._fileobj = None
+            if h5 is None:
+                self._fileobj = PreadFile(fd)
                 h5 = self._h5_open(self._fileobj)
             self._h5, self._pid = h5, os.getpid()
         return self._h5
 
-    def _h5_open(self, source: Path | BinaryIO) -> h5py.File:
+    def _h5_open(self, source: BinaryIO) -> h5py.File:
         try:
             return h5py.File(source, "r")
         except OSError as exc:  # the signature was HDF5's (detect_format)
