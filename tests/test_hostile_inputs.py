@@ -371,3 +371,10 @@ def test_no_training_rows_names_the_input(tmp_path: Path, case: str) -> None:
     path.write_text(EMPTY[case])
     with pytest.raises(CorpusError, match=f"^{re.escape(str(path))}: no training rows"):
         run(tmp_path, [path], on_bad_row="skip")
+
+
+def test_labels_with_absurd_exponents_are_plain_labels() -> None:
+    from ooc.text.labels import form_groups
+
+    huge = ["1E+99999999999999999999999", "1e-99999999999999999999", "1", "1e0"]
+    assert form_groups(huge) == [["1", "1e0"]]

@@ -21,7 +21,8 @@ from decimal import Decimal
 from ..errors import CorpusError, LabelFormWarning
 from ._common import escape
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+# exponents of up to 4 digits: Decimal cannot take 1e+99999999999999999999 to an integer
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,4})?", re.ASCII)
 SHOWN_GROUPS = 10
 """Groups of labels a report lists; the rest are counted."""
 
