@@ -151,6 +151,7 @@ FORMAT_NAME = "ooc"
 FORMAT_VERSION = 1
 MANIFEST_FILENAME = "ooc.json"
 HDF5_MANIFEST_NAME = "ooc_manifest"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of every HDF5 file
 NPY_HEADER_BYTES = 128
 BLOCK_BYTES = 1 << 20
 TMP_MARKER = ".ooc-tmp-"

@@ -7,7 +7,6 @@ earlier chunks is kept but a few counters per split.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -18,7 +17,7 @@ import scipy.sparse
 
 from . import __version__
 from .errors import ChunkError
-from .format import FORMAT_NAME, FORMAT_VERSION, array_keys
+from .format import EXTRA_NAME, FORMAT_NAME, FORMAT_VERSION, SPLIT_NAME, array_keys
 from .store import writer_class
 from .store._atomic import (
     check_output,
@@ -28,10 +27,8 @@ from .store._atomic import (
     temporary_path,
 )
 
-_SPLIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _RESERVED = {"splits", "classes", "feature_names", "vocabulary", "metadata", "close", "path",
              "extra", "vectorizer"}
-_EXTRA_NAME = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*\Z")
 
 
 @dataclass
@@ -129,7 +126,7 @@ class DatasetWriter:
         """
         self._check_open()
         arr = np.ascontiguousarray(array)
-        if arr.ndim != 1 or arr.dtype.kind not in "biuf" or not _EXTRA_NAME.match(name):
+        if arr.ndim != 1 or arr.dtype.kind not in "biuf" or not EXTRA_NAME.match(name):
             raise ValueError(f"extra arrays are 1-D numeric arrays with names like 'a/b'; got "
                              f"{name!r} with shape {arr.shape}, dtype {arr.dtype}.")
         info = self._extras.setdefault(name, {"dtype": arr.dtype.str, "n": 0})
@@ -172,7 +169,7 @@ class DatasetWriter:
     def _state(self, split: str, kind: str, x: Any) -> _SplitState:
         state = self._splits.get(split)
         if state is None:
-            if not _SPLIT_NAME.match(split) or split in _RESERVED:
+            if not SPLIT_NAME.match(split) or split in _RESERVED:
                 raise ValueError(f"split names must be identifiers other than {sorted(_RESERVED)}"
                                  f"; got {split!r}.")
             dtype = x.data.dtype if kind == "csr" else x.dtype

@@ -15,6 +15,7 @@ from ..errors import (
     IncompleteDatasetError,
     NotADatasetError,
 )
+from ..format import HDF5_SIGNATURE
 from ._atomic import is_temporary, leftover_temporaries
 from .base import StoreReader, StoreWriter, Verify
 
@@ -55,7 +56,7 @@ def detect_format(path: Path) -> str:
                                "file nor a directory.")
     with open(path, "rb") as f:
         head = f.read(8)
-    if head == b"\x89HDF\r\n\x1a\n":
+    if head == HDF5_SIGNATURE:
         return "hdf5"
     raise NotADatasetError(
         f"{path}: expected an ooc dataset (an HDF5 file or a directory with ooc.json); "

@@ -22,9 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import DatasetExistsError, OutputConflictError
-from ..format import FORMAT_NAME, MANIFEST_FILENAME, TMP_MARKER
-
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+from ..format import FORMAT_NAME, HDF5_SIGNATURE, MANIFEST_FILENAME, TMP_MARKER
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -106,7 +104,7 @@ def is_dataset(path: Path) -> bool:
     if not path.is_file():
         return False
     with open(path, "rb") as f:
-        if f.read(8) != _HDF5_SIGNATURE:
+        if f.read(8) != HDF5_SIGNATURE:
             return False
     import h5py  # only for HDF5 files, so that ooc stays light otherwise
 

@@ -49,7 +49,6 @@ from .base import (
     pow2_rows,
 )
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COMPRESSIONS = ("gzip", "lzf", "zstd", "blosc")
 _CHUNK_CACHE_BYTES = 16 * BLOCK_BYTES
 
