@@ -6,8 +6,10 @@ Heavy imports (TensorFlow/Keras) happen inside the subcommands that train.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ooc`` command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit: an error to report, not a kill
+        with suppress(ValueError):  # only the main thread may set it
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return int(args.func(args))
     except (OocError, OSError, ValueError) as exc:
