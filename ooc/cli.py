@@ -6,9 +6,11 @@ Heavy imports (TensorFlow/Keras) happen inside the subcommands that train.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +216,9 @@ def _one_line_warnings(command: str) -> Callable[..., None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ooc`` command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit: an error to report, not a kill
+        with suppress(ValueError):  # only the main thread may set it
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(args.command)

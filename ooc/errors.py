@@ -45,6 +45,26 @@ class OutputConflictError(OocError, FileExistsError):
     """The output path holds something that is not an ooc dataset, or an input of the run."""
 
 
+class NoSpaceError(OocError, OSError):
+    """The disk, a quota or a file-size limit ran out while writing a file.
+
+    Built like an ``OSError``: ``NoSpaceError(errno, strerror, filename)``;
+    ``hint`` (what to do) can be replaced by a caller that knows better.
+    """
+
+    hint = "free space and write again"
+
+    def __str__(self) -> str:
+        return (f"no space left on device while writing {self.filename} ({self.strerror}); "
+                f"{self.hint}")
+
+    def with_hint(self, hint: str) -> NoSpaceError:
+        """A copy that says ``hint`` as what to do."""
+        error = NoSpaceError(self.errno, self.strerror, self.filename)
+        error.hint = hint
+        return error
+
+
 class DatasetNotFoundError(OocError, FileNotFoundError):
     """No dataset exists at the given path."""
 

@@ -36,8 +36,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
-from .errors import CorpusError, DatasetExistsError, OocError
+from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
 from .store._atomic import check_output, remove_dead_temporaries
+from .store._disk import writing
 from .text import jobs, ngram_fit
 from .text._common import describe_columns, escape
 from .text.labels import check_forms, sort_classes
@@ -460,7 +461,10 @@ def preprocess(config: PreprocessConfig) -> Summary:
     work = WorkDir(out, config.fingerprint(), config.resume, config.restart)
     rejects_path = out.with_name(out.name + ".rejects.csv")
     try:
-        rejects, worker_peak = _run_passes(config, work, rejects_path)
+        with writing(work.path):  # what no pass names better
+            rejects, worker_peak = _run_passes(config, work, rejects_path)
+    except NoSpaceError as exc:  # the work so far is kept for --resume
+        raise exc.with_hint("free space and rerun with --resume") from None
     except OocError:
         work.remove()  # bad input or settings: nothing worth resuming
         rejects_path.unlink(missing_ok=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -40,6 +42,7 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_path
+from ._disk import writing
 from ._file import PerProcessFile, PreadFile
 from .base import (
     BlockVerifier,
@@ -97,51 +100,99 @@ def format_name(h5: h5py.File) -> Any:
 
 
 class Hdf5Writer(StoreWriter):
-    """Writes a one-file HDF5 dataset under a temporary path."""
+    """Writes a one-file HDF5 dataset under a temporary path.
+
+    Every append ends with a flush, so that a failed write (a full disk, a
+    file-size limit) is raised by that call, not later by h5py's cleanup,
+    where libhdf5 can only print it or crash.  After such a failure the
+    writer refuses more work and its file is made harmless (:meth:`_disarm`).
+    """
 
     def __init__(self, tmp_path: Path, compression: str | None = None,
                  compression_level: int | None = None) -> None:
         super().__init__(tmp_path)
         self._filters = compression_kwargs(compression, compression_level)
-        # libver v108+: object headers and the superblock carry checksums (HDF5 >= 1.8 reads it)
-        self._file = h5py.File(tmp_path, "w", libver=("v108", "latest"),
-                               rdcc_nbytes=_CHUNK_CACHE_BYTES,
-                               alignment_threshold=65536, alignment_interval=4096)
-        self._file.attrs["ooc_format"] = _fixed(FORMAT_NAME)
-        self._file.attrs["ooc_format_version"] = FORMAT_VERSION
-        self._file.attrs["ooc_state"] = _fixed("writing")
+        self._failed: BaseException | None = None
+        with writing(tmp_path):
+            # libver v108+: object headers and the superblock carry checksums (HDF5 >= 1.8)
+            self._file = h5py.File(tmp_path, "w", libver=("v108", "latest"),
+                                   rdcc_nbytes=_CHUNK_CACHE_BYTES,
+                                   alignment_threshold=65536, alignment_interval=4096)
+        with self._writing():
+            self._file.attrs["ooc_format"] = _fixed(FORMAT_NAME)
+            self._file.attrs["ooc_format_version"] = FORMAT_VERSION
+            self._file.attrs["ooc_state"] = _fixed("writing")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Run HDF5 writes; on failure disarm the file and raise (NoSpaceError if it fits)."""
+        if self._failed is not None:
+            raise ValueError(f"{self.tmp_path}: an earlier write failed ({self._failed}); "
+                             "this writer can only be aborted.")
+        try:
+            with writing(self.tmp_path):
+                yield
+        except BaseException as exc:
+            self._failed = exc
+            self._disarm()
+            raise
+
+    def _disarm(self) -> None:
+        """Point the file's descriptor at /dev/null, so nothing libhdf5 still flushes can fail.
+
+        libhdf5 retries its unwritten chunks and metadata at every close, and
+        a failure there is printed for each object or ends in a crash.  The
+        file is a temporary that is deleted next, so where those bytes go
+        does not matter.
+        """
+        try:
+            fd = self._file.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDWR)
+        except (OSError, RuntimeError, ValueError):
+            return
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
 
     def append(self, key: str, array: np.ndarray) -> None:
-        ds = self._file.get(key)
-        if ds is None:
-            row_shape = tuple(array.shape[1:])
-            row_nbytes = array.dtype.itemsize * int(np.prod(row_shape, dtype=np.int64))
-            ds = self._file.create_dataset(
-                key, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=array.dtype,
-                chunks=(chunk_rows_for(row_nbytes), *row_shape), fletcher32=True,
-                **self._filters)
-        n = ds.shape[0]
-        if len(array):
-            ds.resize(n + len(array), axis=0)
-            ds[n:] = array
+        with self._writing():
+            ds = self._file.get(key)
+            if ds is None:
+                row_shape = tuple(array.shape[1:])
+                row_nbytes = array.dtype.itemsize * int(np.prod(row_shape, dtype=np.int64))
+                ds = self._file.create_dataset(
+                    key, shape=(0, *row_shape), maxshape=(None, *row_shape),
+                    dtype=array.dtype, chunks=(chunk_rows_for(row_nbytes), *row_shape),
+                    fletcher32=True, **self._filters)
+            n = ds.shape[0]
+            if len(array):
+                ds.resize(n + len(array), axis=0)
+                ds[n:] = array
+            self._file.flush()
 
     def layout(self, key: str) -> dict[str, Any]:
         return {"chunk_rows": self._file[key].chunks[0]}
 
     def finish(self, manifest: dict[str, Any]) -> None:
-        for name, split in manifest["splits"].items():
-            x = split["x"]
-            if x["kind"] == "csr":
-                attrs = self._file[f"{name}/x"].attrs
-                attrs["encoding"] = _fixed("csr")
-                attrs["shape"] = (split["n_rows"], x["n_cols"])
-        self._file.create_dataset(HDF5_MANIFEST_NAME, data=_fixed(dump_manifest(manifest)))
-        self._file.attrs["ooc_state"] = _fixed("complete")
-        self._file.close()
-        fsync_path(self.tmp_path)
+        with self._writing():
+            for name, split in manifest["splits"].items():
+                x = split["x"]
+                if x["kind"] == "csr":
+                    attrs = self._file[f"{name}/x"].attrs
+                    attrs["encoding"] = _fixed("csr")
+                    attrs["shape"] = (split["n_rows"], x["n_cols"])
+            self._file.create_dataset(HDF5_MANIFEST_NAME, data=_fixed(dump_manifest(manifest)))
+            self._file.attrs["ooc_state"] = _fixed("complete")
+            self._file.flush()
+            self._file.close()
+            fsync_path(self.tmp_path)
 
     def abort(self) -> None:
-        self._file.close()
+        self._disarm()  # the temporary is deleted next: let libhdf5 write nowhere
+        # a file whose writes failed may not close cleanly; it is deleted anyway
+        with suppress(OSError, RuntimeError, ValueError):
+            self._file.close()
 
 
 # what h5py raises on damaged metadata, besides OSError

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,6 +39,7 @@ from ..format import (
     load_manifest,
 )
 from ._atomic import fsync_tree
+from ._disk import writing
 from ._file import PerProcessFile
 from .base import (
     BlockVerifier,
@@ -89,7 +91,8 @@ class _ArrayFile:
         data = np.ascontiguousarray(array, dtype=self.dtype)
         if not len(data):
             return
-        self.file.write(memoryview(data).cast("B"))
+        with writing(self.path):
+            self.file.write(memoryview(data).cast("B"))
         done = 0
         while done < len(data):
             take = min(len(data) - done, self.block_rows - self._fill)
@@ -106,10 +109,12 @@ class _ArrayFile:
         return np.asarray(self.crcs + [self._crc] * bool(self._fill), dtype="<u4")
 
     def finish(self) -> None:
-        self.file.seek(0)
-        self.file.write(npy_header(self.dtype, (self.n_rows, *self.row_shape)))
-        self.file.close()
-        np.save(crc_path(self.path), self.block_crcs())
+        with writing(self.path):
+            self.file.seek(0)
+            self.file.write(npy_header(self.dtype, (self.n_rows, *self.row_shape)))
+            self.file.close()
+        with writing(crc_path(self.path)):
+            np.save(crc_path(self.path), self.block_crcs())
 
 
 def crc_path(npy_path: Path) -> Path:
@@ -124,15 +129,17 @@ class NpyWriter(StoreWriter):
         if options:
             raise ValueError(f"the npy format takes no options; got {sorted(options)}.")
         super().__init__(tmp_path)
-        tmp_path.mkdir()
-        _write_json(tmp_path / MANIFEST_FILENAME, {
-            "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "complete": False})
+        with writing(tmp_path / MANIFEST_FILENAME):
+            tmp_path.mkdir()
+            _write_json(tmp_path / MANIFEST_FILENAME, {
+                "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "complete": False})
         self._arrays: dict[str, _ArrayFile] = {}
 
     def append(self, key: str, array: np.ndarray) -> None:
         if key not in self._arrays:
-            self._arrays[key] = _ArrayFile(
-                self.tmp_path / f"{key}.npy", array.dtype, tuple(array.shape[1:]))
+            path = self.tmp_path / f"{key}.npy"
+            with writing(path):
+                self._arrays[key] = _ArrayFile(path, array.dtype, tuple(array.shape[1:]))
         self._arrays[key].append(array)
 
     def layout(self, key: str) -> dict[str, Any]:
@@ -142,12 +149,17 @@ class NpyWriter(StoreWriter):
     def finish(self, manifest: dict[str, Any]) -> None:
         for arr in self._arrays.values():
             arr.finish()
-        _write_json(self.tmp_path / MANIFEST_FILENAME, dump_manifest(manifest))
-        fsync_tree(self.tmp_path)
+        with writing(self.tmp_path / MANIFEST_FILENAME):
+            _write_json(self.tmp_path / MANIFEST_FILENAME, dump_manifest(manifest))
+        with writing(self.tmp_path):
+            fsync_tree(self.tmp_path)
 
     def abort(self) -> None:
         for arr in self._arrays.values():
-            arr.file.close()
+            # closing flushes what is buffered, which fails again on a full disk;
+            # the files are deleted next
+            with suppress(OSError):
+                arr.file.close()
 
 
 class _ArrayReader:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store._disk import writing
+
 _RECORD = np.dtype([("key", "<u8"), ("count", "<i8")])
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FANOUT_BITS = 4
@@ -41,7 +43,7 @@ def _scatter(records: np.ndarray, parts: np.ndarray, n_parts: int,
     for p in range(n_parts):
         piece = sorted_records[bounds[p]:bounds[p + 1]]
         if len(piece):
-            with open(paths[p], "ab") as f:
+            with writing(paths[p]), open(paths[p], "ab") as f:
                 piece.tofile(f)
 
 

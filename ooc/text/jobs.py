@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse
 
 from .._report import release_memory
+from ..store._disk import writing
 from .ngram_vectorizer import NgramVectorizer
 from .sequence_vectorizer import pad_sequences, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
@@ -66,7 +67,7 @@ def save_state(directory: Path, settings: dict[str, Any], arrays: dict[str, np.n
     directory.mkdir(parents=True, exist_ok=True)
     files = {f"{name}.npy": arr for name, arr in arrays.items()}
     for name, arr in files.items():
-        with open(directory / f"{name}.tmp", "wb") as f:
+        with writing(directory / name), open(directory / f"{name}.tmp", "wb") as f:
             np.save(f, np.asarray(arr))
         os.replace(directory / f"{name}.tmp", directory / name)
     (directory / "settings.json.tmp").write_text(json.dumps(settings))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store._disk import writing
 from ._hash import splitmix64
 
 
@@ -60,7 +61,7 @@ class TokenChunk:
 def save_chunk(path: Path, chunk: TokenChunk, **extra: np.ndarray) -> None:
     """Write a token chunk (and extra arrays) atomically and durably."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with writing(path), open(tmp, "wb") as f:
         np.savez(f, ids=chunk.ids, offsets=chunk.offsets, row_ids=chunk.row_ids,
                  labels=chunk.labels, is_val=chunk.is_val, **extra)
         f.flush()
@@ -104,7 +105,8 @@ def scatter(chunk: TokenChunk, root: Path, split: str, n_buckets: int, seed: int
                   "labels": part.labels, "norms": part.norms}
         for name, dtype in _BUCKET_FIELDS.items():
             if values[name] is not None:
-                with open(directory / f"{name}.bin", "ab") as f:
+                path = directory / f"{name}.bin"
+                with writing(path), open(path, "ab") as f:
                     values[name].astype(dtype).tofile(f)
 
 
