@@ -45,7 +45,7 @@ from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
 from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
-from .text.sources import RejectLog, SourceSpec, read_rows
+from .text.sources import RejectLog, SourceSpec, check_rejects_path, read_rows
 from .text.spill import scatter
 from .text.tokenize import warm_up
 from .text.tokenize_pass import RowEstimate, Tokenizer, labelled_chunks
@@ -458,8 +458,11 @@ def preprocess(config: PreprocessConfig) -> Summary:
             f"its leftover work directory {work_path(out)} was removed)"))
     check_output(out, config.overwrite, [*config.inputs, *config.val_inputs])
     remove_dead_temporaries(out)  # from a run killed while writing
+    rejects_path = (out.with_name(out.name + ".rejects.csv")
+                    if config.on_bad_row == "skip" else None)
+    if rejects_path is not None:
+        check_rejects_path(rejects_path)
     work = WorkDir(out, config.fingerprint(), config.resume, config.restart)
-    rejects_path = out.with_name(out.name + ".rejects.csv")
     try:
         with writing(work.path):  # what no pass names better
             rejects, worker_peak = _run_passes(config, work, rejects_path)
@@ -467,11 +470,12 @@ def preprocess(config: PreprocessConfig) -> Summary:
         raise exc.with_hint("free space and rerun with --resume") from None
     except OocError:
         work.remove()  # bad input or settings: nothing worth resuming
-        rejects_path.unlink(missing_ok=True)
+        if rejects_path is not None:
+            Path(rejects.path).unlink(missing_ok=True)
         raise
     work.remove()
     if rejects is not None and not rejects.count:
-        rejects_path.unlink(missing_ok=True)
+        Path(rejects.path).unlink(missing_ok=True)
     return _summary(config, start, rejects, work.resumed, worker_peak)
 
 
@@ -482,7 +486,8 @@ def _finished_earlier(config: PreprocessConfig, out: Path) -> bool:
     in both) is garbage, and is removed whatever this run asks.
     """
     state = read_state(out, removing=True)
-    if state is None or not out.exists() or state.get("run_id") != _run_id_of(out):
+    if (state is None or not state.get("run_id") or not out.exists()
+            or state["run_id"] != _run_id_of(out)):
         return False
     discard(out)
     if config.resume and same_fingerprint(state, config.fingerprint()):
@@ -506,10 +511,9 @@ def _run_id_of(out: Path) -> str | None:
 
 
 def _run_passes(config: PreprocessConfig, work: WorkDir,
-                rejects_path: Path) -> tuple[RejectLog | None, int]:
+                rejects_path: Path | None) -> tuple[RejectLog | None, int]:
     with ExitStack() as stack:
-        rejects = (stack.enter_context(RejectLog(rejects_path))
-                   if config.on_bad_row == "skip" else None)
+        rejects = None if rejects_path is None else stack.enter_context(RejectLog(rejects_path))
         pool = None
         map_large_blocks()
         if config.workers > 1:

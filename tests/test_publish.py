@@ -74,6 +74,18 @@ def test_preprocess_overwrite_never_deletes_a_user_folder(textkit, corpus, capsy
     assert (precious / "a.txt").read_text() == "keep me"
 
 
+def test_preprocess_never_replaces_a_user_file_named_like_its_rejects(textkit, corpus, capsys):
+    mine = textkit.tmp_path / "out.h5.rejects.csv"
+    mine.write_text("my notes\n")
+    args = ["preprocess", str(corpus), "--out", str(textkit.tmp_path / "out.h5"), "--quiet",
+            "--workers", "1", "--on-bad-row", "skip"]
+    assert main(args) == 1
+    assert "which ooc did not write" in one_line(capsys.readouterr().err)
+    assert mine.read_text() == "my notes\n"
+    mine.write_text("path,line,reason,record\n")  # an earlier run's: replaced
+    assert main(args) == 0 and not mine.exists()  # no bad rows this time
+
+
 def test_folder_input_is_never_its_own_output(textkit):
     tree = textkit.corpus("tree", docs=200, seed=6)
     files = sorted(p for p in tree.rglob("*") if p.is_file())
@@ -169,6 +181,27 @@ def test_resume_after_a_kill_while_removing_the_work_dir(textkit, corpus, monkey
     assert said.startswith(f"already complete: {out}") and "removed" in said
     assert out.read_bytes() == before
     assert not list(textkit.tmp_path.glob("out.h5.ooc-work*"))
+
+
+def test_a_work_dir_without_run_id_is_never_taken_for_a_finished_run(textkit, corpus,
+                                                                     monkeypatch, capsys):
+    # as an older ooc left it, beside a dataset that ooc.create wrote: both lack run_id
+    import json
+
+    out = textkit.tmp_path / "out.h5"
+    args = preprocess_args(corpus, out)
+    original = crash_at(monkeypatch, ooc.preprocess, "shuffle_pass")
+    with pytest.raises(Crash):
+        main(args)
+    monkeypatch.setattr(ooc.preprocess, "shuffle_pass", original)
+    state_file = textkit.tmp_path / "out.h5.ooc-work" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["run_id"]
+    state_file.write_text(json.dumps(state))
+    small_dataset(out)
+    assert main([*args, "--resume", "--overwrite"]) == 0
+    assert not capsys.readouterr().out.startswith("already complete")
+    assert len(ooc.open(out).train) > 4  # the corpus, resumed, not the stale dataset
 
 
 def test_plain_rerun_after_a_kill_while_removing_the_work_dir(textkit, corpus, monkeypatch,

@@ -77,7 +77,7 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from ..errors import BadRowError, InputFormatError, InputNotFoundError
+from ..errors import BadRowError, InputFormatError, InputNotFoundError, OutputConflictError
 from ._common import SNIFF_BYTES, Column, Piece, Reject, shorten, wide_encoding
 from ._csv import CsvInput
 from ._folder import FolderInput
@@ -218,6 +218,24 @@ class BadRow:
         return self.reason.partition(":")[0]
 
 
+REJECTS_HEADER = ["path", "line", "reason", "record"]
+
+
+def check_rejects_path(path: str | os.PathLike[str]) -> None:
+    """Refuse to write a rejects file over anything but an earlier rejects file."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(64)
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        first = b""
+    if first.rstrip(b"\r\n") != ",".join(REJECTS_HEADER).encode():
+        raise OutputConflictError(
+            f"{os.fspath(path)}: the rejects file of this run would replace this, which ooc did "
+            "not write. Move it away, or choose another --out.")
+
+
 class RejectLog:
     """Write skipped rows to a CSV file (``path,line,reason,record``) and count them.
 
@@ -239,10 +257,11 @@ class RejectLog:
         self._writer: Any = None
 
     def __enter__(self) -> RejectLog:
+        check_rejects_path(self.path)
         self._file = open(self.path, "w", newline="", encoding="utf-8",
                           errors="backslashreplace")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(["path", "line", "reason", "record"])
+        self._writer.writerow(REJECTS_HEADER)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
