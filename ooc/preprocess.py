@@ -471,7 +471,7 @@ def preprocess(config: PreprocessConfig) -> Summary:
     except OocError:
         work.remove()  # bad input or settings: nothing worth resuming
         if rejects_path is not None:
-            Path(rejects.path).unlink(missing_ok=True)
+            rejects_path.unlink(missing_ok=True)
         raise
     work.remove()
     if rejects is not None and not rejects.count:

@@ -107,6 +107,7 @@ def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_class
     part_to_shard = np.zeros(spill.n_parts, dtype=np.int64)
     sizes: list[int] = []
     pieces: list[tuple[np.ndarray, np.ndarray]] = []
+    held = [0, 0]  # n-grams and (n-gram, class) pairs in ``pieces``
 
     def close_shard() -> None:
         keys = np.concatenate([k for k, _ in pieces]) if pieces else np.zeros(0, np.uint64)
@@ -117,19 +118,19 @@ def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_class
                     "index_values": index.slots_values})
         sizes.append(len(keys))
         pieces.clear()
-
-    def too_big(df: np.ndarray) -> bool:
-        held = [d for _, d in pieces] + [df]
-        return (sum(len(d) for d in held) > target
-                or sum(class_pairs(d, n_classes) for d in held) > pair_target)
+        held[:] = [0, 0]
 
     last = -1
     for part, keys, df in spill.reduce_partitions(memory_budget // 2, config.min_df):
+        pairs = class_pairs(df, n_classes)
         # a partition (possibly reduced in several pieces) never straddles two shards
-        if part != last and pieces and too_big(df):
+        if part != last and pieces and (held[0] + len(df) > target
+                                        or held[1] + pairs > pair_target):
             close_shard()
         part_to_shard[part], last = len(sizes), part
         pieces.append((keys, df))
+        held[0] += len(df)
+        held[1] += pairs
     if pieces or not sizes:
         close_shard()
     part_to_shard = np.maximum.accumulate(part_to_shard)  # partitions with no n-gram
