@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from ._report import bytes_on_disk, human_bytes
-from .errors import OocError
+from .errors import OocError, OocWarning
+from .text._common import escape
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -126,6 +128,8 @@ def _add_preprocess(sub: Any) -> None:
     again.add_argument("--restart", action="store_true",
                        help="discard an interrupted run's work directory and start over")
     g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
+    g.add_argument("--strict-labels", action="store_true",
+                   help="stop when labels write one integer in several forms ('1', '1.0')")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_preprocess)
 
@@ -195,6 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` printing ooc's own warnings as one line on stderr."""
+    default = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+             ) -> None:
+        if not issubclass(category, OocWarning):
+            default(message, category, *args, **kwargs)
+            return
+        print(f"ooc {command}: warning: {escape(str(message))}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ooc`` command line; return the exit status."""
     args = build_parser().parse_args(argv)
@@ -202,9 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with suppress(ValueError):  # only the main thread may set it
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command)
+            return int(args.func(args))
     except (OocError, OSError, ValueError) as exc:
-        print(f"ooc {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ooc {args.command}: error: {escape(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"ooc {args.command}: interrupted", file=sys.stderr)

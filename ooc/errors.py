@@ -113,12 +113,32 @@ class BadRowError(OocError, ValueError):
                 "in a rejects file.")
 
 
+class NotTextsError(OocError, TypeError, ValueError):
+    """A vectorizer was given something other than an iterable of ``str`` documents.
+
+    A single ``str`` (or ``bytes``) is refused rather than read as its
+    characters; subclasses both built-ins, as scikit-learn raises ``ValueError``.
+    """
+
+
 class CorpusError(OocError, ValueError):
     """The corpus as a whole cannot be used: empty, one class, unseen validation labels."""
 
 
 class ResumeError(OocError, ValueError):
     """``--resume`` found a work directory that belongs to a different run."""
+
+
+class OocWarning(UserWarning):
+    """Base class of the warnings ooc gives; the CLI shows each as one line on stderr."""
+
+
+class LabelFormWarning(OocWarning):
+    """Labels that write the same integer differently (``'1'``, ``'1.0'``) became separate classes.
+
+    Labels are compared as exact strings; see :mod:`ooc.text.labels`.
+    ``strict_labels=True`` (``--strict-labels``) makes this a :class:`CorpusError`.
+    """
 
 
 class InterruptedRunError(OocError, FileExistsError):

@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ import numpy as np
 
 from .errors import CorpusError, OocError
 from .text.counts import SpilledCounts
+from .text.labels import check_forms, sort_classes
 from .text.ngrams import WORD_BITS, KeySpace
 from .text.sources import BadRow, Rows, SourceSpec, read_rows
 from .text.tokenize import word_tokens
@@ -249,14 +249,6 @@ class _Tally:
 
 
 # ------------------------------------------------------------ the report
-def _sort_labels(labels: Iterable[str]) -> list[str]:
-    """Labels in numeric order when all are integers, else in string order."""
-    labels = list(labels)
-    if all(s.lstrip("-").isdigit() for s in labels):
-        return sorted(labels, key=lambda s: (int(s), s))
-    return sorted(labels)
-
-
 @dataclass(frozen=True)
 class ExploreReport:
     """What :func:`explore` found.  ``to_dict()`` is the JSON form, ``format()`` the text.
@@ -413,9 +405,10 @@ def _report(spec: SourceSpec, tally: _Tally, space: KeySpace, ngrams: list[tuple
     n = tally.words.count
     median = tally.words.median()
     ratio = n / median if median > 0 else float("inf")
+    check_forms(tally.labels, strict=False, where=", ".join(spec.paths))
     return ExploreReport(
         inputs=spec.paths, n_samples=n,
-        class_counts={k: tally.labels[k] for k in _sort_labels(tally.labels)},
+        class_counts={k: tally.labels[k] for k in sort_classes(tally.labels)},
         median_words=median, ratio=ratio, recommendation=recommend(ratio),
         ngram_range=space.ngram_range, top_ngrams=ngrams,
         distinct_tokens=len(tally.table), distinct_ngrams=distinct,

@@ -25,10 +25,15 @@ Capabilities
   of stored non-zeros.
 * Every stored byte of array data is covered by a checksum that readers
   verify (see the backends below).  The manifest carries its own CRC-32C.
-* Datasets are written to a temporary name and appear under their final
-  name only once complete (atomic rename after fsync).  A temporary left by
-  a writer that died has ``"complete": false`` (or no manifest at all) and
-  is refused by :func:`ooc.open`.
+* The manifest decides what a read returns: on open, readers compare every
+  stored array's dtype, shape and layout with the manifest's and refuse a
+  dataset where they differ; ``label_counts`` (per split, optional) lets
+  ``verify`` check the labels too.  An open dataset reads only the files it
+  opened: a path replaced afterwards is not read.
+* Datasets are written to a temporary name (``<name>.ooc-tmp-<host>-<pid>-<token>``) and
+  appear under their final name only once complete (atomic rename after
+  fsync).  Readers refuse every temporary, finished or not; a temporary
+  left by a writer that died is removed by the next writer of that name.
 
 Limitations
 -----------
@@ -50,6 +55,7 @@ revisions; readers ignore keys they do not know)::
       "splits": {
         "train": {
           "n_rows": 1000,
+          "label_counts": [600, 400],
           "x": {"kind": "dense", "dtype": "<i4", "n_cols": 500},
           "y": {"dtype": "<i8"},
           "row_ids": {"dtype": "<i8"}
@@ -100,6 +106,11 @@ HDF5 backend (one ``.h5`` file)
   ``fletcher32`` checksum filter, optionally after a compression filter
   (gzip, lzf, or zstd/blosc through ``hdf5plugin``).  Each chunk spans whole
   rows.
+* The file is written with HDF5 1.8's file format or later (superblock
+  version 2+, object headers version 2), whose metadata carries checksums;
+  strings (attributes, the manifest) are fixed-length UTF-8, never
+  variable-length, because HDF5's global heap has no checksum.  Readers
+  also accept variable-length strings, as earlier builds wrote them.
 * The manifest is the scalar string dataset ``/ooc_manifest``, written last
   at commit.  Its ``arrays`` entries record ``{"chunk_rows": C}``.
 
@@ -113,7 +124,10 @@ NumPy backend (a directory)
   ``NPY_HEADER_BYTES`` so it can be rewritten with the final shape.
 * ``<key>.crc32c.npy``: uint32 CRC-32C of each block of ``block_rows``
   consecutive rows of the data (the last block may be shorter).  The
-  manifest's ``arrays`` entries record ``{"block_rows": R, "n_blocks": B}``.
+  manifest's ``arrays`` entries record ``{"block_rows": R, "n_blocks": B,
+  "checksums": "crc32c:…"}``, the last being the CRC-32C of the checksum
+  file's little-endian uint32 values, so a checksum file cannot be swapped
+  for another's (optional: older manifests lack it).
 """
 
 from __future__ import annotations
@@ -167,7 +181,7 @@ def load_manifest(text: str | bytes, where: str) -> dict[str, Any]:
     try:
         manifest = json.loads(text)
     except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
-        raise NotADatasetError(
+        raise DamagedDatasetError(
             f"{where}: the ooc manifest is not valid JSON ({exc}). The file is "
             "damaged; write the dataset again.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:

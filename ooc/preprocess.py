@@ -40,6 +40,8 @@ from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
 from .store._atomic import check_output, remove_dead_temporaries
 from .store._disk import writing
 from .text import jobs, ngram_fit
+from .text._common import describe_columns, escape
+from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
 from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
@@ -85,6 +87,7 @@ class PreprocessConfig:
     resume: bool = False
     restart: bool = False
     on_bad_row: str = "error"
+    strict_labels: bool = False
     overwrite: bool = False
     progress: bool = True
 
@@ -116,7 +119,8 @@ class PreprocessConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between a run and its ``--resume``."""
-        ignored = ("resume", "restart", "progress", "workers", "overwrite", "memory_budget")
+        ignored = ("resume", "restart", "progress", "workers", "overwrite", "memory_budget",
+                   "strict_labels")
         settings = {k: v for k, v in asdict(self).items() if k not in ignored}
         return {"settings": settings,
                 "inputs": input_fingerprint([*self.inputs, *self.val_inputs])}
@@ -148,7 +152,8 @@ class Summary:
         total = sum(self.rows.values())
         lines = [self.note or f"wrote {self.out}" + (" (resumed)" if self.resumed else ""),
                  f"  rows      {rows}",
-                 f"  classes   {len(self.classes)}: {', '.join(self.classes[:10])}"
+                 f"  classes   {len(self.classes)}: "
+                 f"{', '.join(escape(c) for c in self.classes[:10])}"
                  + (" ..." if len(self.classes) > 10 else ""),
                  f"  features  {self.n_features:,}"]
         if self.nnz:
@@ -223,16 +228,13 @@ def _call(fn: Any, *args: Any) -> Any:
     return fn(*args)
 
 
-def _is_int(label: str) -> bool:
-    try:
-        int(label)
-    except ValueError:
-        return False
-    return True
+def resolve_classes(tok: Tokenizer, config: PreprocessConfig) -> tuple[
+        list[str], np.ndarray, np.ndarray]:
+    """Sorted class names, label id -> class index, and training rows per class.
 
-
-def resolve_classes(tok: Tokenizer) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Sorted class names, label id -> class index, and training rows per class."""
+    Labels written in several forms (``'1'``, ``'1.0'``) are reported by
+    :func:`ooc.text.labels.check_forms`, an error with ``strict_labels``.
+    """
     labels = tok.labels
     names = labels.table.words
     train = np.zeros(len(names), np.int64)
@@ -240,18 +242,21 @@ def resolve_classes(tok: Tokenizer) -> tuple[list[str], np.ndarray, np.ndarray]:
     val = np.zeros(len(names), np.int64)
     val[: len(labels.counts[True])] = labels.counts[True]
     if train.sum() == 0:
-        raise CorpusError("the corpus has no training rows: the inputs are empty, or every "
-                          "row was skipped. Check the inputs and --val-split.")
+        raise CorpusError(f"{', '.join(config.inputs)}: no training rows: the inputs are "
+                          "empty, or every row was skipped. Check the inputs and --val-split.")
+    check_forms([names[i] for i in np.flatnonzero(train + val)], strict=config.strict_labels,
+                where=", ".join([*config.inputs, *config.val_inputs]))
     seen = [names[i] for i in np.flatnonzero(train)]
     unseen = [names[i] for i in np.flatnonzero((val > 0) & (train == 0))]
     if unseen:
-        raise CorpusError(f"validation rows have labels never seen in training: {unseen[:10]}. "
+        raise CorpusError(f"validation rows have labels never seen in training: "
+                          f"{describe_columns(unseen[:10])}. "
                           "A classifier cannot learn them; fix the labels or the split.")
     if len(seen) < 2:
-        raise CorpusError(f"the training rows have {len(seen)} class(es) ({seen}); "
+        raise CorpusError(f"the training rows have {len(seen)} class(es) "
+                          f"({describe_columns(seen)}); "
                           "classification needs at least 2.")
-    is_int = all(_is_int(s) for s in seen)
-    classes = sorted(seen, key=(lambda s: (int(s), s)) if is_int else None)
+    classes = sort_classes(seen)
     position = {name: i for i, name in enumerate(classes)}
     class_of = np.array([position.get(n, -1) for n in names], dtype=np.int64)
     counts = np.array([train[names.index(c)] for c in classes], dtype=np.int64)
@@ -265,8 +270,8 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
     config: NgramConfig = tok.config  # type: ignore[assignment]
     n_train = int(class_counts.sum())
     if not run.work.get("vocab"):
-        shards = build_shards(config, tok.spill, n_train, run.config.memory_budget,
-                              run.work.fresh("shards"))
+        shards = build_shards(config, tok.spill, n_train, len(class_counts),
+                              run.config.memory_budget, run.work.fresh("shards"))
         if not sum(shards.sizes):
             raise CorpusError(f"no n-gram occurs in at least min_df={config.min_df} training "
                               "rows; lower --min-df or add rows.")
@@ -315,8 +320,11 @@ def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
     bar = run.bar("select features", n_train * shards.count)
     best = ngram_fit.empty_top()
     directory = run.work.path / "triples"
+    namer = NgramVectorizer(config)
+    if config.analyzer == "word":
+        namer.set_tokens(tok.table.words)
     for s, shard in enumerate(ngram_fit.shard_paths(shards)):
-        stats = ClassStats(class_counts, 0, shards.sizes[s])
+        stats = ClassStats(class_counts, shards.sizes[s], run.config.memory_budget // 16)
         if shards.count == 1:
             items = ((shard, config.space, p, class_of) for p in tok.chunk_paths)
             results = run.map(ngram_fit.stats_one_shard, items)
@@ -330,7 +338,7 @@ def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
             bar.update(n_train_rows)
         keys, idf, _ = ngram_fit.load_shard(shard)
         best = ngram_fit.merge_top(best, stats.scores(), np.asarray(keys), np.asarray(idf),
-                                   config.top_k)
+                                   config.top_k, namer.feature_names)
         del stats
     bar.close()
     return best
@@ -510,7 +518,8 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
             pool = stack.enter_context(context.Pool(config.workers))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
-        classes, class_of, class_counts = resolve_classes(tok)
+        classes, class_of, class_counts = resolve_classes(tok, config)
+        tok.check_tokens(", ".join(config.inputs))
         vec = (fit_ngram(run, tok, class_of, class_counts) if config.vectorizer == "ngram"
                else fit_sequence(run, tok))
         vec.classes_ = classes

@@ -327,6 +327,22 @@ class StoreSuite:
         with pytest.raises(ooc.IncompleteDatasetError, match="did not finish|not finished"):
             ooc.open(tmp)
 
+    def test_finished_temporary_of_a_killed_writer_is_refused(self, tmp_path):
+        # killed between its last fsync and the rename: the temporary is complete
+        path = self.path(tmp_path)
+        script = textwrap.dedent(f"""
+            import os, signal, numpy as np, ooc, ooc.writer
+            ooc.writer.publish = lambda tmp, final: os.kill(os.getpid(), signal.SIGKILL)
+            with ooc.create({str(path)!r}, {self.format!r}) as w:
+                w.append("train", np.ones((5, 2), np.float32), np.zeros(5, int))
+        """)
+        assert subprocess.run([sys.executable, "-c", script]).returncode == -signal.SIGKILL
+        (tmp,) = _atomic.leftover_temporaries(path)
+        with pytest.raises(ooc.IncompleteDatasetError, match="temporary"):
+            ooc.open(tmp)
+        with pytest.raises(ooc.DatasetNotFoundError, match="stopped before committing"):
+            ooc.open(path)
+
     def test_sigkill_during_overwrite_keeps_previous(self, tmp_path):
         path = self.write(self.path(tmp_path), {"train": [(np.zeros((7, 2)), [0] * 7)]})
         self.kill_writer_mid_write(path, overwrite=True)
@@ -343,6 +359,60 @@ class StoreSuite:
         np.testing.assert_array_equal(split.x[4:9], x[4:9])
         np.testing.assert_array_equal(split.x.view(4, 9), x[4:9])
 
+    # An open dataset reads only the files it opened (issue 14, item 1).
+
+    def test_replaced_path_is_not_read_by_an_open_dataset(self, tmp_path):
+        path = write_version(self.path(tmp_path), self.format, 1)
+        with ooc.open(path) as ds:
+            write_version(path, self.format, 2)
+            assert read_version(ds) == 1
+        with ooc.open(path) as ds:
+            assert read_version(ds) == 2
+
+    def test_forked_reader_reads_what_its_parent_opened(self, tmp_path):
+        path = write_version(self.path(tmp_path), self.format, 1)
+        with ooc.open(path) as ds:
+            write_version(path, self.format, 2)
+            assert in_forked_child(lambda: read_version(ds)) == 1
+
+    def test_unpickled_reader_refuses_a_replaced_path(self, tmp_path):
+        import pickle
+
+        path = write_version(self.path(tmp_path), self.format, 1)
+        with ooc.open(path) as ds:
+            ds.train.x[:1]
+            state = pickle.dumps(ds.train)
+            assert read_version_of(pickle.loads(state)) == 1  # same file: reopens
+            write_version(path, self.format, 2)
+            with pytest.raises(ooc.DatasetChangedError, match=str(path)):
+                read_version_of(pickle.loads(state))
+
+    @pytest.mark.slow
+    def test_reads_while_another_process_replaces_the_path_never_mix(self, tmp_path):
+        path = write_version(self.path(tmp_path), self.format, 0)
+        stop = tmp_path / "stop"
+        writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            import os, sys, time
+            sys.path[:0] = {sys.path[:3]!r}
+            from tests.store_suite import write_version
+            end, v = time.monotonic() + 60, 1
+            while time.monotonic() < end and not os.path.exists({str(stop)!r}):
+                write_version({str(path)!r}, {self.format!r}, v)
+                v += 1
+            """)])
+        reads, seen, changed = 0, set(), 0
+        deadline = time.monotonic() + 60
+        while len(seen) < 8 and time.monotonic() < deadline and writer.poll() is None:
+            try:
+                with ooc.open(path) as ds:
+                    seen.add(read_version(ds))  # raises on a mixed read
+                reads += 1
+            except ooc.DatasetChangedError:  # replaced during open, three times over
+                changed += 1
+        stop.touch()
+        assert writer.wait() == 0
+        assert len(seen) >= 8 and changed <= reads, (reads, len(seen), changed)
+
     def test_open_rejects_other_files(self, tmp_path):
         other = tmp_path / "notes.txt"
         other.write_text("hello")
@@ -351,6 +421,55 @@ class StoreSuite:
         (tmp_path / "emptydir").mkdir()
         with pytest.raises(ooc.NotADatasetError):
             ooc.open(tmp_path / "emptydir")
+
+
+def write_version(path: Path | str, fmt: str, v: int) -> Path:
+    """Write version ``v`` of a dataset whose every value derives from ``v``."""
+    n = 64 + v % 5
+    with ooc.create(path, fmt, overwrite=True) as w:
+        w.set_metadata(classes=["a", "b", "c"])
+        w.append("train", np.full((n, 3), v, np.float32), np.full(n, v % 3),
+                 v * 1000 + np.arange(n))
+        val = scipy.sparse.csr_matrix(np.full((n, 4), v + 1, np.float32))
+        w.append("val", val, np.full(n, v % 3), v * 1000 + np.arange(n))
+        w.put_array("tag", np.array([v]))
+    return Path(path)
+
+
+def read_version_of(split: ooc.reader.Split) -> int:
+    """The version a split holds, raising if its arrays disagree."""
+    x, y, ids = split.x[:], split.y[:], split.row_ids[:]
+    values = x.data - 1 if scipy.sparse.issparse(x) else x
+    versions = {*np.unique(values).tolist(), *np.unique(ids // 1000).tolist()}
+    assert len(versions) == 1, versions
+    v = int(versions.pop())
+    assert x.shape[0] == len(y) == 64 + v % 5 and (y == v % 3).all(), (v, x.shape, y[:5])
+    return v
+
+
+def read_version(ds: ooc.Dataset) -> int:
+    """The version every array of ``ds`` holds, raising if they disagree."""
+    versions = {read_version_of(ds.train), read_version_of(ds.val), int(ds.extra("tag")[0])}
+    assert len(versions) == 1, versions
+    return versions.pop()
+
+
+def in_forked_child(read) -> object:
+    """Run ``read()`` in a forked child and return its result."""
+    import pickle
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child exits without returning
+        try:
+            os.write(w, pickle.dumps(read()))
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    return pickle.loads(data) if data else None
 
 
 def mapped_resident_bytes(file: Path) -> int:

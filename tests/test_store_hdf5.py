@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import h5py
@@ -67,11 +69,60 @@ def test_layout_is_self_describing(tmp_path):
         w.append("train", x, np.zeros(50, int))
         w.append("val", np.zeros((3, 4), np.int32), [0, 0, 0])
     with h5py.File(path) as f:
-        assert f.attrs["ooc_format"] == "ooc" and f.attrs["ooc_format_version"] == 1
+        # fixed-length strings only: HDF5's global heap (variable-length) has no checksum
+        assert f.attrs["ooc_format"] == b"ooc" and f.attrs["ooc_format_version"] == 1
+        assert json.loads(f["ooc_manifest"][()])["format"] == "ooc"
+        assert h5py.check_string_dtype(f["ooc_manifest"].dtype).length is not None
         group = f["train/x"]
-        assert group.attrs["encoding"] == "csr" and tuple(group.attrs["shape"]) == (50, 20)
+        assert group.attrs["encoding"] == b"csr" and tuple(group.attrs["shape"]) == (50, 20)
         rebuilt = scipy.sparse.csr_matrix(
             (group["data"][:], group["indices"][:], group["indptr"][:]), shape=(50, 20))
         np.testing.assert_array_equal(rebuilt.toarray(), x.toarray())
         assert f["val/x"].shape == (3, 4) and f["val/x"].fletcher32
         assert b'"format":' in f["ooc_manifest"][()] or '"format":' in f["ooc_manifest"][()]
+
+
+def test_files_with_variable_length_strings_still_open(tmp_path):
+    # earlier builds of format 1 wrote attributes and manifest as variable-length strings
+    path = tmp_path / "d.h5"
+    with ooc.create(path) as w:
+        w.append("train", np.arange(12, dtype=np.int32).reshape(6, 2), np.zeros(6, int))
+    with h5py.File(path, "r+") as f:
+        text = f["ooc_manifest"][()].decode()
+        del f["ooc_manifest"]
+        f.create_dataset("ooc_manifest", data=text, dtype=h5py.string_dtype())
+        f.attrs["ooc_format"] = "ooc"
+        assert h5py.check_string_dtype(f["ooc_manifest"].dtype).length is None
+    np.testing.assert_array_equal(ooc.open(path).train.x[:], np.arange(12).reshape(6, 2))
+
+
+def test_compressed_reads_of_a_replaced_path_in_forked_workers(tmp_path):
+    # Compressed chunks are read by h5py; with the path replaced it reads the
+    # opened file through its descriptor, each forked worker at its own offset.
+    import pickle
+
+    path, x = tmp_path / "d.h5", np.arange(40_000, dtype=np.float64).reshape(-1, 4)
+    with ooc.create(path, compression="gzip") as w:
+        w.append("train", x, np.zeros(len(x), int))
+    with ooc.open(path, verify="always") as ds:
+        state = pickle.dumps(ds.train)
+        path.rename(tmp_path / "moved.h5")
+        with ooc.create(path, compression="gzip") as w:
+            w.append("train", -x, np.zeros(len(x), int))
+        children = []
+        for seed in range(2):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child exits without returning
+                ok = False
+                try:
+                    rng = np.random.default_rng(seed)
+                    for start in rng.integers(0, len(x) - 500, 300):
+                        np.testing.assert_array_equal(ds.train.x[start:start + 500],
+                                                      x[start:start + 500])
+                    ok = True
+                finally:
+                    os._exit(0 if ok else 1)
+            children.append(pid)
+        assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in children] == [0, 0]
+        with pytest.raises(ooc.DatasetChangedError):
+            pickle.loads(state).x[:10]

@@ -1,6 +1,6 @@
 """Crash-safe publication: write under a temporary name, fsync, rename.
 
-A writer works in ``<final>.ooc-tmp-<token>`` next to the final path.  At
+A writer works in ``<final>.ooc-tmp-<host>-<pid>-<token>`` next to the final path.  At
 commit the backend flushes and fsyncs its files, then :func:`publish` moves
 the temporary into place with one atomic ``rename`` (a file) or, when a
 directory already stands at the final path, one ``renameat2(RENAME_EXCHANGE)``
@@ -110,9 +110,11 @@ def is_dataset(path: Path) -> bool:
             return False
     import h5py  # only for HDF5 files, so that ooc stays light otherwise
 
+    from .hdf5 import format_name
+
     try:
         with h5py.File(path, "r") as h5:
-            return bool(h5.attrs.get("ooc_format") == FORMAT_NAME)
+            return format_name(h5) == FORMAT_NAME
     except Exception:  # h5py raises many kinds on files it cannot read
         return False
 

@@ -29,6 +29,7 @@ after their checksums were checked.  The map holds its own descriptor
 
 from __future__ import annotations
 
+import io
 import math
 import mmap
 import os
@@ -75,6 +76,37 @@ def reopen(path: Path, expected: tuple[int, ...] | None) -> int:
         os.close(fd)
         raise
     return fd
+
+
+class PreadFile(io.RawIOBase):
+    """A read-only file object over a descriptor it does not own, with its own
+    position: ``pread`` leaves the descriptor's shared offset alone, so forked
+    processes reading through one inherited descriptor never move each other's."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd, self._pos = fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = os.preadv(self._fd, [view], self._pos)
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos,
+                os.SEEK_END: os.fstat(self._fd).st_size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
 
 
 class PerProcessFile:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
@@ -28,6 +28,7 @@ from ..errors import (
     DamagedDatasetError,
     IncompleteDatasetError,
     NotADatasetError,
+    OocError,
 )
 from ..format import (
     BLOCK_BYTES,
@@ -42,7 +43,7 @@ from ..format import (
 )
 from ._atomic import fsync_path
 from ._disk import writing
-from ._file import PerProcessFile, check_identity
+from ._file import PerProcessFile, PreadFile
 from .base import (
     BlockVerifier,
     StoreReader,
@@ -84,6 +85,21 @@ def compression_kwargs(compression: str | None, level: int | None) -> dict[str, 
     raise ValueError(f"compression must be one of {COMPRESSIONS} or None; got {compression!r}.")
 
 
+def _fixed(text: str) -> np.bytes_:
+    """``text`` as a fixed-length HDF5 string.
+
+    Variable-length strings live in HDF5's global heap, which has no checksum:
+    a damaged one can send libhdf5 into an endless loop.
+    """
+    return np.bytes_(text.encode("utf-8"))
+
+
+def format_name(h5: h5py.File) -> Any:
+    """The root attribute ``ooc_format``, stored fixed-length or variable-length."""
+    value = h5.attrs.get("ooc_format")
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 class Hdf5Writer(StoreWriter):
     """Writes a one-file HDF5 dataset under a temporary path.
 
@@ -104,9 +120,9 @@ class Hdf5Writer(StoreWriter):
                                    rdcc_nbytes=_CHUNK_CACHE_BYTES,
                                    alignment_threshold=65536, alignment_interval=4096)
         with self._writing():
-            self._file.attrs["ooc_format"] = FORMAT_NAME
+            self._file.attrs["ooc_format"] = _fixed(FORMAT_NAME)
             self._file.attrs["ooc_format_version"] = FORMAT_VERSION
-            self._file.attrs["ooc_state"] = "writing"
+            self._file.attrs["ooc_state"] = _fixed("writing")
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -165,11 +181,10 @@ class Hdf5Writer(StoreWriter):
                 x = split["x"]
                 if x["kind"] == "csr":
                     attrs = self._file[f"{name}/x"].attrs
-                    attrs["encoding"] = "csr"
+                    attrs["encoding"] = _fixed("csr")
                     attrs["shape"] = (split["n_rows"], x["n_cols"])
-            self._file.create_dataset(HDF5_MANIFEST_NAME, data=dump_manifest(manifest),
-                                      dtype=h5py.string_dtype())
-            self._file.attrs["ooc_state"] = "complete"
+            self._file.create_dataset(HDF5_MANIFEST_NAME, data=_fixed(dump_manifest(manifest)))
+            self._file.attrs["ooc_state"] = _fixed("complete")
             self._file.flush()
             self._file.close()
             fsync_path(self.tmp_path)
@@ -213,6 +228,8 @@ class _H5Array:
     def _h5read(self, start: int, stop: int) -> np.ndarray:
         try:
             return self.reader.h5file()[self.key][start:stop]
+        except OocError:  # DatasetChangedError is an OSError, not damage
+            raise
         except OSError as exc:
             raise ChecksumError(
                 f"{self.reader.describe(self.key)}, rows {start}:{stop}: HDF5 could "
@@ -286,6 +303,7 @@ class Hdf5Reader(StoreReader):
     def __init__(self, path: Path, verify: Verify = "once") -> None:
         super().__init__(path, verify)
         self._h5: h5py.File | None = None
+        self._fileobj: BinaryIO | None = None
         self._pid = -1
         self.raw = PerProcessFile(path, os.open(path, os.O_RDONLY))
         try:
@@ -296,26 +314,41 @@ class Hdf5Reader(StoreReader):
             raise
 
     def h5file(self) -> h5py.File:
-        """This process's h5py handle, opened again (and checked) after a fork or pickling."""
+        """This process's h5py handle, opened again after a fork or pickling.
+
+        It is opened by path (libhdf5's fast driver); where the path now names
+        another file, or none, h5py reads through the descriptor opened with
+        the dataset instead, so only the opened file is ever read.
+        """
         if self._h5 is None or self._pid != os.getpid():
+            fd = self.raw.fd()  # the opened file; an unpickled reader checks it
             try:
                 h5 = h5py.File(self.path, "r")
-            except OSError as exc:  # the signature was HDF5's (detect_format)
-                raise DamagedDatasetError(
-                    f"{self.path}: HDF5 cannot open this file ({exc}). The file is damaged "
-                    "or cut short; restore it or write the dataset again.") from None
-            try:
-                check_identity(self.path, h5.id.get_vfd_handle(), self.raw.identity)
-            except BaseException:
+            except OSError:
+                h5 = None
+            if h5 is not None and not os.path.samestat(
+                    os.fstat(h5.id.get_vfd_handle()), os.fstat(fd)):
                 h5.close()
-                raise
+                h5 = None
+            self._fileobj = None
+            if h5 is None:
+                self._fileobj = PreadFile(fd)
+                h5 = self._h5_open(self._fileobj)
             self._h5, self._pid = h5, os.getpid()
         return self._h5
+
+    def _h5_open(self, source: BinaryIO) -> h5py.File:
+        try:
+            return h5py.File(source, "r")
+        except OSError as exc:  # the signature was HDF5's (detect_format)
+            raise DamagedDatasetError(
+                f"{self.path}: HDF5 cannot open this file ({exc}). The file is damaged "
+                "or cut short; restore it or write the dataset again.") from None
 
     def _read_manifest(self) -> dict[str, Any]:
         f = self.h5file()
         try:
-            name, version = f.attrs.get("ooc_format"), f.attrs.get("ooc_format_version")
+            name, version = format_name(f), f.attrs.get("ooc_format_version")
             text = f[HDF5_MANIFEST_NAME][()] if HDF5_MANIFEST_NAME in f else None
         except _H5_ERRORS as exc:
             raise DamagedDatasetError(
@@ -339,8 +372,10 @@ class Hdf5Reader(StoreReader):
     def close(self) -> None:
         if self._h5 is not None and self._pid == os.getpid():
             self._h5.close()
-        self._h5 = None
+            if self._fileobj is not None:
+                self._fileobj.close()
+        self._h5 = self._fileobj = None
         self.raw.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_h5": None, "_pid": -1}
+        return {**self.__dict__, "_h5": None, "_fileobj": None, "_pid": -1}

@@ -269,20 +269,17 @@ class NpyReader(StoreReader):
                 raise DatasetChangedError(
                     f"{self.path}: the dataset was replaced or deleted while it was being "
                     "opened. Open it again.") from None
+            if name == MANIFEST_FILENAME:
+                raise NotADatasetError(
+                    f"{self.path}: expected an ooc dataset directory holding "
+                    f"{MANIFEST_FILENAME}; found none.") from None
             raise DamagedDatasetError(
                 f"{self.path / name}: this file of the dataset is missing. The dataset is "
                 "damaged; restore the file or write the dataset again.") from None
 
     def _read_manifest(self) -> dict[str, Any]:
-        manifest_path = self.path / MANIFEST_FILENAME
-        try:
-            fd = os.open(MANIFEST_FILENAME, os.O_RDONLY, dir_fd=self._dir)
-        except FileNotFoundError:
-            raise NotADatasetError(
-                f"{self.path}: expected an ooc dataset directory holding "
-                f"{MANIFEST_FILENAME}; found none.") from None
-        with open(fd, "rb") as f:
-            return load_manifest(f.read(), str(manifest_path))
+        with open(self._open_in(MANIFEST_FILENAME), "rb") as f:
+            return load_manifest(f.read(), str(self.path / MANIFEST_FILENAME))
 
     def _open_array(self, key: str, spec: ArraySpec) -> _ArrayReader:
         where = str(self.path / MANIFEST_FILENAME)

@@ -1,4 +1,4 @@
-"""Pieces shared by the per-format readers of :mod:`ooc.text.sources`.
+"""Pieces shared by the per-format readers of :mod:`ooc.text.sources` and the vectorizers.
 
 Every reader yields *pieces* ``(texts, labels, skipped)``: the rows it
 accepted, in source order, and the positions (among the rows the piece
@@ -11,8 +11,12 @@ number of rows a piece consumed is ``len(texts) + len(skipped)``;
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from ..errors import NotTextsError
 
 Piece = tuple[list[str], list[str], list[int]]
 Reject = Callable[[str, int, str, str], None]
@@ -60,6 +64,25 @@ def printable(value: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters a terminal acts on (C0/C1 controls, line separators, bidi overrides)."""
+
+
+def escape(text: str) -> str:
+    """``text`` made safe to quote in a message: undecodable bytes and controls as escapes.
+
+    Bytes that were not valid UTF-8 show as ``\\xNN`` (as :func:`printable`),
+    control characters (NUL, ESC, newlines, ...) as ``\\xNN`` or ``\\uNNNN``,
+    so user text quoted in an error never moves the cursor or clears a screen.
+    """
+    return _CONTROLS.sub(_escaped, printable(text))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def shorten(record: str) -> str:
     """``record`` truncated to :data:`RECORD_CHARS` characters, made printable."""
     if len(record) > RECORD_CHARS:
@@ -67,11 +90,12 @@ def shorten(record: str) -> str:
     return printable(record)
 
 
-def remember(lines: Iterable[str], recent: Any) -> Iterator[str]:
-    """Yield ``lines`` unchanged, appending each to ``recent`` (a bounded deque) first.
+def remember(lines: Iterable[str], recent: list[str]) -> Iterator[str]:
+    """Yield ``lines`` unchanged, appending each to ``recent`` first.
 
-    Lets a CSV reader quote the raw text of a bad record without re-reading
-    the (possibly compressed) file; one generator step a line, lost in the
+    Lets a CSV reader quote, or read again, the raw lines of a bad record
+    without re-reading the (possibly compressed) file; the reader clears
+    ``recent`` after each record.  One generator step a line, lost in the
     noise of csv parsing when measured.
     """
     push = recent.append
@@ -81,5 +105,66 @@ def remember(lines: Iterable[str], recent: Any) -> Iterator[str]:
 
 
 def describe_columns(names: Iterable[str]) -> str:
-    """Available columns for an error message: ``'a', 'b', 'c'`` (printable)."""
-    return ", ".join(repr(printable(name)) for name in names)
+    """Available columns (or labels) for an error message: ``'a', 'b', 'c'``, escaped."""
+    return ", ".join(f"'{escape(name)}'" for name in names)
+
+
+SNIFF_BYTES = 64
+"""Bytes at the start of an input that :func:`wide_encoding` looks at."""
+
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32", "UTF-32 LE"), (b"\x00\x00\xfe\xff", "UTF-32", "UTF-32 BE"),
+         (b"\xff\xfe", "UTF-16", "UTF-16 LE"), (b"\xfe\xff", "UTF-16", "UTF-16 BE"))
+"""Byte order marks, UTF-32 LE's before UTF-16 LE's (which it starts with)."""
+
+
+def wide_encoding(path: str, head: bytes) -> str | None:
+    """Why a file starting with ``head`` looks UTF-16/32 encoded, and what to do; else None.
+
+    A UTF-16 or UTF-32 byte order mark, or a start of which a quarter or more
+    of the bytes are NUL (ASCII text in UTF-16 is half NULs), tells.  Read as
+    UTF-8 such a file gives column names full of NULs, so it is refused
+    with the conversion to run instead.
+    """
+    head = head[:SNIFF_BYTES]
+    for bom, iconv, name in _BOMS:
+        if head.startswith(bom):
+            return _convert(path, iconv, f"it starts with a {name} byte order mark")
+    if len(head) >= 4 and head.count(0) * 4 >= len(head):
+        iconv = "UTF-16LE" if head[1::2].count(0) >= head[0::2].count(0) else "UTF-16BE"
+        why = f"{head.count(0)} of its first {len(head)} bytes are NUL"
+        return _convert(path, iconv, why)
+    return None
+
+
+_DECOMPRESS = {".gz": "zcat", ".bz2": "bzcat", ".xz": "xzcat"}
+
+
+def _convert(path: str, iconv: str, why: str) -> str:
+    """The message of :func:`wide_encoding`, with an ``iconv`` command for this file."""
+    name, suffix = os.path.splitext(os.path.basename(path))
+    cat = _DECOMPRESS.get(suffix.lower())
+    stem, dot, ext = (name if cat else name + suffix).partition(".")
+    convert = f"iconv -f {iconv} -t UTF-8"
+    source = f"'{escape(path)}'"
+    command = f"{cat} {source} | {convert}" if cat else f"{convert} {source}"
+    return (f"the file looks {iconv[:6]} encoded ({why}), but ooc reads UTF-8. Convert it "
+            f"first, e.g. {command} > '{escape(stem)}.utf8{dot}{escape(ext)}'")
+
+
+def text_list(texts: Any) -> list[str]:
+    """``texts`` as a list of documents; a ``str``, ``bytes`` or non-iterable is refused.
+
+    Iterating a ``str`` gives its characters, which would silently become one
+    document each (one review, 18 rows), so it raises
+    :class:`~ooc.errors.NotTextsError` as scikit-learn's vectorizers do.
+    """
+    if isinstance(texts, str | bytes | bytearray | memoryview) or not isinstance(texts, Iterable):
+        kind = "string" if isinstance(texts, str) else type(texts).__name__
+        raise NotTextsError(f"Iterable over raw text documents expected, {kind} object "
+                            "received. Pass a list of str, e.g. [text].")
+    docs = list(texts)
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, str):
+            raise NotTextsError(f"Iterable over raw text documents expected; document {i} "
+                                f"is a {type(doc).__name__} object, not a str.")
+    return docs

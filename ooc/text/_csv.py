@@ -7,12 +7,18 @@ TSV.  The reader runs in ``strict`` mode, so a malformed quote (``"a"b``) or
 a quoted field still open at the end of the file (a file cut off mid-row)
 is a bad row, never silently repaired.  Blank lines are not data rows: they
 are passed over and take no row id.
+
+A record the parser cannot read may span many lines: a stray opening quote
+swallows the lines after it up to the next quote (or the end of the file).
+Each of those lines is a bad row of its own, counted and listed: they may
+have been rows, or the lines of one long text, and reading them again as
+rows could invent rows (and labels) from the middle of a text.  Each
+source line is thus either in a row or listed as rejected.
 """
 
 from __future__ import annotations
 
 import csv
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -20,7 +26,16 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import InputFormatError
-from ._common import Column, Piece, Reject, describe_columns, remember, utf8_reason, valid_utf8
+from ._common import (
+    Column,
+    Piece,
+    Reject,
+    describe_columns,
+    escape,
+    remember,
+    utf8_reason,
+    valid_utf8,
+)
 
 if TYPE_CHECKING:
     from .sources import SourceSpec
@@ -32,12 +47,10 @@ Documents longer than 128 KiB are real (long reviews, articles, whole book
 chapters), so the limit is raised; 16 Mi characters is above any single
 document we expect (a long novel is 2-4 MB) yet bounds what a stray opening
 quote can make the parser hold before it reports the row: about 16 Mi
-characters, 64 MiB at 4 bytes a character, instead of the rest of the file.
+characters, 64 MiB at 4 bytes a character, instead of the rest of the file,
+and as much again for the raw lines of that record, kept to read them again.
 The limit is process-wide in the csv module; it is only ever raised.
 """
-
-RECENT_LINES = 64
-"""Raw lines kept to quote a bad record; a longer record is quoted from its 64th-last line."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,7 @@ class Layout:
         """How messages call column ``index``: ``column 'text'`` or ``column 2``."""
         if self.header is None:
             return f"column {index}"
-        return f"column {self.header[index].strip()!r}"
+        return f"column '{escape(self.header[index].strip())}'"
 
 
 def raise_field_limit() -> None:
@@ -92,10 +105,12 @@ class CsvInput:
     def __init__(self, path: str, stream: TextIO, spec: SourceSpec, delimiter: str) -> None:
         raise_field_limit()
         self.path = path
-        self.recent: deque[str] = deque(maxlen=RECENT_LINES)
-        self.reader = csv.reader(remember(stream, self.recent), delimiter=delimiter,
+        self.record: list[str] = []  # raw lines of the record being parsed
+        self.reader = csv.reader(remember(stream, self.record), delimiter=delimiter,
                                  quotechar='"', doublequote=True, strict=True)
         first, lines_before = self._first_row()
+        if spec.header:
+            self.record.clear()
         self.first: list[list[str]] = []
         self.layout: Layout | None = None
         self.start = self.reader.line_num  # physical lines before the first data row
@@ -116,6 +131,7 @@ class CsvInput:
                 if row:
                     return row, lines_before
                 lines_before = self.reader.line_num
+                self.record.clear()
         except csv.Error as err:
             raise InputFormatError(
                 f"{self.path}:{lines_before + 1}: cannot parse the first row ({err}). "
@@ -135,7 +151,7 @@ class CsvInput:
         """Yield pieces of at most ``chunk_rows`` accepted rows, in file order."""
         if self.layout is None:
             return
-        layout, reader = self.layout, self.reader
+        layout, reader, clear = self.layout, self.reader, self.record.clear
         width, label_col, text_col = layout.width, layout.label, layout.text[0]
         join = None if len(layout.text) == 1 else _joiner(layout.text)
         rows = chain(self.first, reader)
@@ -155,12 +171,14 @@ class CsvInput:
                             texts.append(text)
                             labels.append(label)
                             prev_end = reader.line_num
+                            clear()
                             if len(texts) == chunk_rows:
                                 yield texts, labels, skipped
                                 texts, labels, skipped = [], [], []
                             continue
                     elif not fields:  # a blank line
                         prev_end = reader.line_num
+                        clear()
                         continue
                     skipped.append(len(texts) + len(skipped))
                     self._reject(reject, prev_end, _diagnose(fields, layout))
@@ -169,8 +187,8 @@ class CsvInput:
                         yield texts, labels, skipped
                         texts, labels, skipped = [], [], []
             except csv.Error as err:
-                skipped.append(len(texts) + len(skipped))
-                self._reject(reject, prev_end, _csv_error_reason(err))
+                for _ in range(self._broken(reject, prev_end, _csv_error_reason(err))):
+                    skipped.append(len(texts) + len(skipped))
                 prev_end = reader.line_num
                 continue
             break
@@ -178,13 +196,21 @@ class CsvInput:
             yield texts, labels, skipped
 
     def _reject(self, reject: Reject, prev_end: int, reason: str) -> None:
-        """Report the record on lines ``prev_end + 1`` .. current as bad."""
-        n_lines = self.reader.line_num - prev_end
-        recent = list(self.recent)
-        record = "".join(recent[-n_lines:])
-        if n_lines > len(recent):
-            record = "..." + record
+        """Report the record that follows reader line ``prev_end`` as bad."""
+        record = "".join(self.record)
+        self.record.clear()
         reject(self.path, prev_end + 1, reason, record.rstrip("\r\n"))
+
+    def _broken(self, reject: Reject, prev_end: int, reason: str) -> int:
+        """Report each line of a record the parser failed on; return how many."""
+        lines = list(self.record) or [""]
+        self.record.clear()
+        first = prev_end + 1
+        reject(self.path, first, reason, lines[0].rstrip("\r\n"))
+        for k, line in enumerate(lines[1:], first + 1):
+            reject(self.path, k, f"inside the unreadable record of line {first}",
+                   line.rstrip("\r\n"))
+        return len(lines)
 
 
 def _joiner(columns: tuple[int, ...]) -> Callable[[list[str]], str]:

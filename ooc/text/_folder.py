@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 
 from ..errors import InputFormatError
-from ._common import Piece, Reject
+from ._common import SNIFF_BYTES, Piece, Reject, escape, wide_encoding
 
 
 def _visible(entry: os.DirEntry[str]) -> bool:
@@ -90,6 +90,9 @@ def read_document(path: str) -> str | tuple[str, str]:
     """The text of one document file, or ``(reason, record)`` when it is a bad row."""
     with open(path, "rb") as file:
         data = file.read()
+    wrong = wide_encoding(path, data[:SNIFF_BYTES])
+    if wrong is not None:
+        return wrong, escape(data[:SNIFF_BYTES].decode("utf-8", "surrogateescape"))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

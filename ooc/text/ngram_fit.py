@@ -22,7 +22,7 @@ built once and each later sweep reads only its shard's triples.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,23 +31,37 @@ import numpy as np
 from .counts import SpilledCounts, partition_of
 from .hashindex import HashIndex
 from .ngram_vectorizer import (
+    CLASS_PAIR_BYTES,
     NgramConfig,
     NgramVectorizer,
     Vocabulary,
     class_entries,
     idf_of,
     term_counts,
+    top_k,
 )
 from .ngrams import KeySpace
 from .spill import load_chunk
 
-SHARD_FEATURE_BYTES = 160  # keys, idf, hash index, class statistics and transients per n-gram
+SHARD_FEATURE_BYTES = 160  # keys, idf, hash index and transients per n-gram
 _TRIPLE = np.dtype([("row", "<i4"), ("key", "<u8"), ("tf", "<i4")])
 
 
 def shard_features(memory_budget: int) -> int:
     """Most n-grams in one shard: an eighth of the memory budget."""
     return max(1 << 16, memory_budget // 8 // SHARD_FEATURE_BYTES)
+
+
+def shard_class_pairs(memory_budget: int) -> int:
+    """Most (n-gram, class) pairs one shard's class statistics may hold: an eighth of
+    the memory budget."""
+    return max(1 << 16, memory_budget // 8 // CLASS_PAIR_BYTES)
+
+
+def class_pairs(df: np.ndarray, n_classes: int) -> int:
+    """At most how many (n-gram, class) pairs occur: an n-gram in ``df`` training rows
+    is in at most ``min(df, n_classes)`` classes."""
+    return int(np.minimum(df, n_classes).sum())
 
 
 @dataclass(frozen=True)
@@ -79,12 +93,17 @@ class Shards:
         return cls(directory, np.array(info["part_to_shard"], np.int64), tuple(info["sizes"]))
 
 
-def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, memory_budget: int,
-                 directory: Path) -> Shards:
-    """Reduce the spilled counts to vocabulary shards on disk."""
+def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_classes: int,
+                 memory_budget: int, directory: Path) -> Shards:
+    """Reduce the spilled counts to vocabulary shards on disk.
+
+    A shard holds at most :func:`shard_features` n-grams and, with many
+    classes, at most :func:`shard_class_pairs` (n-gram, class) pairs, so its
+    class statistics fit in the budget too.
+    """
     from .jobs import save_state
 
-    target = shard_features(memory_budget)
+    target, pair_target = shard_features(memory_budget), shard_class_pairs(memory_budget)
     part_to_shard = np.zeros(spill.n_parts, dtype=np.int64)
     sizes: list[int] = []
     pieces: list[tuple[np.ndarray, np.ndarray]] = []
@@ -99,10 +118,15 @@ def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, memory_
         sizes.append(len(keys))
         pieces.clear()
 
+    def too_big(df: np.ndarray) -> bool:
+        held = [d for _, d in pieces] + [df]
+        return (sum(len(d) for d in held) > target
+                or sum(class_pairs(d, n_classes) for d in held) > pair_target)
+
     last = -1
     for part, keys, df in spill.reduce_partitions(memory_budget // 2, config.min_df):
         # a partition (possibly reduced in several pieces) never straddles two shards
-        if part != last and pieces and sum(len(k) for k, _ in pieces) + len(keys) > target:
+        if part != last and pieces and too_big(df):
             close_shard()
         part_to_shard[part], last = len(sizes), part
         pieces.append((keys, df))
@@ -155,15 +179,16 @@ def tfidf_in_shard(triples: np.ndarray, shard: Path) -> tuple[np.ndarray, np.nda
 
 
 def merge_top(best: tuple[np.ndarray, np.ndarray, np.ndarray], scores: np.ndarray,
-              keys: np.ndarray, idf: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray,
-                                                                  np.ndarray]:
-    """The ``k`` best of ``best`` and a shard's ``(scores, keys, idf)``: highest score
-    first (NaN lowest), ties by key."""
-    all_scores = np.concatenate([best[0], np.where(np.isnan(scores), -np.inf, scores)])
+              keys: np.ndarray, idf: np.ndarray, k: int,
+              names: Callable[[np.ndarray], Sequence[str]]) -> tuple[np.ndarray, np.ndarray,
+                                                                     np.ndarray]:
+    """The ``k`` of ``best`` and a shard's ``(scores, keys, idf)`` that
+    :func:`~ooc.text.ngram_vectorizer.top_k` keeps (``names(keys)``: their n-grams)."""
+    all_scores = np.concatenate([best[0], scores])
     all_keys = np.concatenate([best[1], keys])
     all_idf = np.concatenate([best[2], idf])
-    order = np.lexsort((all_keys, -all_scores))[:k]
-    return all_scores[order], all_keys[order], all_idf[order]
+    kept = top_k(all_scores, k, lambda idx: names(all_keys[idx]))
+    return all_scores[kept], all_keys[kept], all_idf[kept]
 
 
 def empty_top() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

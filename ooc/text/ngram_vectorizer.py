@@ -23,17 +23,19 @@ Each step is a function of one chunk (a *map*) or a sum of such results (a
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse
 
+from ._common import text_list
 from .counts import SpilledCounts, sum_counts
 from .hashindex import HashIndex
+from .labels import fit_classes
 from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, doc_term_counts, document_frequencies
-from .tokenize import Tokens, tokenize
+from .tokenize import FIT_TEXTS, Tokens, no_tokens_error, tokenize
 from .vocab import TokenTable, pack_strings, unpack_strings
 
 Chunks = Iterable[tuple[list[str], Any]]
@@ -194,46 +196,104 @@ def compact_tokens(space: KeySpace, keys: np.ndarray,
     return space.remap(keys, mapping), mapping
 
 
-class ClassStats:
-    """Sufficient statistics of ``f_classif`` for vocabulary indices ``[lo, hi)``."""
+CLASS_PAIR_BYTES = 64  # key, sum, sum of squares of a (feature, class) pair, and merge copies
+CLASS_ENTRY_BYTES = 56  # one buffered entry, and its pair key and position while merged
 
-    def __init__(self, class_counts: np.ndarray, lo: int, hi: int) -> None:
-        self.class_counts = np.asarray(class_counts, dtype=np.float64)
-        self.lo, self.hi = lo, hi
-        self.sums = np.zeros((hi - lo, len(class_counts)))
-        self.sumsq = np.zeros(hi - lo)
+
+class ClassStats:
+    """Sufficient statistics of ``f_classif`` for ``n_features`` features, held sparsely.
+
+    Only the (feature, class) pairs that occur are kept: memory follows the
+    number of such pairs (at most ``min(classes, df)`` per feature), not
+    features times classes.  Every sum is accumulated in the order
+    scikit-learn's ``f_oneway`` uses (rows in order within a class, then
+    classes in order), so equal columns give bit-equal scores and ties at
+    the k-th score are the same ties as scikit-learn's.  Entries are
+    buffered and merged when the buffer passes ``buffer_bytes``.
+    """
+
+    def __init__(self, class_counts: np.ndarray, n_features: int,
+                 buffer_bytes: int = 64 << 20) -> None:
+        self.class_counts = np.asarray(class_counts, dtype=np.int64)
+        self.n_features = n_features
+        self.buffer_entries = max(1, buffer_bytes // CLASS_ENTRY_BYTES)
+        self.keys = np.zeros(0, np.int64)  # feature * n_classes + class, sorted
+        self.sums = np.zeros(0)
+        self.sumsq = np.zeros(0)
+        self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._buffered = 0
 
     def add(self, cols: np.ndarray, classes: np.ndarray, values: np.ndarray) -> None:
-        """Add one chunk's :func:`class_entries`."""
-        keep = (cols >= self.lo) & (cols < self.hi)
-        local, v = cols[keep].astype(np.int64) - self.lo, values[keep]
-        np.add.at(self.sums.reshape(-1), local * self.sums.shape[1] + classes[keep], v)
-        np.add.at(self.sumsq, local, v * v)
+        """Add one chunk's :func:`class_entries` (chunks in row order)."""
+        self._buffer.append((cols, classes, values))
+        self._buffered += len(cols)
+        if self._buffered >= self.buffer_entries:
+            self._merge()
+
+    def _merge(self) -> None:
+        """Fold the buffered entries into the pairs, each sum added to in row order."""
+        if not self._buffer:
+            return
+        n_classes = len(self.class_counts)
+        pair = np.concatenate([c.astype(np.int64) * n_classes + k for c, k, _ in self._buffer])
+        values = np.concatenate([v for _, _, v in self._buffer])
+        self._buffer, self._buffered = [], 0
+        keys = np.union1d(self.keys, pair)
+        sums, sumsq = np.zeros(len(keys)), np.zeros(len(keys))
+        old = np.searchsorted(keys, self.keys)
+        sums[old], sumsq[old] = self.sums, self.sumsq
+        at = np.searchsorted(keys, pair)
+        del pair
+        np.add.at(sums, at, values)  # one addition at a time, in the entries' order
+        np.add.at(sumsq, at, values * values)
+        self.keys, self.sums, self.sumsq = keys, sums, sumsq
 
     def scores(self) -> np.ndarray:
-        """ANOVA F of every feature, as ``sklearn.feature_selection.f_classif``."""
-        n_classes, n = len(self.class_counts), self.class_counts.sum()
-        total = self.sums.sum(axis=1)
-        square_of_total = total * total / n
-        sstot = self.sumsq - square_of_total
-        ssbn = (self.sums * self.sums / self.class_counts).sum(axis=1) - square_of_total
-        msb = ssbn / (n_classes - 1)
-        msw = (sstot - ssbn) / (n - n_classes)
+        """ANOVA F of every feature, as ``sklearn.feature_selection.f_classif`` computes it.
+
+        ``np.bincount`` adds a feature's pairs one at a time in class order,
+        starting from 0.0, like ``f_oneway``'s loops over the classes (the
+        classes where a feature is absent add 0.0, which changes nothing).
+        """
+        self._merge()
+        n_classes = len(self.class_counts)
+        n = float(self.class_counts.sum())
+        feature, klass = np.divmod(self.keys, n_classes)
+
+        def per_feature(weights: np.ndarray) -> np.ndarray:
+            return np.bincount(feature, weights=weights, minlength=self.n_features)
+
+        square_of_total = per_feature(self.sums) ** 2
+        sstot = per_feature(self.sumsq) - square_of_total / n
+        ssbn = per_feature(self.sums ** 2 / self.class_counts[klass]) - square_of_total / n
+        msb = ssbn / float(n_classes - 1)
+        msw = (sstot - ssbn) / float(n - n_classes)
         with np.errstate(divide="ignore", invalid="ignore"):
             return msb / msw
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores (NaN lowest), as ``SelectKBest`` picks them."""
-    cleaned = np.where(np.isnan(scores), -np.inf, scores)
-    return np.sort(np.argsort(cleaned, kind="stable")[len(cleaned) - min(k, len(cleaned)):])
+Names = Callable[[np.ndarray], Sequence[str]]
 
 
-def stat_shards(n_features: int, n_classes: int, memory_budget: int) -> list[tuple[int, int]]:
-    """Vocabulary ranges whose statistics fit in half the memory budget each."""
-    per_feature = 8 * (n_classes + 1)
-    width = max(1, (memory_budget // 2) // per_feature)
-    return [(lo, min(lo + width, n_features)) for lo in range(0, max(n_features, 1), width)]
+def top_k(scores: np.ndarray, k: int, names: Names) -> np.ndarray:
+    """Indices of the features ``SelectKBest(k)`` keeps, in the order of their names.
+
+    scikit-learn stable-sorts the scores over the features in name order and
+    keeps the last ``k``: at a tie, the names that sort last win.  NaN counts
+    as the lowest float, as its ``_clean_nans`` makes it.  ``names(indices)``
+    gives the names of some features; it is asked only about the features
+    that score at least the k-th highest score.
+    """
+    cleaned = np.where(np.isnan(scores), np.finfo(np.float64).min, scores)
+    k = min(k, len(cleaned))
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    cut = np.partition(cleaned, len(cleaned) - k)[len(cleaned) - k]
+    candidates = np.flatnonzero(cleaned >= cut)
+    named = list(zip(cleaned[candidates].tolist(), names(candidates), candidates.tolist(),
+                     strict=True))
+    kept = sorted(named, key=lambda t: (t[0], t[1]))[len(named) - k:]
+    return np.array([i for _, _, i in sorted(kept, key=lambda t: t[1])], dtype=np.intp)
 
 
 # ----------------------------------------------------------- the vectorizer
@@ -270,24 +330,27 @@ class NgramVectorizer:
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="ooc-ngram-") as tmp:
             spill, table = SpilledCounts(tmp), TokenTable()
             labels: list[Any] = []
+            n_tokens = 0
             for texts, y in again():
-                counted = count_chunk(self.config, list(texts), np.ones(len(texts), bool))
+                texts = text_list(texts)
+                counted = count_chunk(self.config, texts, np.ones(len(texts), bool))
                 spill.add(self._global_keys(table, counted), counted.df)
                 labels.extend(y)
-            self.classes_ = sorted(set(labels))
+                n_tokens += len(counted.tokens.ids)
+            if not n_tokens:
+                raise no_tokens_error(self.config.analyzer, len(labels), FIT_TEXTS)
+            self.classes_ = fit_classes(labels)
             _, counts = np.unique(np.searchsorted(self.classes_, labels), return_counts=True)
             keys, df = build_vocabulary(self.config, spill, len(labels), memory_budget)
         self.set_vocabulary(table, keys, df, len(labels))
         class_index = {c: i for i, c in enumerate(self.classes_)}
-        stats = [ClassStats(counts, lo, hi) for lo, hi in
-                 stat_shards(len(keys), len(counts), memory_budget)]
-        for texts, y in again():
-            doc, col, value, _ = self.tfidf(list(texts))
-            partial = class_entries(doc, col, value, np.array([class_index[v] for v in y]))
-            for s in stats:
-                s.add(*partial)
-        chosen = top_k(np.concatenate([s.scores() for s in stats]), self.config.top_k)
         vocab = self.vocabulary
+        stats = ClassStats(counts, len(keys), memory_budget // 4)
+        for texts, y in again():
+            doc, col, value, _ = self.tfidf(text_list(texts))
+            stats.add(*class_entries(doc, col, value, np.array([class_index[v] for v in y])))
+        chosen = top_k(stats.scores(), self.config.top_k,
+                       lambda idx: self.feature_names(vocab.keys[idx]))  # type: ignore[union-attr]
         self.set_selection(vocab.keys[chosen], vocab.idf[chosen])  # type: ignore[union-attr]
         return self
 
@@ -312,21 +375,25 @@ class NgramVectorizer:
 
     def set_selection(self, keys: np.ndarray, idf: np.ndarray) -> None:
         """Install the selected n-grams; output columns follow their strings' order."""
-        order = np.argsort(np.array(self._names(keys), dtype=object), kind="stable")
+        order = np.argsort(np.array(self.feature_names(keys), dtype=object), kind="stable")
         self.selected_keys = np.asarray(keys, dtype=np.uint64)[order]
         self.selected_idf = np.asarray(idf, dtype=np.float64)[order]
         self._selected_index = None
 
     # transforming --------------------------------------------------------
-    def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids of ``texts`` in this vectorizer's id space (-1: unknown)."""
+    def token_ids(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of ``texts`` in this vectorizer's id space (-1: unknown).
+
+        Raises :class:`~ooc.errors.NotTextsError` for a single ``str`` (as
+        for anything but an iterable of ``str``).
+        """
         self._check_fitted()
-        tokens = self.config.tokenize(texts)
+        tokens = self.config.tokenize(text_list(texts))
         if tokens.dictionary is None or self._table is None:
             return tokens.ids, tokens.offsets
         return self._table.lookup(tokens.dictionary)[tokens.ids], tokens.offsets
 
-    def tfidf(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def tfidf(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Entries over the whole ``min_df`` vocabulary, see :meth:`Vocabulary.tfidf`."""
         self._check_vocabulary()
         ids, offsets = self.token_ids(texts)
@@ -357,17 +424,18 @@ class NgramVectorizer:
             self._selected_index = HashIndex.build(self.selected_keys)
         return self._selected_index
 
-    def transform(self, texts: list[str]) -> scipy.sparse.csr_matrix:
+    def transform(self, texts: Iterable[str]) -> scipy.sparse.csr_matrix:
         """Vectorize ``texts`` (float32 CSR with sorted indices)."""
-        ids, offsets = self.token_ids(list(texts))
+        ids, offsets = self.token_ids(texts)
         return self.transform_ids(ids, offsets)
 
     def get_feature_names_out(self) -> np.ndarray:
         """The n-gram of every output column."""
         self._check_fitted()
-        return np.array(self._names(self.selected_keys), dtype=object)
+        return np.array(self.feature_names(self.selected_keys), dtype=object)
 
-    def _names(self, keys: np.ndarray) -> list[str]:
+    def feature_names(self, keys: np.ndarray) -> list[str]:
+        """The n-gram (a string, as scikit-learn names it) of every key."""
         decoded = self.config.space.decode(np.asarray(keys, dtype=np.uint64))
         if self.config.analyzer == "char":
             return ["".join(map(chr, ids)) for ids in decoded]

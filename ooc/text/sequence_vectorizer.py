@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .tokenize import KERAS_FILTERS, Tokens, keras_tokens
+from ._common import text_list
+from .labels import fit_classes
+from .tokenize import FIT_TEXTS, KERAS_FILTERS, Tokens, keras_tokens, no_tokens_error
 from .vocab import TokenTable, pack_strings, unpack_strings
 
 _UNSEEN = np.iinfo(np.int64).max
@@ -132,13 +134,16 @@ class SequenceVectorizer:
         again = chunks if callable(chunks) else (lambda: chunks)
         counter, labels = WordCounter(), []
         for texts, y in again():
-            counter.add(self.config.tokenize(list(texts)), np.ones(len(texts), bool))
+            texts = text_list(texts)
+            counter.add(self.config.tokenize(texts), np.ones(len(texts), bool))
             labels.extend(y)
-        self.classes_ = sorted(set(labels))
+        if not counter.position:
+            raise no_tokens_error("keras", len(labels), FIT_TEXTS)
+        self.classes_ = fit_classes(labels)
         self.set_words(counter.ranks(self.config.top_k)[1])
         longest = 0
         for texts, _ in again():
-            lengths = sequence_lengths(*self._ids(list(texts)))
+            lengths = sequence_lengths(*self._ids(texts))
             longest = max(longest, int(lengths.max(initial=0)))
         self.set_length(longest)
         return self
@@ -152,16 +157,20 @@ class SequenceVectorizer:
         """Set the padded length from the longest training sequence."""
         self.length = max(1, min(longest, self.config.max_length))
 
-    def _ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _ids(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._table is None:
             raise ValueError("this SequenceVectorizer is not fitted yet; call fit() first.")
-        tokens = self.config.tokenize(texts)
+        tokens = self.config.tokenize(text_list(texts))
         ranks = np.arange(1, len(self.words) + 1)
         return ranks, self._table.lookup(tokens.dictionary or [])[tokens.ids], tokens.offsets
 
-    def transform(self, texts: list[str]) -> np.ndarray:
-        """Padded int32 sequences of ``texts``, ``(len(texts), self.length)``."""
-        return pad_sequences(*self._ids(list(texts)), self.length)
+    def transform(self, texts: Iterable[str]) -> np.ndarray:
+        """Padded int32 sequences of ``texts``, ``(len(texts), self.length)``.
+
+        Raises :class:`~ooc.errors.NotTextsError` for a single ``str`` (as
+        for anything but an iterable of ``str``).
+        """
+        return pad_sequences(*self._ids(texts), self.length)
 
     def get_feature_names_out(self) -> np.ndarray:
         """Names of the output columns (sequence positions)."""

@@ -22,7 +22,10 @@ Inputs
 
 Rows
 ----
-Text is UTF-8.  Several inputs form one corpus: a row's id is the 0-based
+Text is UTF-8.  A file that starts with a UTF-16 or UTF-32 byte order mark,
+or with many NUL bytes (UTF-16 without one), is refused with the ``iconv``
+command that converts it; such a document of a folder tree is a bad row.
+Several inputs form one corpus: a row's id is the 0-based
 index of the data row (header and blank lines excluded) across the inputs
 taken in the order given.  Several text columns are joined with one space.
 Labels are strings exactly as written, surrounding whitespace stripped
@@ -41,13 +44,19 @@ first one raises :class:`~ooc.errors.BadRowError` naming the file and the
 passed to ``on_skip`` (e.g. a :class:`RejectLog`) and reading goes on; a
 skipped row still takes its row id, so ids keep pointing at the source.
 Problems of a whole input (missing file, unsupported kind, unknown column,
-an empty folder tree, a truncated or corrupt compressed stream) raise
+an empty folder tree, a truncated or corrupt compressed stream, a UTF-16 or
+UTF-32 encoding) raise
 :class:`~ooc.errors.InputFormatError` whatever ``on_bad_row`` says.
 
+A CSV record the parser fails on (a stray opening quote that swallowed the
+lines after it, a malformed quote, a field over the limit) is a bad row of
+its first line only; the lines after it are read again, so swallowed rows
+are kept when they parse and every source line is either in a row or
+listed as a bad row of its own.
+
 Limits: a CSV record cut off inside its last *unquoted* field cannot be
-told from a complete last line without a newline.  After a malformed quote
-the CSV parser resumes at the next physical line, so the rest of a broken
-multi-line record usually shows up as further (ragged) bad rows.
+told from a complete last line without a newline.  A file cut off inside a
+multi-line quoted field lists each line of the cut record as a bad row.
 """
 
 from __future__ import annotations
@@ -69,7 +78,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from ..errors import BadRowError, InputFormatError, InputNotFoundError
-from ._common import Column, Piece, Reject, shorten
+from ._common import SNIFF_BYTES, Column, Piece, Reject, shorten, wide_encoding
 from ._csv import CsvInput
 from ._folder import FolderInput
 from ._jsonl import JsonlInput
@@ -329,6 +338,9 @@ def _opened(path: str, spec: SourceSpec) -> Iterator[_Source]:
                               newline=newline)
     try:
         with stream:
+            wrong = wide_encoding(path, binary.peek(SNIFF_BYTES))
+            if wrong is not None:
+                raise InputFormatError(f"{path}: {wrong}.")
             if kind == "jsonl":
                 yield JsonlInput(path, stream, spec)
             else:

@@ -29,6 +29,8 @@ from functools import cache
 
 import numpy as np
 
+from ..errors import CorpusError
+
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 ANALYZERS = ("word", "char", "keras")
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -230,6 +232,24 @@ def warm_up() -> None:
 
     _class_table(r"\w")
     _cached_keras_table(KERAS_FILTERS)
+
+
+TOKEN_KINDS = {"word": "a word of 2+ letters or digits", "char": "a character",
+               "keras": "a word (characters other than spaces and punctuation)"}
+"""What one token is, per analyzer, in words (for :func:`no_tokens_error`)."""
+
+NO_TOKENS = ("{where}: no tokens: none of the {n_texts:,} training texts holds {token}, so "
+             "there is nothing to vectorize. Check that the text column is the right one "
+             "(--text-column) and that the texts are not only punctuation or symbols.")
+"""The one message for a corpus without tokens, whichever vectorizer met it."""
+FIT_TEXTS = "the texts given to fit"
+"""How messages name the texts of a vectorizer's ``fit`` (the Python API)."""
+
+
+def no_tokens_error(analyzer: str, n_texts: int, where: str) -> CorpusError:
+    """The :class:`~ooc.errors.CorpusError` for training texts without any token."""
+    return CorpusError(NO_TOKENS.format(where=where, n_texts=n_texts,
+                                        token=TOKEN_KINDS[analyzer]))
 
 
 def tokenize(docs: list[str], analyzer: str, **options: object) -> Tokens:

@@ -21,7 +21,7 @@ from .counts import SpilledCounts
 from .ngram_vectorizer import ChunkCounts, NgramConfig, count_chunk
 from .sequence_vectorizer import SequenceConfig, WordCounter
 from .spill import TokenChunk, load_chunk, save_chunk
-from .tokenize import Tokens
+from .tokenize import Tokens, no_tokens_error
 from .vocab import TokenTable, pack_strings, unpack_strings
 from .workdir import WorkDir
 
@@ -71,6 +71,7 @@ class Tokenizer:
         self.labels = Labels()
         self.n_chunks = 0
         self.rows_per_chunk: list[tuple[int, int]] = []  # (training rows, validation rows)
+        self.train_tokens = 0
 
     def job(self, texts: list[str], is_val: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
         """The worker function and arguments that tokenise a chunk."""
@@ -109,7 +110,15 @@ class Tokenizer:
     def _done(self, chunk: TokenChunk) -> None:
         n_val = int(chunk.is_val.sum())
         self.rows_per_chunk.append((len(chunk) - n_val, n_val))
+        self.train_tokens += int(np.diff(chunk.offsets)[~chunk.is_val].sum())
         self.n_chunks += 1
+
+    def check_tokens(self, where: str) -> None:
+        """Raise :func:`~ooc.text.tokenize.no_tokens_error` when no training row has a token."""
+        if not self.train_tokens:
+            analyzer = self.config.analyzer if isinstance(self.config, NgramConfig) else "keras"
+            n_texts = sum(train for train, _ in self.rows_per_chunk)
+            raise no_tokens_error(analyzer, n_texts, where)
 
     def checkpoint(self) -> dict[str, Any]:
         """What :meth:`restore` needs to continue after the chunks written so far."""
@@ -118,7 +127,7 @@ class Tokenizer:
     def restore(self, checkpoint: dict[str, Any] | None) -> None:
         """Rebuild the tables and counts of the chunks a checkpoint recorded."""
         done = checkpoint["chunks"] if checkpoint else 0
-        self.n_chunks, self.rows_per_chunk = 0, []
+        self.n_chunks, self.rows_per_chunk, self.train_tokens = 0, [], 0
         for k in range(done):
             chunk, extra = load_chunk(self.chunk_path(k))
             self.table.add(unpack_strings(extra["words_utf8"], extra["words_offsets"]))
