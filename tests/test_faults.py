@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import re
 import resource
 import signal
 import subprocess
@@ -56,6 +57,25 @@ def test_next_writer_removes_only_dead_writers_temporaries(tmp_path, fmt):
     live.communicate("go\n", timeout=60)
     assert live.returncode == 0 and len(ooc.open(path).train) == 2
     assert _atomic.leftover_temporaries(path) == [not_ours]
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "npy"])
+def test_a_locked_temporary_is_never_taken_for_a_dead_writers(tmp_path, fmt):
+    # a live writer whose pid this process cannot see (another PID namespace of a
+    # host of the same name): its temporary named after a pid that is gone
+    path = tmp_path / ("d.h5" if fmt == "hdf5" else "d")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    live = start_writer(path, fmt)
+    live_tmp = Path(live.stdout.readline().strip())
+    unseen = live_tmp.with_name(re.sub(r"-\d+-([0-9a-f]+)$", rf"-{gone}-\1", live_tmp.name))
+    live_tmp.rename(unseen)  # the writer's lock goes with the file
+    try:
+        assert _atomic.remove_dead_temporaries(path) == [] and unseen.exists()
+    finally:
+        live.kill()
+        live.wait()
+    assert _atomic.remove_dead_temporaries(path) == [unseen] and not unseen.exists()
 
 
 def test_a_temporary_names_its_writer():

@@ -21,6 +21,11 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: process ids alone tell dead writers
+    fcntl = None  # type: ignore[assignment]
+
 from ..errors import DatasetExistsError, OutputConflictError
 from ..format import FORMAT_NAME, HDF5_SIGNATURE, MANIFEST_FILENAME, TMP_MARKER
 
@@ -45,8 +50,48 @@ def _host() -> str:
 _WRITER = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(-old)?\Z")
 
 
+def hold_lock(path: Path) -> int | None:
+    """Take an exclusive ``flock`` on ``path`` (a writer's temporary) for as long
+    as the returned descriptor is open; None where the platform has no flock."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether a live process holds an exclusive lock on ``path``: npy writers take
+    one (:func:`hold_lock`), libhdf5 another on the files it writes."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
 def _writer_is_dead(tmp: Path) -> bool:
-    """Whether the process that named ``tmp`` ran on this host and is gone."""
+    """Whether the process that named ``tmp`` ran on this host and is gone.
+
+    A temporary still locked by its writer is alive whatever the process id
+    says (a writer in another PID namespace of a host of the same name).
+    """
+    if _is_locked(tmp):
+        return False
     match = _WRITER.match(tmp.name.rpartition(TMP_MARKER)[2])
     if match is None or match["host"] != _host():
         return False  # another host's writer, or not named by ooc: not ours to judge

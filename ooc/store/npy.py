@@ -38,7 +38,7 @@ from ..format import (
     layout_int,
     load_manifest,
 )
-from ._atomic import fsync_tree
+from ._atomic import fsync_tree, hold_lock
 from ._disk import writing
 from ._file import PerProcessFile
 from .base import (
@@ -133,6 +133,7 @@ class NpyWriter(StoreWriter):
             tmp_path.mkdir()
             _write_json(tmp_path / MANIFEST_FILENAME, {
                 "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "complete": False})
+        self._lock = hold_lock(tmp_path)  # tells later writers this temporary is in use
         self._arrays: dict[str, _ArrayFile] = {}
 
     def append(self, key: str, array: np.ndarray) -> None:
@@ -153,6 +154,7 @@ class NpyWriter(StoreWriter):
             _write_json(self.tmp_path / MANIFEST_FILENAME, dump_manifest(manifest))
         with writing(self.tmp_path):
             fsync_tree(self.tmp_path)
+        self._unlock()
 
     def abort(self) -> None:
         for arr in self._arrays.values():
@@ -160,6 +162,12 @@ class NpyWriter(StoreWriter):
             # the files are deleted next
             with suppress(OSError):
                 arr.file.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
 
 class _ArrayReader:
