@@ -97,7 +97,9 @@ holds the settings of the vectorizer whose arrays are the extras
 
 HDF5 backend (one ``.h5`` file)
 -------------------------------
-* Root attributes ``ooc_format = "ooc"`` and ``ooc_format_version = 1``.
+* Root attributes ``ooc_format = "ooc"``, ``ooc_format_version = 1`` and
+  ``ooc_state``: ``"writing"`` until the manifest is written, then
+  ``"complete"`` (informative: readers go by the manifest).
 * One group per split; inside it the datasets ``x``, ``y`` and ``row_ids``,
   or for CSR a group ``x`` with attributes ``encoding = "csr"`` and
   ``shape = (n, d)`` holding the datasets ``data``, ``indices`` and
