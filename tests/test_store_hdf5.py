@@ -126,3 +126,20 @@ def test_compressed_reads_of_a_replaced_path_in_forked_workers(tmp_path):
         assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in children] == [0, 0]
         with pytest.raises(ooc.DatasetChangedError):
             pickle.loads(state).x[:10]
+
+
+def test_a_small_split_takes_chunks_its_size(tmp_path):
+    # 1 MiB chunks made a 400-row dataset 16 MiB, 3x the npy backend's files
+    sizes = {}
+    for fmt, name in (("hdf5", "d.h5"), ("npy", "d")):
+        path = tmp_path / name
+        with ooc.create(path, fmt) as w:
+            for split in ("train", "val"):
+                for _ in range(4):
+                    w.append(split, sparse_rows(100, 2000, seed=3), np.zeros(100, int))
+            w.put_array("vectorizer/idf", np.ones(2000))
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        sizes[fmt] = sum(p.stat().st_size for p in files)
+    assert sizes["hdf5"] < 1.5 * sizes["npy"], sizes
+    with ooc.open(tmp_path / "d.h5") as ds:
+        assert ds.train.x[:].shape == (400, 2000)

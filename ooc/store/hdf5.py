@@ -61,6 +61,18 @@ def chunk_rows_for(row_nbytes: int) -> int:
     return pow2_rows(BLOCK_BYTES, row_nbytes)
 
 
+def _row_nbytes(array: np.ndarray) -> int:
+    return array.dtype.itemsize * math.prod(array.shape[1:])
+
+
+def _extend(ds: h5py.Dataset, array: np.ndarray) -> None:
+    """Append ``array``'s rows to the resizable dataset ``ds``."""
+    if len(array):
+        n = ds.shape[0]
+        ds.resize(n + len(array), axis=0)
+        ds[n:] = array
+
+
 def compression_kwargs(compression: str | None, level: int | None) -> dict[str, Any]:
     """Translate a compression name to h5py ``create_dataset`` arguments."""
     if compression is None:
@@ -113,6 +125,7 @@ class Hdf5Writer(StoreWriter):
         super().__init__(tmp_path)
         self._filters = compression_kwargs(compression, compression_level)
         self._failed: BaseException | None = None
+        self._held: dict[str, list[np.ndarray]] = {}
         with writing(tmp_path):
             # libver v108+: object headers and the superblock carry checksums (HDF5 >= 1.8)
             self._file = h5py.File(tmp_path, "w", libver=("v108", "latest"),
@@ -158,23 +171,40 @@ class Hdf5Writer(StoreWriter):
     def append(self, key: str, array: np.ndarray) -> None:
         with self._writing():
             ds = self._file.get(key)
-            if ds is None:
-                row_shape = tuple(array.shape[1:])
-                row_nbytes = array.dtype.itemsize * int(np.prod(row_shape, dtype=np.int64))
-                ds = self._file.create_dataset(
-                    key, shape=(0, *row_shape), maxshape=(None, *row_shape),
-                    dtype=array.dtype, chunks=(chunk_rows_for(row_nbytes), *row_shape),
-                    fletcher32=True, **self._filters)
-            n = ds.shape[0]
-            if len(array):
-                ds.resize(n + len(array), axis=0)
-                ds[n:] = array
-            self._file.flush()
+            if ds is not None:
+                _extend(ds, array)
+            else:
+                # held until a chunk's worth (at most BLOCK_BYTES) or the commit, so that
+                # a small split gets chunks its size, not 1 MiB ones
+                held = self._held.setdefault(key, [])
+                held.append(np.array(array, copy=True))  # the caller may reuse its buffer
+                full = chunk_rows_for(_row_nbytes(array))
+                if sum(len(a) for a in held) < full:
+                    return
+                ds = self._create(key, full)
+            self._file.flush()  # while ``ds`` lives: its release would flush outside this guard
+
+    def _create(self, key: str, chunk_rows: int) -> h5py.Dataset:
+        """Create ``key``'s dataset, chunks of ``chunk_rows``, with the rows held for it."""
+        held = self._held.pop(key)
+        row_shape = tuple(held[0].shape[1:])
+        ds = self._file.create_dataset(
+            key, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=held[0].dtype,
+            chunks=(max(1, chunk_rows), *row_shape), fletcher32=True, **self._filters)
+        _extend(ds, np.concatenate(held))
+        return ds
 
     def layout(self, key: str) -> dict[str, Any]:
+        if key in self._held:  # the whole array is less than a chunk: one chunk of its rows
+            with self._writing():
+                ds = self._create(key, sum(len(a) for a in self._held[key]))
+                self._file.flush()
+                del ds
         return {"chunk_rows": self._file[key].chunks[0]}
 
     def finish(self, manifest: dict[str, Any]) -> None:
+        for key in list(self._held):  # not asked for its layout: written all the same
+            self.layout(key)
         with self._writing():
             for name, split in manifest["splits"].items():
                 x = split["x"]
@@ -207,17 +237,20 @@ class _H5Array:
         try:
             ds = reader.h5file()[key]
             found = (ds.dtype, ds.shape, ds.chunks)
+            if found != (spec.dtype, spec.shape, (chunk_rows, *spec.shape[1:])):
+                raise DamagedDatasetError(
+                    f"{reader.describe(key)}: expected {spec.dtype.str} {spec.shape} in chunks "
+                    f"of {chunk_rows} rows, as the manifest says; the file holds "
+                    f"{found[0].str} {found[1]} in chunks {found[2]}. The file is damaged; "
+                    "restore it or write the dataset again.")
+            # only once the shape is the manifest's: it sizes the chunk index
             self.offsets = _chunk_offsets(ds, spec.dtype.itemsize * math.prod(spec.shape[1:]))
+        except DamagedDatasetError:
+            raise
         except _H5_ERRORS as exc:
             raise DamagedDatasetError(
                 f"{reader.describe(key)}: HDF5 cannot open the stored array ({exc}). The "
                 "file is damaged; restore it or write the dataset again.") from None
-        if found != (spec.dtype, spec.shape, (chunk_rows, *spec.shape[1:])):
-            raise DamagedDatasetError(
-                f"{reader.describe(key)}: expected {spec.dtype.str} {spec.shape} in chunks of "
-                f"{chunk_rows} rows, as the manifest says; the file holds {found[0].str} "
-                f"{found[1]} in chunks {found[2]}. The file is damaged; restore it or write "
-                "the dataset again.")
         self.dtype, self.row_shape, self.n_rows = spec.dtype, spec.shape[1:], spec.shape[0]
         self.row_nbytes = self.dtype.itemsize * math.prod(self.row_shape)
         self.chunk_rows = chunk_rows
