@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 from .errors import (
     ChecksumError,
     ChunkError,
+    ClassSortedWarning,
     DamagedDatasetError,
     DatasetChangedError,
     DatasetExistsError,
@@ -32,6 +33,7 @@ from .writer import DatasetWriter, create
 __all__ = [
     "ChecksumError",
     "ChunkError",
+    "ClassSortedWarning",
     "DamagedDatasetError",
     "Dataset",
     "DatasetChangedError",

@@ -15,6 +15,7 @@ process can compute batch ``i`` on its own, and runs are reproducible.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -22,6 +23,7 @@ import numpy as np
 import scipy.sparse
 
 from ._buffers import aligned_empty
+from .errors import ClassSortedWarning
 
 if TYPE_CHECKING:
     from .reader import Split
@@ -142,6 +144,41 @@ class BatchPlan:
         return {**self.__dict__, "_order": None}
 
 
+class ClassMixCheck:
+    """Warns once when the first batches of an epoch each hold a single class.
+
+    A dataset written in class order (the ``HDF5Matrix`` trap) gives such
+    batches whatever the batch order, and a model fed them does not learn.
+    The warning is given only where a uniform mix of the split's classes
+    (the manifest's ``label_counts``) would make that many single-class
+    batches in a row less likely than one in a million.
+    """
+
+    BATCHES = 8
+
+    def __init__(self, split: Split) -> None:
+        counts = split.label_counts
+        self.p = counts[counts > 0] / counts.sum() if counts.sum() else np.ones(1)
+        self.name = split.name
+        self.single: dict[int, bool] = {}
+
+    def see(self, i: int, y: np.ndarray) -> bool:
+        """Note batch ``i``'s labels; True once the check is done."""
+        if len(self.p) < 2 or i >= self.BATCHES or not len(y):
+            return len(self.p) < 2 or len(self.single) >= self.BATCHES
+        self.single[i] = bool((y == y[0]).all())
+        if len(self.single) < self.BATCHES:
+            return False
+        chance = float((self.p ** len(y)).sum()) ** self.BATCHES
+        if all(self.single.values()) and chance < 1e-6:
+            warnings.warn(ClassSortedWarning(
+                f"split {self.name!r}: each of the first {self.BATCHES} batches holds a single "
+                f"class of {len(self.p)}: the rows are stored sorted by class, and shuffling "
+                "batches or windows cannot mix classes further apart. Write the dataset in "
+                "shuffled order (ooc preprocess shuffles at write time)."), stacklevel=4)
+        return True
+
+
 class BatchReader:
     """Reads the batches a :class:`BatchPlan` describes from one split.
 
@@ -161,6 +198,7 @@ class BatchReader:
         self._densify = sparse == "dense" and split.is_sparse
         self._windows: OrderedDict[tuple[int, int], tuple[Any, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
+        self._mix: ClassMixCheck | None = ClassMixCheck(split)
 
     def __len__(self) -> int:
         return self.plan.num_batches
@@ -179,6 +217,8 @@ class BatchReader:
                     x.flags.writeable = False
         if self._densify:
             x = densify(x)
+        if self._mix is not None and epoch == 0 and self._mix.see(i, y):
+            self._mix = None
         return x, y
 
     def _rows(self, start: int, stop: int, copy: bool) -> tuple[Any, np.ndarray]:

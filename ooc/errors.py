@@ -133,6 +133,10 @@ class OocWarning(UserWarning):
     """Base class of the warnings ooc gives; the CLI shows each as one line on stderr."""
 
 
+class ClassSortedWarning(OocWarning):
+    """The first batches of an epoch each hold one class: the dataset is stored in class order."""
+
+
 class LabelFormWarning(OocWarning):
     """Labels that write the same integer differently (``'1'``, ``'1.0'``) became separate classes.
 
