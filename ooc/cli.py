@@ -227,5 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ooc {args.command}: error: {escape(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"ooc {args.command}: interrupted", file=sys.stderr)
+        hint = "; rerun with --resume to continue" if args.command == "preprocess" else ""
+        print(f"ooc {args.command}: interrupted{hint}", file=sys.stderr)
         return 130

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -510,6 +511,12 @@ def _run_id_of(out: Path) -> str | None:
         return None
 
 
+def _ignore_sigint() -> None:
+    """Pool initializer: Ctrl-C is the main process' to handle (one line, not a traceback
+    from each worker); the pool's workers are terminated when it stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_passes(config: PreprocessConfig, work: WorkDir,
                 rejects_path: Path | None) -> tuple[RejectLog | None, int]:
     with ExitStack() as stack:
@@ -519,7 +526,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
         if config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
             context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-            pool = stack.enter_context(context.Pool(config.workers))
+            pool = stack.enter_context(context.Pool(config.workers, initializer=_ignore_sigint))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
         classes, class_of, class_counts = resolve_classes(tok, config)
