@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
+from ._report import bytes_on_disk, human_bytes, map_large_blocks, peak_rss_bytes
 from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
 from .store._atomic import check_output, remove_dead_temporaries
 from .store._disk import writing
@@ -102,7 +102,8 @@ class PreprocessConfig:
                              "interrupted run, --restart discards it.")
         if self.chunk_rows < 1 or self.workers < 1 or self.memory_budget < (16 << 20):
             raise ValueError("chunk_rows and workers must be >= 1 and memory_budget >= 16 MiB; "
-                             f"got {self.chunk_rows}, {self.workers}, {self.memory_budget}.")
+                             f"got {self.chunk_rows}, {self.workers}, "
+                             f"{human_bytes(self.memory_budget)}.")
         self.vectorizer_config()  # validates the vectorizer settings
 
     def vectorizer_config(self) -> NgramConfig | SequenceConfig:
@@ -147,8 +148,6 @@ class Summary:
 
     def format(self) -> str:
         """A one-screen report."""
-        from ._report import human_bytes
-
         rows = ", ".join(f"{name} {n:,}" for name, n in self.rows.items())
         total = sum(self.rows.values())
         lines = [self.note or f"wrote {self.out}" + (" (resumed)" if self.resumed else ""),
