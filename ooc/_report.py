@@ -11,10 +11,10 @@ from typing import Any
 
 
 def human_bytes(n: float) -> str:
-    """Format a byte count with a binary unit: ``1.5 GiB``."""
+    """Format a byte count with a binary unit: ``1.5 GiB``, ``1 GiB`` (no ``.0``)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f}".removesuffix(".0") + f" {unit}"
         n /= 1024
     raise AssertionError("unreachable")
 

@@ -6,13 +6,14 @@ Heavy imports (TensorFlow/Keras) happen inside the subcommands that train.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from ._report import bytes_on_disk, human_bytes
@@ -55,15 +56,75 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def parse_size(text: str) -> int:
-    """``"1G"``, ``"512M"``, ``"2GiB"``, ``"1000000"`` -> bytes."""
+    """``"1G"``, ``"512M"``, ``"2GiB"``, ``"1000000"`` -> bytes (at least 16 MiB)."""
     units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
     cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
     number, unit = cleaned.rstrip("KMGT"), cleaned[len(cleaned.rstrip("KMGT")):]
     try:
-        return int(float(number) * units[unit])
+        size = int(float(number) * units[unit])
     except (ValueError, KeyError):
         raise argparse.ArgumentTypeError(
             f"expected a size like 1G, 512M or 2GiB; got {text!r}") from None
+    if size < MIN_MEMORY_BUDGET:  # what preprocess and explore need at least
+        raise argparse.ArgumentTypeError(
+            f"expected at least {human_bytes(MIN_MEMORY_BUDGET)}; got {human_bytes(size)}")
+    return size
+
+
+MIN_MEMORY_BUDGET = 16 << 20
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1); got {value}")
+    return value
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends each option's default to its help (sizes as ``1 GiB``); keeps epilogs as written.
+
+    Flags (default False) and options without a default say nothing, so the
+    help of those that mean "decided later" (``--workers``) says what happens.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS) \
+                or not action.option_strings:
+            return text
+        if action.type is parse_size:
+            shown = human_bytes(default)
+        elif isinstance(default, (tuple, list)):
+            shown = " ".join(str(v) for v in default)
+        else:
+            shown = "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line that names the option, like every other ooc error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 def _column(text: str) -> str | int:
@@ -93,41 +154,67 @@ def _add_columns(p: argparse.ArgumentParser) -> Any:
     g = p.add_argument_group("columns")
     g.add_argument("--text-column", dest="text_columns", nargs="+", type=_column,
                    help="name or 0-based index; several are joined with a space (default: text)")
-    g.add_argument("--label-column", type=_column, help="name or index (default: label)")
+    g.add_argument("--label-column", type=_column,
+                   help="name or 0-based index (default: label)")
     g.add_argument("--no-header", action="store_true", help="CSV/TSV without a header row")
-    g.add_argument("--delimiter", help="CSV field separator (default: by extension)")
+    g.add_argument("--delimiter",
+                   help="CSV field separator (default: by extension, tab for .tsv, else comma)")
+    g.add_argument("--on-bad-row", choices=("error", "skip"), default="error",
+                   help="stop at a malformed row (error), or skip it and list it in a "
+                   "rejects file (skip)")
     return g
 
 
+PREPROCESS_EXAMPLES = """\
+examples:
+  ooc preprocess reviews.csv --out reviews.h5
+  ooc preprocess train.jsonl --val val.jsonl --out data/ --format npy
+  ooc preprocess reviews.csv --out seq.h5 --vectorizer sequence --top-k 20000 --max-length 500
+  ooc preprocess big.csv.gz --out big.h5 --memory-budget 4G --workers 8 --resume
+"""
+
+
 def _add_preprocess(sub: Any) -> None:
-    p = sub.add_parser("preprocess", help="vectorize raw labelled text into a dataset on disk")
+    p = sub.add_parser("preprocess", help="vectorize raw labelled text into a dataset on disk",
+                       description="Vectorize raw labelled text into a dataset on disk, "
+                       "in bounded memory.", epilog=PREPROCESS_EXAMPLES)
     p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
-    p.add_argument("--out", required=True)
-    p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
+    p.add_argument("--out", required=True, help="dataset to write: a .h5 file or an npy folder")
+    p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5", help="storage backend")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-    g = _add_columns(p)
+    _add_columns(p)
     g = p.add_argument_group("vectorizer")
-    g.add_argument("--vectorizer", choices=("ngram", "sequence"), default="ngram")
-    g.add_argument("--ngram-range", nargs=2, type=int, default=(1, 2), metavar=("MIN", "MAX"))
-    g.add_argument("--min-df", type=int, default=2)
-    g.add_argument("--top-k", type=int, default=20_000)
-    g.add_argument("--analyzer", choices=("word", "char"), default="word")
-    g.add_argument("--max-length", type=int, default=500)
+    g.add_argument("--vectorizer", choices=("ngram", "sequence"), default="ngram",
+                   help="tf-idf n-gram vectors (for an MLP) or padded token ids (for a sepCNN)")
+    g.add_argument("--ngram-range", nargs=2, type=_positive_int, default=(1, 2),
+                   metavar=("MIN", "MAX"), help="n-gram lengths kept; ngram only")
+    g.add_argument("--min-df", type=_positive_int, default=2,
+                   help="drop n-grams found in fewer training rows; ngram only")
+    g.add_argument("--top-k", type=_positive_int, default=20_000,
+                   help="features kept: n-grams (ngram) or words of the vocabulary (sequence)")
+    g.add_argument("--analyzer", choices=("word", "char"), default="word",
+                   help="n-grams of words or of characters; ngram only")
+    g.add_argument("--max-length", type=_positive_int, default=500,
+                   help="tokens a row keeps (longer texts are cut, shorter padded); sequence only")
     g = p.add_argument_group("split and order")
     split = g.add_mutually_exclusive_group()
-    split.add_argument("--val-split", type=float, default=0.2, metavar="FRACTION")
-    split.add_argument("--val", nargs="+", metavar="INPUT", help="validation inputs")
-    g.add_argument("--seed", type=int, default=123)
+    split.add_argument("--val-split", type=_fraction, default=0.2, metavar="FRACTION",
+                       help="fraction of the input rows held out for validation")
+    split.add_argument("--val", nargs="+", metavar="INPUT",
+                       help="validation inputs (instead of --val-split)")
+    g.add_argument("--seed", type=int, default=123, help="seed of the split and the shuffle")
     g.add_argument("--no-shuffle", action="store_true", help="write rows in source order")
     g = p.add_argument_group("resources")
-    g.add_argument("--chunk-rows", type=int, default=4096)
-    g.add_argument("--memory-budget", type=parse_size, default=1 << 30, metavar="SIZE")
-    g.add_argument("--workers", type=int, default=None, help="default: all cores")
+    g.add_argument("--chunk-rows", type=_positive_int, default=4096,
+                   help="rows read and vectorized at once")
+    g.add_argument("--memory-budget", type=parse_size, default=1 << 30, metavar="SIZE",
+                   help="memory the counting and shuffling may use")
+    g.add_argument("--workers", type=_positive_int, default=None,
+                   help="worker processes (default: all cores)")
     again = g.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue an interrupted run")
     again.add_argument("--restart", action="store_true",
                        help="discard an interrupted run's work directory and start over")
-    g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
     g.add_argument("--strict-labels", action="store_true",
                    help="stop when labels write one integer in several forms ('1', '1.0')")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -145,14 +232,16 @@ def _add_explore(sub: Any) -> None:
     p = sub.add_parser("explore", help="describe a raw labelled text corpus (classes, lengths, "
                        "top n-grams) and recommend a model")
     p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
-    g = _add_columns(p)
-    g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
+    _add_columns(p)
     g = p.add_argument_group("report")
-    g.add_argument("--top", type=int, default=20, metavar="N", help="most frequent n-grams")
-    g.add_argument("--ngram-range", nargs=2, type=int, default=(1, 2), metavar=("MIN", "MAX"))
+    g.add_argument("--top", type=int, default=20, metavar="N",
+                   help="most frequent n-grams listed (0: none)")
+    g.add_argument("--ngram-range", nargs=2, type=_positive_int, default=(1, 2),
+                   metavar=("MIN", "MAX"), help="n-gram lengths counted")
     g.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     g.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots (needs matplotlib)")
-    g.add_argument("--memory-budget", type=parse_size, default=256 << 20, metavar="SIZE")
+    g.add_argument("--memory-budget", type=parse_size, default=256 << 20, metavar="SIZE",
+                   help="memory the n-gram counts may use")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -163,38 +252,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="ooc", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"ooc {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_preprocess(sub)
-    _add_explore(sub)
-
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser("demo", help="sample corpus -> ooc preprocess -> train a Keras MLP "
                           "from disk")
     demo.add_argument("--out", type=Path, default=None,
                       help="dataset path (default: data/demo/demo.h5, or data/demo/demo with "
                       "--format npy); the corpus is written beside it as corpus.csv")
-    demo.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
+    demo.add_argument("--format", choices=("hdf5", "npy"), default="hdf5",
+                      help="storage backend")
     demo.add_argument("--overwrite", action="store_true",
                       help="replace an existing dataset at --out")
-    demo.add_argument("--docs", "--rows", dest="docs", type=int, default=20_000,
+    demo.add_argument("--docs", "--rows", dest="docs", type=_positive_int, default=20_000,
                       help="documents in the sample corpus")
-    demo.add_argument("--top-k", "--features", dest="top_k", type=int, default=20_000,
+    demo.add_argument("--top-k", "--features", dest="top_k", type=_positive_int, default=20_000,
                       help="n-gram features kept")
-    demo.add_argument("--classes", type=int, default=4)
-    demo.add_argument("--batch-size", type=int, default=128)
-    demo.add_argument("--epochs", type=int, default=2)
-    demo.add_argument("--seed", type=int, default=123)
+    demo.add_argument("--classes", type=_positive_int, default=4, help="classes of the corpus")
+    demo.add_argument("--batch-size", type=_positive_int, default=128, help="training batch")
+    demo.add_argument("--epochs", type=_positive_int, default=2, help="training epochs")
+    demo.add_argument("--seed", type=int, default=123, help="seed of corpus and training")
     demo.set_defaults(func=_cmd_demo)
 
-    info = sub.add_parser("info", help="describe a dataset: splits, shapes, classes, config")
-    info.add_argument("path", type=Path)
-    info.set_defaults(func=_cmd_info)
 
+DESCRIPTION = """\
+ooc: out-of-core text datasets for Keras. Vectorize labelled text larger than
+memory into a chunked dataset on disk (HDF5 or .npy), then train from it in
+batches. Run 'ooc COMMAND --help' for a command's options."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="ooc", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"ooc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_preprocess(sub)
+    _add_explore(sub)
+    _add_demo(sub)
+    info = sub.add_parser("info", help="describe a dataset: splits, shapes, classes, config")
+    info.add_argument("path", type=Path, help="a dataset (.h5 file or npy folder)")
+    info.set_defaults(func=_cmd_info)
     verify = sub.add_parser("verify", help="check every stored checksum of a dataset")
-    verify.add_argument("path", type=Path)
+    verify.add_argument("path", type=Path, help="a dataset (.h5 file or npy folder)")
     verify.set_defaults(func=_cmd_verify)
     return parser
 
@@ -213,6 +310,20 @@ def _one_line_warnings(command: str) -> Callable[..., None]:
     return show
 
 
+def _quiet_broken_pipe() -> int:
+    """``ooc ... | head``: the reader left; stop quietly with the status of a SIGPIPE death.
+
+    stdout goes to devnull first, so the interpreter's flush at exit cannot
+    raise again (Python's documented recipe).
+    """
+    with suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + SIGPIPE
+
+
+SIGPIPE = 13  # its number on every POSIX system; Windows has no signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ooc`` command line; return the exit status."""
     args = build_parser().parse_args(argv)
@@ -222,10 +333,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(args.command)
-            return int(args.func(args))
+            status = int(args.func(args))
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return status
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except (OocError, OSError, ValueError) as exc:
         print(f"ooc {args.command}: error: {escape(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"ooc {args.command}: interrupted", file=sys.stderr)
+        hint = "; rerun with --resume to continue" if args.command == "preprocess" else ""
+        print(f"ooc {args.command}: interrupted{hint}", file=sys.stderr)
         return 130

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from ._report import human_bytes
 from .errors import CorpusError, OocError
 from .text.counts import SpilledCounts
 from .text.labels import check_forms, sort_classes
@@ -341,8 +342,8 @@ def _check_args(top: int, ngram_range: tuple[int, int], memory_budget: int) -> K
         raise ValueError(f"top must be an int >= 0 (0: no n-gram counts). Got {top!r} instead.")
     if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) \
             or memory_budget < (16 << 20):
-        raise ValueError(f"memory_budget must be at least 16 MiB (16777216 bytes). Got "
-                         f"{memory_budget!r} instead.")
+        got = human_bytes(memory_budget) if isinstance(memory_budget, int) else repr(memory_budget)
+        raise ValueError(f"memory_budget must be at least 16 MiB. Got {got} instead.")
     lo, hi = ngram_range
     if not 1 <= lo <= hi <= 4:
         raise ValueError(f"ngram_range must be (min, max) with 1 <= min <= max <= 4. Got "

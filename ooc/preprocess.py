@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ._report import bytes_on_disk, map_large_blocks, peak_rss_bytes
+from ._report import bytes_on_disk, human_bytes, map_large_blocks, peak_rss_bytes
 from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
 from .store._atomic import check_output, remove_dead_temporaries
 from .store._disk import writing
@@ -101,7 +102,8 @@ class PreprocessConfig:
                              "interrupted run, --restart discards it.")
         if self.chunk_rows < 1 or self.workers < 1 or self.memory_budget < (16 << 20):
             raise ValueError("chunk_rows and workers must be >= 1 and memory_budget >= 16 MiB; "
-                             f"got {self.chunk_rows}, {self.workers}, {self.memory_budget}.")
+                             f"got {self.chunk_rows}, {self.workers}, "
+                             f"{human_bytes(self.memory_budget)}.")
         self.vectorizer_config()  # validates the vectorizer settings
 
     def vectorizer_config(self) -> NgramConfig | SequenceConfig:
@@ -146,8 +148,6 @@ class Summary:
 
     def format(self) -> str:
         """A one-screen report."""
-        from ._report import human_bytes
-
         rows = ", ".join(f"{name} {n:,}" for name, n in self.rows.items())
         total = sum(self.rows.values())
         lines = [self.note or f"wrote {self.out}" + (" (resumed)" if self.resumed else ""),
@@ -510,6 +510,12 @@ def _run_id_of(out: Path) -> str | None:
         return None
 
 
+def _ignore_sigint() -> None:
+    """Pool initializer: Ctrl-C is the main process' to handle (one line, not a traceback
+    from each worker); the pool's workers are terminated when it stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_passes(config: PreprocessConfig, work: WorkDir,
                 rejects_path: Path | None) -> tuple[RejectLog | None, int]:
     with ExitStack() as stack:
@@ -519,7 +525,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
         if config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
             context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-            pool = stack.enter_context(context.Pool(config.workers))
+            pool = stack.enter_context(context.Pool(config.workers, initializer=_ignore_sigint))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
         classes, class_of, class_counts = resolve_classes(tok, config)
