@@ -96,6 +96,12 @@ def _add_columns(p: argparse.ArgumentParser) -> Any:
     g.add_argument("--label-column", type=_column, help="name or index (default: label)")
     g.add_argument("--no-header", action="store_true", help="CSV/TSV without a header row")
     g.add_argument("--delimiter", help="CSV field separator (default: by extension)")
+    g.add_argument("--encoding", default="utf-8",
+                   help="text encoding of the inputs, any Python codec: latin-1, cp1252, "
+                   "utf-16, ... (default: utf-8, a byte order mark dropped)")
+    g.add_argument("--decode-errors", choices=("strict", "replace"), default="strict",
+                   help="bytes the encoding cannot decode: strict makes the row a bad row, "
+                   "replace reads them as U+FFFD and keeps it (default: strict)")
     return g
 
 
