@@ -162,6 +162,12 @@ def _add_columns(p: argparse.ArgumentParser) -> Any:
     g.add_argument("--on-bad-row", choices=("error", "skip"), default="error",
                    help="stop at a malformed row (error), or skip it and list it in a "
                    "rejects file (skip)")
+    g.add_argument("--encoding", default="utf-8",
+                   help="text encoding of the inputs, any Python codec: latin-1, cp1252, "
+                   "utf-16, ... (default: utf-8, a byte order mark dropped)")
+    g.add_argument("--decode-errors", choices=("strict", "replace"), default="strict",
+                   help="bytes the encoding cannot decode: strict makes the row a bad row, "
+                   "replace reads them as U+FFFD and keeps it (default: strict)")
     return g
 
 

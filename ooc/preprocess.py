@@ -41,7 +41,7 @@ from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
 from .store._atomic import check_output, remove_dead_temporaries
 from .store._disk import writing
 from .text import jobs, ngram_fit
-from .text._common import describe_columns, escape
+from .text._common import check_decoding, describe_columns, escape
 from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
@@ -72,6 +72,8 @@ class PreprocessConfig:
     label_column: str | int | None = None
     header: bool = True
     delimiter: str | None = None
+    encoding: str = "utf-8"
+    decode_errors: str = "strict"
     vectorizer: str = "ngram"
     ngram_range: tuple[int, int] = (1, 2)
     min_df: int = 2
@@ -104,6 +106,7 @@ class PreprocessConfig:
             raise ValueError("chunk_rows and workers must be >= 1 and memory_budget >= 16 MiB; "
                              f"got {self.chunk_rows}, {self.workers}, "
                              f"{human_bytes(self.memory_budget)}.")
+        check_decoding(self.encoding, self.decode_errors)
         self.vectorizer_config()  # validates the vectorizer settings
 
     def vectorizer_config(self) -> NgramConfig | SequenceConfig:
@@ -117,7 +120,8 @@ class PreprocessConfig:
         """How to read ``paths``."""
         return SourceSpec(paths=paths, text_columns=self.text_columns,
                           label_column=self.label_column, header=self.header,
-                          delimiter=self.delimiter, on_bad_row=self.on_bad_row)
+                          delimiter=self.delimiter, on_bad_row=self.on_bad_row,
+                          encoding=self.encoding, decode_errors=self.decode_errors)
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between a run and its ``--resume``."""

@@ -292,7 +292,10 @@ def test_utf16_and_utf32_inputs_say_to_convert(tmp_path: Path, capsys: Any, case
         message = str(caught.value)
         assert message.startswith(f"{path}: the file looks {source[:6]} encoded")
         assert why in message and f"iconv -f {source} -t UTF-8" in message
+        assert f"Pass --encoding {source} " in message
         assert "\x00" not in message
+    rows = list(read_rows(SourceSpec((str(path),), encoding=source)))  # as the message says
+    assert sum(len(r) for r in rows) == 20 and rows[0].texts[0].startswith("review")
     assert main(["preprocess", str(path), "--out", str(tmp_path / "o.h5"), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x00" not in err and "iconv" in err

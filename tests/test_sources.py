@@ -461,3 +461,74 @@ def test_csv_round_trip(tmp_path: Path, rows: list[tuple[str, str]], chunk_rows:
     ids, texts, labels = read_all(str(path), chunk_rows=chunk_rows)
     assert ids == list(range(len(rows)))
     assert list(zip(texts, labels, strict=True)) == rows
+
+
+# --- encodings --------------------------------------------------------------------------
+ACCENTED = [("café crème brûlée", "pos"), ("naïve señor, «quoted»", "neg"), ("Ünïcödé ß", "pos")]
+WINDOWS = [("“curly” quotes cost 5 €", "pos"), ("an en \u2013 dash… and œuvre", "neg")]
+
+
+def csv_text(rows: list[tuple[str, str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([("text", "label"), *rows])
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("encoding", "rows"), [
+    ("latin-1", ACCENTED), ("cp1252", ACCENTED + WINDOWS), ("utf-16", ACCENTED + WINDOWS),
+    ("utf-8-sig", ACCENTED), ("utf-16-be", ACCENTED)])
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_encodings_read_like_utf8(tmp_path: Path, encoding: str, rows: list[tuple[str, str]],
+                                  suffix: str) -> None:
+    content = csv_text(rows)
+    path = write(tmp_path, f"a.csv{suffix}", content.encode(encoding))
+    assert read_all(path, encoding=encoding) == read_all(write(tmp_path, "u.csv", content))
+    assert read_all(path, encoding=encoding)[1] == [text for text, _ in rows]
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16"])
+def test_jsonl_and_folder_documents_in_another_encoding(tmp_path: Path, encoding: str) -> None:
+    lines = "".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n"
+                    for t, y in ACCENTED + WINDOWS)
+    assert read_all(write(tmp_path, "a.jsonl", lines.encode(encoding)), encoding=encoding)[1:] \
+        == ([t for t, _ in ACCENTED + WINDOWS], [y for _, y in ACCENTED + WINDOWS])
+    for k, (text, label) in enumerate(ACCENTED + WINDOWS):
+        write(tmp_path, f"tree/{label}/{k}.txt", text.encode(encoding))
+    texts = read_all(str(tmp_path / "tree"), encoding=encoding)[1]
+    assert sorted(texts) == sorted(t for t, _ in ACCENTED + WINDOWS)
+
+
+def test_invalid_bytes_are_bad_rows_under_strict_and_replaced_under_replace(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, "a.csv", b"text,label\nok,1\ncaf\xe9 au lait,2\nfine,1\n")
+    with pytest.raises(BadRowError, match=r"a.csv:3: invalid UTF-8: byte 0xe9 in column 'text'"):
+        read_all(path)
+    assert read_all(path, decode_errors="replace") == (
+        [0, 1, 2], ["ok", "caf\ufffd au lait", "fine"], ["1", "2", "1"])
+    tree = tmp_path / "tree"
+    write(tree, "pos/a.txt", b"bad \xff byte")
+    write(tree, "neg/b.txt", "fine")
+    assert read_all(str(tree), decode_errors="replace")[1] == ["fine", "bad \ufffd byte"]
+
+
+def test_bytes_undefined_in_the_encoding_name_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.csv", b"text,label\nok,1\nab\x81c,2\n")  # 0x81: no cp1252 char
+    ids, texts, bad = read_skipping(path, encoding="cp1252")
+    assert (ids, texts) == ([0], ["ok"])
+    assert [(b.line, b.reason) for b in bad] == [(3, "invalid cp1252: byte 0x81 in column 'text'")]
+
+
+def test_undecodable_wide_file_says_what_to_do(tmp_path: Path) -> None:
+    # an unpaired UTF-16 surrogate: the strict decoder fails on the whole file
+    data = "text,label\nok,1\n".encode("utf-16-le") + b"\x00\xd8a\x00,\x001\x00\n\x00"
+    path = write(tmp_path, "a.csv", data)
+    with pytest.raises(InputFormatError, match="not valid utf-16-le.*--decode-errors replace"):
+        read_all(path, encoding="utf-16-le")
+    assert read_all(path, encoding="utf-16-le", decode_errors="replace")[1] == ["ok", "\ufffda"]
+
+
+def test_encoding_options_are_validated() -> None:
+    for bad in ({"encoding": "no-such-codec"}, {"encoding": "base64"},
+                {"decode_errors": "ignore"}):
+        with pytest.raises(ValueError, match="encoding|decode_errors"):
+            SourceSpec(("a.csv",), **bad)  # type: ignore[arg-type]

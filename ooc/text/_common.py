@@ -11,6 +11,8 @@ number of rows a piece consumed is ``len(texts) + len(skipped)``;
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -41,15 +43,20 @@ def valid_utf8(value: str) -> bool:
     return True
 
 
-def utf8_reason(value: str, where: str) -> str:
-    """Describe the first invalid byte (or lone surrogate) of ``value`` for a bad row."""
+def utf8_reason(value: str, where: str, encoding: str = "utf-8") -> str:
+    """Describe the first undecodable byte (or lone surrogate) of ``value`` for a bad row.
+
+    ``encoding`` is the one the input was decoded with, named in the reason
+    (``invalid UTF-8: ...``, ``invalid cp1252: ...``).
+    """
+    name = encoding_name(encoding)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
         code = ord(value[err.start])
         if 0xDC80 <= code <= 0xDCFF:
-            return f"invalid UTF-8: byte 0x{code - 0xDC00:02x} in {where}"
-        return f"invalid UTF-8: lone surrogate U+{code:04X} in {where}"
+            return f"invalid {name}: byte 0x{code - 0xDC00:02x} in {where}"
+        return f"invalid {name}: lone surrogate U+{code:04X} in {where}"
     raise AssertionError("utf8_reason called on valid text")  # pragma: no cover
 
 
@@ -109,6 +116,37 @@ def describe_columns(names: Iterable[str]) -> str:
     return ", ".join(f"'{escape(name)}'" for name in names)
 
 
+DECODE_ERRORS = ("strict", "replace")
+"""What to do with bytes the encoding cannot decode: a bad row, or U+FFFD in the text."""
+
+
+def check_decoding(encoding: str, decode_errors: str) -> None:
+    """Raise ValueError unless ``encoding`` is a text codec and ``decode_errors`` is known."""
+    if decode_errors not in DECODE_ERRORS:
+        raise ValueError(f"decode_errors must be 'strict' or 'replace'. Got {decode_errors!r} "
+                         "instead.")
+    try:
+        io.TextIOWrapper(io.BytesIO(), encoding=encoding)  # refuses bytes codecs ('base64')
+    except (LookupError, TypeError):
+        raise ValueError(f"encoding {encoding!r} is not a text encoding Python knows. Expected "
+                         "a codec name such as utf-8, latin-1, cp1252 or utf-16.") from None
+
+
+def encoding_name(encoding: str) -> str:
+    """How messages name ``encoding``: ``UTF-8`` for any spelling of it, else as given."""
+    return "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def decoder_codec(encoding: str) -> str:
+    """The codec to decode with: UTF-8 also drops a leading byte order mark (``utf-8-sig``)."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def is_wide(encoding: str) -> bool:
+    """True for UTF-16 and UTF-32, whose files :func:`wide_encoding` would refuse."""
+    return codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+
+
 SNIFF_BYTES = 64
 """Bytes at the start of an input that :func:`wide_encoding` looks at."""
 
@@ -117,29 +155,30 @@ _BOMS = ((b"\xff\xfe\x00\x00", "UTF-32", "UTF-32 LE"), (b"\x00\x00\xfe\xff", "UT
 """Byte order marks, UTF-32 LE's before UTF-16 LE's (which it starts with)."""
 
 
-def wide_encoding(path: str, head: bytes) -> str | None:
+def wide_encoding(path: str, head: bytes, encoding: str = "utf-8") -> str | None:
     """Why a file starting with ``head`` looks UTF-16/32 encoded, and what to do; else None.
 
     A UTF-16 or UTF-32 byte order mark, or a start of which a quarter or more
     of the bytes are NUL (ASCII text in UTF-16 is half NULs), tells.  Read as
-    UTF-8 such a file gives column names full of NULs, so it is refused
-    with the conversion to run instead.
+    UTF-8 (or any 8-bit encoding) such a file gives column names full of
+    NULs, so it is refused with the ``--encoding`` to pass or the conversion
+    to run instead.  Callers skip this check when the encoding is wide.
     """
     head = head[:SNIFF_BYTES]
     for bom, iconv, name in _BOMS:
         if head.startswith(bom):
-            return _convert(path, iconv, f"it starts with a {name} byte order mark")
+            return _convert(path, iconv, f"it starts with a {name} byte order mark", encoding)
     if len(head) >= 4 and head.count(0) * 4 >= len(head):
         iconv = "UTF-16LE" if head[1::2].count(0) >= head[0::2].count(0) else "UTF-16BE"
         why = f"{head.count(0)} of its first {len(head)} bytes are NUL"
-        return _convert(path, iconv, why)
+        return _convert(path, iconv, why, encoding)
     return None
 
 
 _DECOMPRESS = {".gz": "zcat", ".bz2": "bzcat", ".xz": "xzcat"}
 
 
-def _convert(path: str, iconv: str, why: str) -> str:
+def _convert(path: str, iconv: str, why: str, encoding: str) -> str:
     """The message of :func:`wide_encoding`, with an ``iconv`` command for this file."""
     name, suffix = os.path.splitext(os.path.basename(path))
     cat = _DECOMPRESS.get(suffix.lower())
@@ -147,8 +186,9 @@ def _convert(path: str, iconv: str, why: str) -> str:
     convert = f"iconv -f {iconv} -t UTF-8"
     source = f"'{escape(path)}'"
     command = f"{cat} {source} | {convert}" if cat else f"{convert} {source}"
-    return (f"the file looks {iconv[:6]} encoded ({why}), but ooc reads UTF-8. Convert it "
-            f"first, e.g. {command} > '{escape(stem)}.utf8{dot}{escape(ext)}'")
+    return (f"the file looks {iconv[:6]} encoded ({why}), but it is read as "
+            f"{encoding_name(encoding)}. Pass --encoding {iconv} (encoding='{iconv}'), or "
+            f"convert it first, e.g. {command} > '{escape(stem)}.utf8{dot}{escape(ext)}'")
 
 
 def text_list(texts: Any) -> list[str]:

@@ -105,6 +105,7 @@ class CsvInput:
     def __init__(self, path: str, stream: TextIO, spec: SourceSpec, delimiter: str) -> None:
         raise_field_limit()
         self.path = path
+        self.encoding = spec.encoding
         self.record: list[str] = []  # raw lines of the record being parsed
         self.reader = csv.reader(remember(stream, self.record), delimiter=delimiter,
                                  quotechar='"', doublequote=True, strict=True)
@@ -181,7 +182,7 @@ class CsvInput:
                         clear()
                         continue
                     skipped.append(len(texts) + len(skipped))
-                    self._reject(reject, prev_end, _diagnose(fields, layout))
+                    self._reject(reject, prev_end, _diagnose(fields, layout, self.encoding))
                     prev_end = reader.line_num
                     if len(skipped) >= chunk_rows:
                         yield texts, labels, skipped
@@ -223,7 +224,7 @@ def _joiner(columns: tuple[int, ...]) -> Callable[[list[str]], str]:
     return join
 
 
-def _diagnose(fields: list[str], layout: Layout) -> str:
+def _diagnose(fields: list[str], layout: Layout, encoding: str) -> str:
     """Why a parsed row failed the fast acceptance test."""
     if len(fields) != layout.width:
         source = "the header" if layout.header is not None else "the first row"
@@ -231,7 +232,7 @@ def _diagnose(fields: list[str], layout: Layout) -> str:
                 f"(as in {source})")
     for index in (*layout.text, layout.label):
         if not valid_utf8(fields[index]):
-            return utf8_reason(fields[index], layout.name(index))
+            return utf8_reason(fields[index], layout.name(index), encoding)
     if not fields[layout.label].strip():
         return f"missing label: {layout.name(layout.label)} is empty"
     names = " and ".join(layout.name(i) for i in layout.text)

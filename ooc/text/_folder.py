@@ -17,7 +17,16 @@ import os
 from collections.abc import Iterator
 
 from ..errors import InputFormatError
-from ._common import SNIFF_BYTES, Piece, Reject, escape, wide_encoding
+from ._common import (
+    SNIFF_BYTES,
+    Piece,
+    Reject,
+    decoder_codec,
+    encoding_name,
+    escape,
+    is_wide,
+    wide_encoding,
+)
 
 
 def _visible(entry: os.DirEntry[str]) -> bool:
@@ -52,10 +61,17 @@ def document_paths(directory: str) -> list[str]:
 
 
 class FolderInput:
-    """One folder-per-class tree; construction checks that it holds a document."""
+    """One folder-per-class tree; construction checks that it holds a document.
 
-    def __init__(self, root: str) -> None:
+    Documents are decoded with ``encoding``; ``decode_errors`` is ``"strict"``
+    (a document with an undecodable byte is a bad row) or ``"replace"``.
+    """
+
+    def __init__(self, root: str, encoding: str = "utf-8", decode_errors: str = "strict"
+                 ) -> None:
         self.path = root
+        self.encoding = encoding
+        self.decode_errors = decode_errors
         self.classes = class_dirs(root)
         if not any(has_documents(directory) for _, directory in self.classes):
             raise InputFormatError(
@@ -71,7 +87,7 @@ class FolderInput:
         skipped: list[int] = []
         for label, directory in self.classes:
             for path in document_paths(directory):
-                text = read_document(path)
+                text = read_document(path, self.encoding, self.decode_errors)
                 if isinstance(text, str):
                     texts.append(text)
                     labels.append(label)
@@ -86,17 +102,19 @@ class FolderInput:
             yield texts, labels, skipped
 
 
-def read_document(path: str) -> str | tuple[str, str]:
+def read_document(path: str, encoding: str = "utf-8", decode_errors: str = "strict"
+                  ) -> str | tuple[str, str]:
     """The text of one document file, or ``(reason, record)`` when it is a bad row."""
     with open(path, "rb") as file:
         data = file.read()
-    wrong = wide_encoding(path, data[:SNIFF_BYTES])
+    wrong = None if is_wide(encoding) else wide_encoding(path, data[:SNIFF_BYTES], encoding)
     if wrong is not None:
         return wrong, escape(data[:SNIFF_BYTES].decode("utf-8", "surrogateescape"))
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(decoder_codec(encoding), decode_errors)
     except UnicodeDecodeError as err:
-        reason = f"invalid UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start}"
+        reason = (f"invalid {encoding_name(encoding)}: byte 0x{data[err.start]:02x} at byte "
+                  f"offset {err.start}")
         return reason, data.decode("utf-8", "surrogateescape")
     if not text or text.isspace():
         return "empty text: the file is empty or blank", text

@@ -40,6 +40,7 @@ class JsonlInput:
                 f"Expected key names. Got {columns!r} instead.")
         self.path = path
         self.stream = stream
+        self.encoding = spec.encoding
         self.text_keys: tuple[str, ...] = columns[:-1]  # type: ignore[assignment]
         self.label_key: str = columns[-1]  # type: ignore[assignment]
         self.keys = dict.fromkeys(columns)  # text keys then the label key, once each
@@ -96,11 +97,11 @@ class JsonlInput:
         return self._checked(" ".join(part or "" for part in parts), label)
 
     def _checked(self, text: str, label: str) -> tuple[str, str] | str:
-        """``(text, label)`` when both are valid UTF-8 and not empty, else the reason."""
+        """``(text, label)`` when both decoded and are not empty, else the reason."""
         if not (text.isascii() or valid_utf8(text)):
-            return utf8_reason(text, "the text")
+            return utf8_reason(text, "the text", self.encoding)
         if not (label.isascii() or valid_utf8(label)):
-            return utf8_reason(label, "the label")
+            return utf8_reason(label, "the label", self.encoding)
         if not label:
             return f"missing label: {self.label_key!r} is empty or null"
         if not text or text.isspace():

@@ -22,9 +22,15 @@ Inputs
 
 Rows
 ----
-Text is UTF-8.  A file that starts with a UTF-16 or UTF-32 byte order mark,
-or with many NUL bytes (UTF-16 without one), is refused with the ``iconv``
-command that converts it; such a document of a folder tree is a bad row.
+Text is UTF-8 (a leading byte order mark is dropped) unless
+``encoding`` names another Python codec (``latin-1``, ``cp1252``,
+``utf-16``, ...).  Bytes the encoding cannot decode make a bad row
+(``decode_errors="strict"``) or become U+FFFD in the text
+(``"replace"``, scikit-learn's ``decode_error='replace'``).  Unless the
+encoding is UTF-16 or UTF-32, a file that starts with a UTF-16 or UTF-32
+byte order mark, or with many NUL bytes (UTF-16 without one), is refused
+with the ``encoding`` to pass and the ``iconv`` command that converts it;
+such a document of a folder tree is a bad row.
 Several inputs form one corpus: a row's id is the 0-based
 index of the data row (header and blank lines excluded) across the inputs
 taken in the order given.  Several text columns are joined with one space.
@@ -45,7 +51,8 @@ passed to ``on_skip`` (e.g. a :class:`RejectLog`) and reading goes on; a
 skipped row still takes its row id, so ids keep pointing at the source.
 Problems of a whole input (missing file, unsupported kind, unknown column,
 an empty folder tree, a truncated or corrupt compressed stream, a UTF-16 or
-UTF-32 encoding) raise
+UTF-32 file read as another encoding, a UTF-16 or UTF-32 file the strict
+decoder cannot read) raise
 :class:`~ooc.errors.InputFormatError` whatever ``on_bad_row`` says.
 
 A CSV record the parser fails on (a stray opening quote that swallowed the
@@ -78,7 +85,17 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from ..errors import BadRowError, InputFormatError, InputNotFoundError, OutputConflictError
-from ._common import SNIFF_BYTES, Column, Piece, Reject, shorten, wide_encoding
+from ._common import (
+    SNIFF_BYTES,
+    Column,
+    Piece,
+    Reject,
+    check_decoding,
+    decoder_codec,
+    is_wide,
+    shorten,
+    wide_encoding,
+)
 from ._csv import CsvInput
 from ._folder import FolderInput
 from ._jsonl import JsonlInput
@@ -120,6 +137,13 @@ class SourceSpec:
         comma for ``.csv``.
     on_bad_row
         ``"error"`` (stop at the first bad row) or ``"skip"``.
+    encoding
+        The inputs' text encoding, any Python codec name (``"latin-1"``,
+        ``"cp1252"``, ``"utf-16"``, ...).  ``"utf-8"`` also drops a byte
+        order mark.
+    decode_errors
+        ``"strict"``: a row with bytes the encoding cannot decode is a bad
+        row; ``"replace"``: they become U+FFFD and the row is kept.
     """
 
     paths: tuple[str, ...]
@@ -128,6 +152,8 @@ class SourceSpec:
     header: bool = True
     delimiter: str | None = None
     on_bad_row: str = "error"
+    encoding: str = "utf-8"
+    decode_errors: str = "strict"
 
     def __post_init__(self) -> None:
         paths = tuple(os.fspath(p) for p in _as_tuple(self.paths, (str, os.PathLike)))
@@ -147,6 +173,7 @@ class SourceSpec:
                              f"break. Got {self.delimiter!r} instead.")
         if not isinstance(self.header, bool):
             raise TypeError(f"header must be True or False. Got {self.header!r} instead.")
+        check_decoding(self.encoding, self.decode_errors)
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "text_columns", text_columns)
 
@@ -349,21 +376,28 @@ def _opened(path: str, spec: SourceSpec) -> Iterator[_Source]:
     """The open reader of one input; decompression errors become InputFormatError."""
     kind, compression = input_kind(path)
     if kind == "folder":
-        yield FolderInput(path)
+        yield FolderInput(path, spec.encoding, spec.decode_errors)
         return
     binary = COMPRESSIONS[compression](path) if compression else open(path, "rb")  # noqa: SIM115
     newline = "" if kind == "csv" else "\n"
-    stream = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape",
+    # strict: an undecodable byte becomes a surrogate, so only its row is bad (file:line)
+    errors = "surrogateescape" if spec.decode_errors == "strict" else "replace"
+    stream = io.TextIOWrapper(binary, encoding=decoder_codec(spec.encoding), errors=errors,
                               newline=newline)
     try:
         with stream:
-            wrong = wide_encoding(path, binary.peek(SNIFF_BYTES))
+            wrong = (None if is_wide(spec.encoding)
+                     else wide_encoding(path, binary.peek(SNIFF_BYTES), spec.encoding))
             if wrong is not None:
                 raise InputFormatError(f"{path}: {wrong}.")
             if kind == "jsonl":
                 yield JsonlInput(path, stream, spec)
             else:
                 yield CsvInput(path, stream, spec, _delimiter(path, spec))
+    except UnicodeDecodeError as err:  # surrogateescape cannot carry bytes < 0x80 (UTF-16/32)
+        raise InputFormatError(
+            f"{path}: not valid {spec.encoding} ({err.reason}). Check --encoding, or pass "
+            "--decode-errors replace to read undecodable bytes as U+FFFD.") from err
     except _STREAM_ERRORS as err:
         if compression is None:
             raise
