@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 import scipy.sparse
 
 import ooc
+from ooc._report import progress_bar
 from ooc.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,3 +149,30 @@ def test_info_json_is_one_machine_readable_object(textkit, capsys):
     assert sum(train["labels"].values()) == train["rows"]
     assert info["vocabulary_size"] > 0 and info["format_version"] == 1
     assert info["metadata"]["vectorizer"]["kind"] == "sequence"
+
+
+def test_progress_into_a_log_file_is_a_few_plain_lines(textkit):
+    corpus = textkit.corpus("c.csv", docs=3000, seed=6)
+    log = textkit.tmp_path / "log.txt"
+    with open(log, "w") as stderr:
+        subprocess.run([sys.executable, "-m", "ooc", "preprocess", str(corpus), "--out",
+                        str(textkit.tmp_path / "out.h5"), "--workers", "1", "--chunk-rows", "50",
+                        "--top-k", "500"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                       stderr=stderr, check=True, timeout=120)
+    text = log.read_text()
+    lines = text.splitlines()
+    assert "\r" not in text and text.endswith("\n")
+    # each bar: a line when it starts and one when it ends (it runs for under 10 s)
+    assert 4 <= len(lines) <= 16, text
+    assert all(" rows" in line for line in lines), text
+    assert any(line.startswith("write: 100%") for line in lines), text
+
+
+def test_progress_bar_writes_a_line_at_most_every_interval():
+    stream = io.StringIO()  # not a terminal
+    with progress_bar("rows", 100_000, file=stream) as bar:
+        for _ in range(100_000):
+            bar.update(1)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and 1 <= len(lines) <= 3
+    assert "100,000" in lines[-1] or "100k/100k" in lines[-1]
