@@ -1,4 +1,4 @@
-"""Small helpers for human-readable summaries: sizes, peak memory."""
+"""Small helpers for human-readable summaries: sizes, peak memory, progress bars."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import ctypes
 import functools
 import os
 import resource
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def human_bytes(n: float) -> str:
@@ -89,3 +90,44 @@ def current_rss_bytes() -> int:
     """Current resident set size of this process, from /proc (Linux)."""
     with open(f"/proc/{os.getpid()}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+LOG_INTERVAL_S = 10.0
+"""Seconds between progress lines written to a file or a pipe (not a terminal)."""
+
+
+def progress_bar(desc: str, total: int | None = None, *, enabled: bool = True,
+                 file: TextIO | None = None) -> Any:
+    """A tqdm bar counting rows on stderr: redrawn in place on a terminal, elsewhere
+    (a log file, a pipe) one plain line every :data:`LOG_INTERVAL_S` seconds."""
+    from tqdm import tqdm
+
+    stream = sys.stderr if file is None else file
+    options: dict[str, Any] = {"dynamic_ncols": True}
+    if not _is_terminal(stream):
+        options = {"file": _Lines(stream), "mininterval": LOG_INTERVAL_S, "ascii": True,
+                   "ncols": 100, "dynamic_ncols": False}
+    return tqdm(**{"file": stream, **options}, total=total, desc=desc, unit=" rows",
+                unit_scale=True, disable=not enabled)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no such method, or a closed stream
+        return False
+
+
+class _Lines:
+    """A stream for tqdm that turns its in-place redraws (``\\r`` + text) into lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        for part in text.replace("\n", "\r").split("\r"):
+            if part.strip():
+                self.stream.write(part.rstrip() + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()

@@ -6,6 +6,7 @@ Heavy imports (TensorFlow/Keras) happen inside the subcommands that train.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -21,27 +22,70 @@ from .errors import OocError, OocWarning
 from .text._common import escape
 
 
+def dataset_info(ds: Any) -> dict[str, Any]:
+    """What ``ooc info`` reports about an open dataset, as plain JSON-ready values."""
+    splits = {}
+    for name, split in ds.splits.items():
+        counts = [int(c) for c in split.label_counts]
+        names = ds.classes or [str(i) for i in range(len(counts))]
+        splits[name] = {"rows": len(split), "columns": int(split.shape[1]),
+                        "storage": "sparse csr" if split.is_sparse else "dense",
+                        "dtype": str(split.x.dtype),
+                        "labels": {str(names[i]) if i < len(names) else str(i): c
+                                   for i, c in enumerate(counts)}}
+        if split.is_sparse:  # a dense split stores every cell; its count says nothing
+            splits[name]["non_zeros"] = int(split.nnz)
+    info = {"path": str(ds.path), "bytes_on_disk": bytes_on_disk(Path(ds.path)),
+            "format_version": ds.manifest["format_version"],
+            "created_by": ds.manifest["created_by"], "splits": splits,
+            "classes": ds.classes,
+            "feature_names": None if ds.feature_names is None else len(ds.feature_names)}
+    if _is_sequence(ds):
+        info["vocabulary_size"] = len(ds.vectorizer.words)
+    info["metadata"] = ds.metadata
+    return info
+
+
+def _is_sequence(ds: Any) -> bool:
+    vectorizer = ds.metadata.get("vectorizer")
+    return isinstance(vectorizer, dict) and vectorizer.get("kind") == "sequence"
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    """``ooc info``'s text report: numbers with thousands separators."""
+    lines = [f"dataset   {info['path']} ({human_bytes(info['bytes_on_disk'])} on disk, "
+             f"format version {info['format_version']}, {info['created_by']})"]
+    columns = "token ids" if "vocabulary_size" in info else "features"
+    for name, split in info["splits"].items():
+        nnz = f", {split['non_zeros']:,} non-zeros" if "non_zeros" in split else ""
+        lines.append(f"split     {name}: {split['rows']:,} rows x {split['columns']:,} {columns}, "
+                     f"{split['storage']}, {split['dtype']}{nnz}")
+        lines.append("          labels: " + ", ".join(
+            f"{label}={count:,}" for label, count in split["labels"].items()))
+    lines.append(f"classes   {info['classes']}")
+    if "vocabulary_size" in info:
+        lines.append(f"vocab     {info['vocabulary_size']:,} words (ids 1 to "
+                     f"{info['vocabulary_size']:,}; 0 pads)")
+    names = info["feature_names"]
+    lines.append(f"features  {'none' if names is None else f'{names:,}'} names stored")
+    for key, value in info["metadata"].items():  # e.g. vectorizer and preprocess settings
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_setting(k, v)}" for k, v in value.items() if k != "classes")
+        lines.append(f"{key:<9} {value}")
+    return "\n".join(lines)
+
+
+def _setting(key: str, value: Any) -> str:
+    """A stored setting as written, sizes in binary units (no separators: the list has commas)."""
+    return human_bytes(value) if key == "memory_budget" and isinstance(value, int) else repr(value)
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from .reader import open as open_dataset
 
     with open_dataset(args.path, verify="never") as ds:
-        print(f"dataset   {ds.path} ({human_bytes(bytes_on_disk(ds.path))} on disk, "
-              f"format version {ds.manifest['format_version']}, {ds.manifest['created_by']})")
-        for name, split in ds.splits.items():
-            kind = "sparse csr" if split.is_sparse else "dense"
-            print(f"split     {name}: {len(split)} rows x {split.shape[1]} features, {kind}, "
-                  f"{split.x.dtype}, {split.nnz} non-zeros")
-            counts = split.label_counts
-            names = ds.classes or [str(i) for i in range(len(counts))]
-            print("          labels: " + ", ".join(
-                f"{names[i] if i < len(names) else i}={c}" for i, c in enumerate(counts)))
-        n_features = len(ds.feature_names) if ds.feature_names is not None else "none"
-        print(f"classes   {ds.classes}")
-        print(f"features  {n_features} names stored")
-        for key, value in ds.metadata.items():  # e.g. vectorizer and preprocess settings
-            if isinstance(value, dict):
-                value = ", ".join(f"{k}={v!r}" for k, v in value.items() if k != "classes")
-            print(f"{key:<9} {value}")
+        info = dataset_info(ds)
+    print(json.dumps(info, indent=2, default=str) if args.json else _format_info(info))
     return 0
 
 
@@ -295,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     info = sub.add_parser("info", help="describe a dataset: splits, shapes, classes, config")
     info.add_argument("path", type=Path, help="a dataset (.h5 file or npy folder)")
+    info.add_argument("--json", action="store_true", help="print one JSON object instead")
     info.set_defaults(func=_cmd_info)
     verify = sub.add_parser("verify", help="check every stored checksum of a dataset")
     verify.add_argument("path", type=Path, help="a dataset (.h5 file or npy folder)")

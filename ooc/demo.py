@@ -79,12 +79,11 @@ def run_demo(args: argparse.Namespace) -> int:
     summary = preprocess(config)
     print(summary.format() + "\n", flush=True)
 
-    import keras
-
+    from ._tensorflow import import_keras
     from .models import mlp_model, train_from_disk
     from .reader import open as open_dataset
 
-    keras.utils.set_random_seed(args.seed)
+    import_keras().utils.set_random_seed(args.seed)
     with open_dataset(args.out) as ds:
         model = mlp_model(input_shape=ds.train.shape[1:], num_classes=len(ds.classes or ()))
         result = train_from_disk(model, ds, batch_size=args.batch_size, epochs=args.epochs,

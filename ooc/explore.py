@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -44,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ._report import human_bytes
+from ._report import human_bytes, progress_bar
 from .errors import CorpusError, OocError
 from .text.counts import SpilledCounts
 from .text.labels import check_forms, sort_classes
@@ -351,13 +350,6 @@ def _check_args(top: int, ngram_range: tuple[int, int], memory_budget: int) -> K
     return KeySpace((int(lo), int(hi)), min(WORD_BITS, 64 // hi))
 
 
-def _progress_bar(progress: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(desc="explore", unit=" rows", unit_scale=True, dynamic_ncols=True,
-                disable=not progress, file=sys.stderr)
-
-
 def explore(spec: SourceSpec, top: int = 20, ngram_range: tuple[int, int] = (1, 2),
             memory_budget: int = DEFAULT_MEMORY_BUDGET, progress: bool = True, *,
             chunk_rows: int = 8192, work_dir: str | Path | None = None) -> ExploreReport:
@@ -389,7 +381,7 @@ def explore(spec: SourceSpec, top: int = 20, ngram_range: tuple[int, int] = (1, 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ooc-explore-", dir=work_dir) as tmp:
         tally = _Tally(space, SpilledCounts(tmp, partition_bits=8) if top else None)
-        with _progress_bar(progress) as bar:
+        with progress_bar("explore", enabled=progress) as bar:
             for rows in read_rows(spec, chunk_rows, on_skip=tally.skip):
                 tally.add(rows)
                 bar.update(len(rows))

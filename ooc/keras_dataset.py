@@ -8,17 +8,19 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import keras
 import numpy as np
 import scipy.sparse
 
 from ._buffers import ALIGN_BYTES
+from ._tensorflow import import_keras, import_tensorflow
 from .batching import BatchReader, coo_indices
+
+keras = import_keras()
 
 
 def csr_to_sparse_tensor(x: scipy.sparse.csr_matrix) -> Any:
     """Convert a canonical CSR batch to a ``tf.SparseTensor`` (row-major order)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.SparseTensor(_shared_tensor(coo_indices(x)), _shared_tensor(x.data),
                            dense_shape=_shape_tensor(x.shape))
@@ -27,7 +29,7 @@ def csr_to_sparse_tensor(x: scipy.sparse.csr_matrix) -> Any:
 @functools.lru_cache(maxsize=8)
 def _shape_tensor(shape: tuple[int, int]) -> Any:
     """``shape`` as an int64 tensor, made once (a conversion costs ~0.3 ms inside fit)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.constant(shape, dtype=tf.int64)
 
@@ -43,7 +45,7 @@ def _shared_tensor(array: np.ndarray) -> Any:
     data, and DLPack cannot mark memory read-only, so anything else is
     converted (copied) as before.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if array.__array_interface__["data"][0] % ALIGN_BYTES or not array.flags.writeable:
         return tf.convert_to_tensor(array)

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import keras
-
+from ._tensorflow import import_keras
 from .errors import OocError
 from .reader import Dataset
+
+keras = import_keras()
 
 
 def output_units_and_activation(num_classes: int) -> tuple[int, str]:

@@ -34,9 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from ._report import bytes_on_disk, human_bytes, map_large_blocks, peak_rss_bytes
+from ._report import (
+    bytes_on_disk,
+    human_bytes,
+    map_large_blocks,
+    peak_rss_bytes,
+    progress_bar,
+)
 from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
 from .store._atomic import check_output, remove_dead_temporaries
 from .store._disk import writing
@@ -181,9 +186,8 @@ class _Run:
         self.window = 2 * config.workers
         self.state_dir = work.path / "model"
 
-    def bar(self, desc: str, total: int | None) -> tqdm:
-        return tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, dynamic_ncols=True,
-                    disable=not self.config.progress, file=sys.stderr)
+    def bar(self, desc: str, total: int | None) -> Any:
+        return progress_bar(desc, total, enabled=self.config.progress)
 
     def map(self, fn: Any, items: Any) -> Iterator[Any]:
         return jobs.ordered_map(self.pool, fn, items, self.window)

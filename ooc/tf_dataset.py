@@ -9,9 +9,11 @@ import itertools
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
+from ._tensorflow import import_tensorflow
 from .batching import BatchReader, coo_indices
+
+tf = import_tensorflow()
 
 
 def make_tf_dataset(reader: BatchReader, *, num_parallel_reads: int | None = None,

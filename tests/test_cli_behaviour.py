@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import signal
 import subprocess
@@ -10,8 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse
 
+import ooc
+from ooc._report import progress_bar
 from ooc.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,3 +109,70 @@ def test_output_into_a_closed_pipe_stops_quietly(textkit):
     proc.wait(timeout=60)
     assert first and "Traceback" not in err and err == "", err
     assert proc.returncode in (0, 141)
+
+
+def _info(path: Path, capsys, *options: str) -> str:
+    assert main(["info", str(path), *options]) == 0
+    return capsys.readouterr().out
+
+
+def test_info_counts_non_zeros_of_sparse_splits_only_with_separators(tmp_path, capsys):
+    path = tmp_path / "d.h5"
+    with ooc.create(path) as w:
+        w.append("train", np.ones((1500, 3), dtype=np.int32), np.arange(1500) % 2)
+        w.append("val", scipy.sparse.eye(1200, 3, format="csr", dtype=np.float32),
+                 np.zeros(1200, dtype=np.int64))
+    out = _info(path, capsys)
+    train = next(line for line in out.splitlines() if "train:" in line)
+    val = next(line for line in out.splitlines() if "val:" in line)
+    assert "1,500 rows x 3 features, dense, int32" in train and "non-zeros" not in train
+    assert "1,200 rows" in val and "3 non-zeros" in val
+    assert "0=750, 1=750" in out
+
+
+def test_info_of_a_sequence_dataset_shows_its_vocabulary(textkit, capsys):
+    corpus = textkit.corpus("c.csv", docs=300, seed=4)
+    textkit.preprocess(corpus, out="seq.h5", vectorizer="sequence", top_k=50, max_length=20)
+    with ooc.open(textkit.tmp_path / "seq.h5") as ds:
+        words = len(ds.vectorizer.words)
+    out = _info(textkit.tmp_path / "seq.h5", capsys)
+    assert f"vocab     {words:,} words" in out
+    assert "non-zeros" not in out and "x 20 token ids, dense" in out
+
+
+def test_info_json_is_one_machine_readable_object(textkit, capsys):
+    corpus = textkit.corpus("c.csv", docs=300, seed=4)
+    textkit.preprocess(corpus, out="seq.h5", vectorizer="sequence", top_k=50, max_length=20)
+    info = json.loads(_info(textkit.tmp_path / "seq.h5", capsys, "--json"))
+    train = info["splits"]["train"]
+    assert train["columns"] == 20 and train["storage"] == "dense" and "non_zeros" not in train
+    assert sum(train["labels"].values()) == train["rows"]
+    assert info["vocabulary_size"] > 0 and info["format_version"] == 1
+    assert info["metadata"]["vectorizer"]["kind"] == "sequence"
+
+
+def test_progress_into_a_log_file_is_a_few_plain_lines(textkit):
+    corpus = textkit.corpus("c.csv", docs=3000, seed=6)
+    log = textkit.tmp_path / "log.txt"
+    with open(log, "w") as stderr:
+        subprocess.run([sys.executable, "-m", "ooc", "preprocess", str(corpus), "--out",
+                        str(textkit.tmp_path / "out.h5"), "--workers", "1", "--chunk-rows", "50",
+                        "--top-k", "500"], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                       stderr=stderr, check=True, timeout=120)
+    text = log.read_text()
+    lines = text.splitlines()
+    assert "\r" not in text and text.endswith("\n")
+    # each bar: a line when it starts and one when it ends (it runs for under 10 s)
+    assert 4 <= len(lines) <= 16, text
+    assert all(" rows" in line for line in lines), text
+    assert any(line.startswith("write: 100%") for line in lines), text
+
+
+def test_progress_bar_writes_a_line_at_most_every_interval():
+    stream = io.StringIO()  # not a terminal
+    with progress_bar("rows", 100_000, file=stream) as bar:
+        for _ in range(100_000):
+            bar.update(1)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and 1 <= len(lines) <= 3
+    assert "100,000" in lines[-1] or "100k/100k" in lines[-1]

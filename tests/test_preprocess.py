@@ -228,14 +228,15 @@ def test_bad_row_is_skipped_counted_and_listed(textkit, capsys, case):
 
 
 def test_progress_shows_each_tokenize_step_once(textkit, capsys):
-    # tqdm writes every refresh as a line of its own in a log file; the
-    # estimated total changes with each chunk read, and must not add lines
+    # every refresh is a line of its own in a log file; the estimated total
+    # changes with each chunk read, and must not add lines (a log file gets a
+    # line at most every LOG_INTERVAL_S, so this short run shows start and end)
     path = textkit.corpus("c.csv", 3000)
     assert cli([str(path), "--out", str(textkit.tmp_path / "d.h5"),
                 "--workers", "1", "--chunk-rows", "100"]) == 0
     err = capsys.readouterr().err
     shown = re.findall(r"tokenize:[^|\r\n]*\|[^|]*\|\s*([\d.]+[kM]?)/", err)
-    assert len(shown) >= 3, err
+    assert len(shown) >= 1 and err.count("tokenize:") <= 3, err
     # (closing the bar shows its last state again)
     assert all(a != b for a, b in itertools.pairwise(shown[:-1])), shown
 

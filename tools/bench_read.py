@@ -49,6 +49,7 @@ import scipy.sparse
 
 import ooc
 from ooc._report import peak_rss_bytes
+from ooc._tensorflow import import_keras
 
 CLASSES = 5
 CHUNK_ROWS = 50_000
@@ -226,7 +227,7 @@ def bench_kernel_copy(npy_file: Path, batch_bytes: int, repeats: int) -> dict:
 
 
 def mlp(n_features: int, sparse: bool):
-    import keras
+    keras = import_keras()
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
@@ -246,7 +247,7 @@ def epoch_timer(times: list[float]) -> Any:
     (iterators, the in-memory arrays' conversion to tensors), so the figure
     is the steady epoch of a long ``fit``.
     """
-    import keras
+    keras = import_keras()
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -314,7 +315,7 @@ def premade(batches: Any) -> Any:
     memory (``copy=True``): views would be mapped in again after the map's
     releases.
     """
-    import keras
+    keras = import_keras()
 
     class Premade(keras.utils.PyDataset):
         def __init__(self) -> None:
