@@ -107,7 +107,8 @@ def _add_columns(p: argparse.ArgumentParser) -> Any:
 
 def _add_preprocess(sub: Any) -> None:
     p = sub.add_parser("preprocess", help="vectorize raw labelled text into a dataset on disk")
-    p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
+    p.add_argument("input", nargs="+",
+                   help="CSV/TSV, JSON Lines, Parquet or folder-per-class inputs")
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
@@ -150,7 +151,8 @@ def _add_explore(sub: Any) -> None:
 
     p = sub.add_parser("explore", help="describe a raw labelled text corpus (classes, lengths, "
                        "top n-grams) and recommend a model")
-    p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
+    p.add_argument("input", nargs="+",
+                   help="CSV/TSV, JSON Lines, Parquet or folder-per-class inputs")
     g = _add_columns(p)
     g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
     g = p.add_argument_group("report")

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CorpusError, OocError
+from .errors import CorpusError, MissingDependencyError
 from .text.counts import SpilledCounts
 from .text.labels import check_forms, sort_classes
 from .text.ngrams import WORD_BITS, KeySpace
@@ -66,10 +66,6 @@ HISTOGRAM_BINS = 50
 DEFAULT_MEMORY_BUDGET = 256 << 20
 PLOT_FILES = ("class_distribution.png", "sample_length_distribution.png",
               "ngram_frequency_distribution.png")
-
-
-class MissingDependencyError(OocError, ImportError):
-    """An optional dependency (matplotlib for plots) is not installed."""
 
 
 def recommend(ratio: float) -> str:

@@ -114,3 +114,52 @@ def test_unknown_encoding_is_one_clear_line(tmp_path, capsys):
                  "--encoding", "klingon"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "encoding 'klingon' is not a text encoding" in err
+
+
+# ------------------------------------------------------------------ parquet
+@pytest.mark.parametrize("integer_labels", [False, True])
+def test_parquet_with_several_row_groups_gives_the_same_dataset_as_csv(textkit, capsys,
+                                                                       integer_labels):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts, labels = accented_corpus(textkit, 400)
+    if integer_labels:
+        labels = [str(10 - int(y.rsplit("_", 1)[-1])) for y in labels]  # '10', '9', '8', ...
+    table = pa.table({"label": [int(y) for y in labels] if integer_labels else labels,
+                      "review": texts})
+    path = textkit.tmp_path / "c.parquet"
+    pq.write_table(table, path, row_group_size=37)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 11
+    csv_path = textkit.write_csv("c.csv", texts, labels)
+    textkit.preprocess(csv_path, out="csv.h5", top_k=2000, chunk_rows=128)
+    out = textkit.tmp_path / "parquet.h5"
+    assert main(["preprocess", str(path), "--out", str(out), "--text-column", "review",
+                 "--top-k", "2000", *QUICK]) == 0
+    textkit.assert_same(textkit.load("csv.h5"), textkit.load("parquet.h5"))
+    if integer_labels:
+        assert textkit.load("parquet.h5").classes == sorted(set(labels), key=int)
+    report = textkit.tmp_path / "report.json"
+    assert main(["explore", str(path), "--text-column", "review", "--quiet",
+                 "--json", str(report)]) == 0
+    assert "ooc explore: 400 samples from 1 input(s)" in capsys.readouterr().out
+    assert list(json.loads(report.read_text())["class_counts"]) == textkit.load(
+        "parquet.h5").classes
+
+
+def test_parquet_null_rows_are_skipped_and_listed_by_row_number(textkit, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts, labels = textkit.docs(100, seed=54)
+    texts[10], labels[20] = None, None
+    path = textkit.tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": texts, "label": labels}), path, row_group_size=16)
+    out = textkit.tmp_path / "out.h5"
+    assert main(["preprocess", str(path), "--out", str(out), *QUICK]) == 1
+    assert f"{path}:11: empty text: column 'text' is null" in capsys.readouterr().err
+    assert main(["preprocess", str(path), "--out", str(out), "--on-bad-row", "skip",
+                 *QUICK]) == 0
+    assert "skipped   2 bad rows" in capsys.readouterr().out
+    with open(f"{out}.rejects.csv", encoding="utf-8") as f:
+        assert [line.split(",")[1] for line in f.read().splitlines()[1:]] == ["11", "21"]

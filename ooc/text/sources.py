@@ -14,11 +14,15 @@ Inputs
   :mod:`ooc.text._csv`.
 * **JSON Lines** (``.jsonl``, ``.ndjson``): one object per line, columns
   are keys, integer labels allowed.  See :mod:`ooc.text._jsonl`.
+* **Parquet** (``.parquet``): columns by schema name, streamed by row
+  group; string text, string or integer labels; a null is a bad row whose
+  ``line`` is the 1-based row number.  See :mod:`ooc.text._parquet`.
 * **Folder-per-class trees** (a directory): ``ROOT/<label>/<doc>.txt``, one
   document per file, like IMDb's ``aclImdb/train/``.  See
   :mod:`ooc.text._folder`.
-* ``.gz``, ``.bz2`` and ``.xz`` after a file's extension
-  (``reviews.csv.gz``) are decompressed on the fly.
+* ``.gz``, ``.bz2`` and ``.xz`` after a text file's extension
+  (``reviews.csv.gz``) are decompressed on the fly (Parquet files are
+  compressed inside).
 
 Rows
 ----
@@ -40,19 +44,21 @@ Labels are strings exactly as written, surrounding whitespace stripped
 Bad rows
 --------
 A row that cannot be used is a *bad row*: ragged (another number of fields
-than the header, or than the first row without a header), invalid UTF-8 in
-a used field, empty or blank text, missing label, malformed CSV quoting, a
-quoted field still open at the end of the file (a file cut off mid-row), a
+than the header, or than the first row without a header), bytes the
+encoding cannot decode in a used field (``decode_errors="strict"``), empty
+or blank text, missing label, malformed CSV quoting, a quoted field still
+open at the end of the file (a file cut off mid-row), a
 field over :data:`ooc.text._csv.FIELD_LIMIT` characters, a JSON Lines line
-that is not a JSON object or lacks a key.  With ``on_bad_row="error"`` the
-first one raises :class:`~ooc.errors.BadRowError` naming the file and the
-1-based physical line on which the record starts; with ``"skip"`` it is
+that is not a JSON object or lacks a key, a Parquet row with a null text or
+label.  With ``on_bad_row="error"`` the first one raises
+:class:`~ooc.errors.BadRowError` naming the file and the 1-based physical
+line on which the record starts (Parquet: row number); with ``"skip"`` it is
 passed to ``on_skip`` (e.g. a :class:`RejectLog`) and reading goes on; a
 skipped row still takes its row id, so ids keep pointing at the source.
 Problems of a whole input (missing file, unsupported kind, unknown column,
 an empty folder tree, a truncated or corrupt compressed stream, a UTF-16 or
 UTF-32 file read as another encoding, a UTF-16 or UTF-32 file the strict
-decoder cannot read) raise
+decoder cannot read, a Parquet column of the wrong type) raise
 :class:`~ooc.errors.InputFormatError` whatever ``on_bad_row`` says.
 
 A CSV record the parser fails on (a stray opening quote that swallowed the
@@ -99,10 +105,12 @@ from ._common import (
 from ._csv import CsvInput
 from ._folder import FolderInput
 from ._jsonl import JsonlInput
+from ._parquet import ParquetInput
 
 __all__ = ["BadRow", "RejectLog", "Rows", "SourceSpec", "input_kind", "read_rows"]
 
-FILE_KINDS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FILE_KINDS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+              ".parquet": "parquet"}
 """File extension -> reader."""
 
 COMPRESSIONS: dict[str, Callable[[str], IO[bytes]]] = {
@@ -225,7 +233,8 @@ class BadRow:
     path
         The input file (for a folder tree, the document's file).
     line
-        The 1-based physical line on which the record starts.
+        The 1-based physical line on which the record starts (Parquet: the
+        1-based row number in the file).
     reason
         ``"<category>: <details>"``, e.g. ``"ragged row: 2 fields, expected
         3 (as in the header)"``; see :attr:`category`.
@@ -345,7 +354,7 @@ def read_rows(spec: SourceSpec, chunk_rows: int = 10_000,
 
 
 def input_kind(path: str) -> tuple[str, str | None]:
-    """``(kind, compression)`` of an input: kind is ``"csv"``, ``"jsonl"`` or ``"folder"``.
+    """``(kind, compression)`` of an input: ``"csv"``, ``"jsonl"``, ``"parquet"``, ``"folder"``.
 
     Raises :class:`~ooc.errors.InputFormatError` for a missing path or an
     unsupported extension.
@@ -359,11 +368,12 @@ def input_kind(path: str) -> tuple[str, str | None]:
     compression = suffix if suffix in COMPRESSIONS else None
     if compression is not None:
         suffix = os.path.splitext(stem)[1]
-    if suffix not in FILE_KINDS:
+    if suffix not in FILE_KINDS or (compression and FILE_KINDS[suffix] == "parquet"):
+        got = suffix + (compression or "") if suffix else "no extension"
         raise InputFormatError(
             f"{path}: unsupported input kind. Expected a .csv, .tsv, .jsonl or .ndjson file "
-            "(optionally .gz, .bz2 or .xz compressed) or a folder-per-class directory. "
-            f"Got {suffix or 'no extension'!r} instead.")
+            "(optionally .gz, .bz2 or .xz compressed), a .parquet file (not compressed "
+            f"again) or a folder-per-class directory. Got {got!r} instead.")
     return FILE_KINDS[suffix], compression
 
 
@@ -377,6 +387,9 @@ def _opened(path: str, spec: SourceSpec) -> Iterator[_Source]:
     kind, compression = input_kind(path)
     if kind == "folder":
         yield FolderInput(path, spec.encoding, spec.decode_errors)
+        return
+    if kind == "parquet":
+        yield ParquetInput(path, spec)
         return
     binary = COMPRESSIONS[compression](path) if compression else open(path, "rb")  # noqa: SIM115
     newline = "" if kind == "csv" else "\n"
