@@ -66,6 +66,17 @@ def parse_size(text: str) -> int:
             f"expected a size like 1G, 512M or 2GiB; got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    """A positive int for an option, or argparse's one-line error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
 def _column(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
@@ -102,6 +113,9 @@ def _add_columns(p: argparse.ArgumentParser) -> Any:
     g.add_argument("--decode-errors", choices=("strict", "replace"), default="strict",
                    help="bytes the encoding cannot decode: strict makes the row a bad row, "
                    "replace reads them as U+FFFD and keeps it (default: strict)")
+    g.add_argument("--limit", type=_positive, metavar="N",
+                   help="read only the first N rows of the inputs (and of --val inputs), "
+                   "bad rows included, e.g. to try settings (default: all)")
     return g
 
 

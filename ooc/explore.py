@@ -488,7 +488,8 @@ def command(args: argparse.Namespace) -> int:
     spec = SourceSpec(paths=tuple(args.input), text_columns=tuple(args.text_columns or ()),
                       label_column=args.label_column, header=not args.no_header,
                       delimiter=args.delimiter, on_bad_row=args.on_bad_row,
-                      encoding=args.encoding, decode_errors=args.decode_errors)
+                      encoding=args.encoding, decode_errors=args.decode_errors,
+                      limit=args.limit)
     report = explore(spec, top=args.top, ngram_range=tuple(args.ngram_range),
                      memory_budget=args.memory_budget, progress=not args.quiet)
     print(report.format())

@@ -96,13 +96,14 @@ def test_explore_reads_the_same_options(textkit, capsys):
                  "--decode-errors", "replace"]) == 0
 
 
-def test_resume_with_another_encoding_is_refused(textkit):
+def test_resume_with_other_reading_options_is_refused(textkit):
     texts, labels = accented_corpus(textkit, 100)
     path = textkit.write_csv("c.csv", texts, labels)
     out = textkit.tmp_path / "out.h5"
     config = textkit.config(path, encoding="cp1252")
     ooc.preprocess.WorkDir(out, config.fingerprint(), resume=False)  # an interrupted run
-    for options in ({"encoding": "utf-8"}, {"encoding": "cp1252", "decode_errors": "replace"}):
+    for options in ({"encoding": "utf-8"}, {"encoding": "cp1252", "decode_errors": "replace"},
+                    {"encoding": "cp1252", "limit": 50}):
         with pytest.raises(ResumeError, match="other settings"):
             ooc.preprocess.preprocess(textkit.config(path, resume=True, **options))
 
@@ -163,3 +164,20 @@ def test_parquet_null_rows_are_skipped_and_listed_by_row_number(textkit, capsys)
     assert "skipped   2 bad rows" in capsys.readouterr().out
     with open(f"{out}.rejects.csv", encoding="utf-8") as f:
         assert [line.split(",")[1] for line in f.read().splitlines()[1:]] == ["11", "21"]
+
+
+# ------------------------------------------------------------------ limit
+def test_limit_gives_the_dataset_of_the_first_rows(textkit, capsys):
+    texts, labels = textkit.docs(400, seed=55)
+    whole = textkit.write_csv("whole.csv", texts, labels)
+    first = textkit.write_csv("first.csv", texts[:150], labels[:150])
+    textkit.preprocess(first, out="first.h5", top_k=500, chunk_rows=128)
+    out = textkit.tmp_path / "limited.h5"
+    assert main(["preprocess", str(whole), "--out", str(out), "--limit", "150",
+                 "--top-k", "500", *QUICK]) == 0
+    textkit.assert_same(textkit.load("first.h5"), textkit.load("limited.h5"))
+    assert main(["explore", str(whole), "--limit", "150", "--quiet"]) == 0
+    assert "ooc explore: 150 samples" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="2"):
+        main(["preprocess", str(whole), "--out", str(out), "--limit", "0"])
+    assert "--limit: expected a positive integer" in capsys.readouterr().err

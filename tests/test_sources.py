@@ -630,3 +630,41 @@ def test_parquet_without_pyarrow_says_what_to_install(tmp_path: Path,
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import fails
     with pytest.raises(ImportError, match="Parquet inputs need pyarrow.*pip install"):
         read_all(path)
+
+
+# --- limit ------------------------------------------------------------------------------
+@pytest.mark.parametrize("chunk_rows", [1, 4, 7, 100])
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_limit_reads_the_first_rows_across_inputs(tmp_path: Path, chunk_rows: int,
+                                                  kind: str) -> None:
+    rows = [(f"doc {i}", str(i % 2)) for i in range(30)]
+    paths = []
+    for name, part in (("a", rows[:12]), ("b", rows[12:])):
+        if kind == "csv":
+            paths.append(write(tmp_path, f"{name}.csv", csv_text(part)))
+        elif kind == "jsonl":
+            paths.append(write(tmp_path, f"{name}.jsonl", "".join(
+                json.dumps({"text": t, "label": y}) + "\n" for t, y in part)))
+        else:
+            paths.append(write_parquet(tmp_path / f"{name}.parquet",
+                                       {"text": [t for t, _ in part],
+                                        "label": [y for _, y in part]}))
+    whole = read_all(*paths, chunk_rows=chunk_rows)
+    for limit in (1, 5, 12, 13, 29, 30, 1000):
+        got = read_all(*paths, chunk_rows=chunk_rows, limit=limit)
+        assert got == tuple(column[:limit] for column in whole), limit
+
+
+def test_limit_reports_only_the_bad_rows_it_reads(tmp_path: Path) -> None:
+    lines = [f"doc {i},{i % 2}" for i in range(20)]
+    lines[3] = "ragged,row,here"
+    lines[8] = "ragged,row,there"
+    path = write(tmp_path, "a.csv", "text,label\n" + "\n".join(lines) + "\n")
+    ids, _, bad = read_skipping(path, limit=8)
+    assert ids == [0, 1, 2, 4, 5, 6, 7] and [b.line for b in bad] == [5]
+    for chunk_rows in (1, 5, 100):  # the reader reads ahead up to a chunk
+        assert read_all(path, limit=3, chunk_rows=chunk_rows)[0] == [0, 1, 2]
+        with pytest.raises(BadRowError, match="a.csv:5: ragged row"):
+            read_all(path, limit=4, chunk_rows=chunk_rows)
+    with pytest.raises(ValueError, match="limit must be a positive int"):
+        SourceSpec((path,), limit=0)

@@ -152,6 +152,10 @@ class SourceSpec:
     decode_errors
         ``"strict"``: a row with bytes the encoding cannot decode is a bad
         row; ``"replace"``: they become U+FFFD and the row is kept.
+    limit
+        Read only the rows with id below ``limit`` (the first ``limit``
+        data rows of the inputs taken in order, bad rows included), e.g. to
+        try settings; ``None`` reads everything.
     """
 
     paths: tuple[str, ...]
@@ -162,6 +166,7 @@ class SourceSpec:
     on_bad_row: str = "error"
     encoding: str = "utf-8"
     decode_errors: str = "strict"
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         paths = tuple(os.fspath(p) for p in _as_tuple(self.paths, (str, os.PathLike)))
@@ -182,8 +187,16 @@ class SourceSpec:
         if not isinstance(self.header, bool):
             raise TypeError(f"header must be True or False. Got {self.header!r} instead.")
         check_decoding(self.encoding, self.decode_errors)
+        check_limit(self.limit)
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "text_columns", text_columns)
+
+
+def check_limit(limit: int | None) -> None:
+    """Raise ValueError unless ``limit`` is None or a positive int."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"limit must be a positive int or None. Got {limit!r} instead.")
 
 
 def _as_tuple(value: Any, scalar_types: tuple[type, ...]) -> tuple[Any, ...]:
@@ -441,19 +454,45 @@ def _rejecter(on_bad_row: str, on_skip: Callable[[BadRow], None] | None) -> Reje
 
 def _numbered(spec: SourceSpec, chunk_rows: int, on_skip: Callable[[BadRow], None] | None
               ) -> Iterator[tuple[np.ndarray, list[str], list[str]]]:
-    """``(row_ids, texts, labels)`` pieces of every input in turn, ids running on."""
+    """``(row_ids, texts, labels)`` pieces of every input in turn, ids running on.
+
+    With ``spec.limit``, pieces stop at row id ``limit``.  A reader reads up
+    to a piece ahead, so its bad rows are held until their ids are known and
+    only those below the limit are reported.
+    """
     reject = _rejecter(spec.on_bad_row, on_skip)
+    held: list[tuple[str, int, str, str]] = []
+
+    def hold(path: str, line: int, reason: str, record: str) -> None:
+        held.append((path, line, reason, record))
+
+    collect = reject if spec.limit is None else hold
     next_id = 0
     for path in spec.paths:
         with _opened(path, spec) as source:
-            for texts, labels, skipped in source.pieces(chunk_rows, reject):
+            for texts, labels, skipped in source.pieces(chunk_rows, collect):
                 consumed = len(texts) + len(skipped)
                 ids = np.arange(next_id, next_id + consumed, dtype=np.int64)
                 if skipped:
                     ids = np.delete(ids, skipped)
+                if spec.limit is not None:
+                    _report_held(held, skipped, spec.limit - next_id, reject)
+                    kept = int(np.searchsorted(ids, spec.limit))
+                    ids, texts, labels = ids[:kept], texts[:kept], labels[:kept]
                 next_id += consumed
                 if texts:
                     yield ids, texts, labels
+                if spec.limit is not None and next_id >= spec.limit:
+                    return
+
+
+def _report_held(held: list[tuple[str, int, str, str]], skipped: list[int], below: int,
+                 reject: Reject) -> None:
+    """Report the held bad rows of a piece whose position is below ``below``; forget all."""
+    for position, bad in zip(skipped, held, strict=True):  # one reject call per skipped row
+        if position < below:
+            reject(*bad)
+    held.clear()
 
 
 def _rechunk(pieces: Iterable[tuple[np.ndarray, list[str], list[str]]], chunk_rows: int
