@@ -181,3 +181,19 @@ def test_limit_gives_the_dataset_of_the_first_rows(textkit, capsys):
     with pytest.raises(SystemExit, match="2"):
         main(["preprocess", str(whole), "--out", str(out), "--limit", "0"])
     assert "--limit: expected a positive integer" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ class order
+@pytest.mark.parametrize(("classes", "expected"), [
+    (["+1", "-1", "10", "2"], ["-1", "+1", "2", "10"]),  # integers: by value
+    (["²", "2", "10"], ["10", "2", "²"]),  # '²' is a digit but no integer: code point order
+])
+def test_explore_and_preprocess_order_classes_alike(textkit, classes, expected):
+    texts, _ = textkit.docs(200, seed=56)
+    labels = [classes[i % len(classes)] for i in range(len(texts))]
+    path = textkit.write_csv("c.csv", texts, labels)
+    report = textkit.tmp_path / "report.json"
+    assert main(["explore", str(path), "--quiet", "--json", str(report)]) == 0
+    assert list(json.loads(report.read_text())["class_counts"]) == expected
+    textkit.preprocess(path, top_k=300)
+    assert textkit.load("out.h5").classes == expected
