@@ -212,6 +212,9 @@ def _add_columns(p: argparse.ArgumentParser) -> Any:
     g.add_argument("--decode-errors", choices=("strict", "replace"), default="strict",
                    help="bytes the encoding cannot decode: strict makes the row a bad row, "
                    "replace reads them as U+FFFD and keeps it (default: strict)")
+    g.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="read only the first N rows of the inputs (and of --val inputs), "
+                   "bad rows included, e.g. to try settings (default: all)")
     return g
 
 
@@ -228,7 +231,8 @@ def _add_preprocess(sub: Any) -> None:
     p = sub.add_parser("preprocess", help="vectorize raw labelled text into a dataset on disk",
                        description="Vectorize raw labelled text into a dataset on disk, "
                        "in bounded memory.", epilog=PREPROCESS_EXAMPLES)
-    p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
+    p.add_argument("input", nargs="+",
+                   help="CSV/TSV, JSON Lines, Parquet or folder-per-class inputs")
     p.add_argument("--out", required=True, help="dataset to write: a .h5 file or an npy folder")
     p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5", help="storage backend")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
@@ -281,7 +285,8 @@ def _add_explore(sub: Any) -> None:
 
     p = sub.add_parser("explore", help="describe a raw labelled text corpus (classes, lengths, "
                        "top n-grams) and recommend a model")
-    p.add_argument("input", nargs="+", help="CSV/TSV, JSON Lines or folder-per-class inputs")
+    p.add_argument("input", nargs="+",
+                   help="CSV/TSV, JSON Lines, Parquet or folder-per-class inputs")
     _add_columns(p)
     g = p.add_argument_group("report")
     g.add_argument("--top", type=int, default=20, metavar="N",

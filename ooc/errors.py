@@ -92,6 +92,10 @@ class InputNotFoundError(InputFormatError, FileNotFoundError):
     """A text input path does not exist."""
 
 
+class MissingDependencyError(OocError, ImportError):
+    """An optional dependency (matplotlib for plots, pyarrow for Parquet) is not installed."""
+
+
 class BadRowError(OocError, ValueError):
     """One data row of a text input cannot be used (ragged, empty text, missing label, ...).
 

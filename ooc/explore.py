@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ._report import human_bytes, progress_bar
-from .errors import CorpusError, OocError
+from .errors import CorpusError, MissingDependencyError
 from .text.counts import SpilledCounts
 from .text.labels import check_forms, sort_classes
 from .text.ngrams import WORD_BITS, KeySpace
@@ -66,10 +66,6 @@ HISTOGRAM_BINS = 50
 DEFAULT_MEMORY_BUDGET = 256 << 20
 PLOT_FILES = ("class_distribution.png", "sample_length_distribution.png",
               "ngram_frequency_distribution.png")
-
-
-class MissingDependencyError(OocError, ImportError):
-    """An optional dependency (matplotlib for plots) is not installed."""
 
 
 def recommend(ratio: float) -> str:
@@ -485,7 +481,8 @@ def command(args: argparse.Namespace) -> int:
     spec = SourceSpec(paths=tuple(args.input), text_columns=tuple(args.text_columns or ()),
                       label_column=args.label_column, header=not args.no_header,
                       delimiter=args.delimiter, on_bad_row=args.on_bad_row,
-                      encoding=args.encoding, decode_errors=args.decode_errors)
+                      encoding=args.encoding, decode_errors=args.decode_errors,
+                      limit=args.limit)
     report = explore(spec, top=args.top, ngram_range=tuple(args.ngram_range),
                      memory_budget=args.memory_budget, progress=not args.quiet)
     print(report.format())

@@ -51,7 +51,7 @@ from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
 from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
-from .text.sources import RejectLog, SourceSpec, check_rejects_path, read_rows
+from .text.sources import RejectLog, SourceSpec, check_limit, check_rejects_path, read_rows
 from .text.spill import scatter
 from .text.tokenize import warm_up
 from .text.tokenize_pass import RowEstimate, Tokenizer, labelled_chunks
@@ -79,6 +79,7 @@ class PreprocessConfig:
     delimiter: str | None = None
     encoding: str = "utf-8"
     decode_errors: str = "strict"
+    limit: int | None = None
     vectorizer: str = "ngram"
     ngram_range: tuple[int, int] = (1, 2)
     min_df: int = 2
@@ -112,6 +113,7 @@ class PreprocessConfig:
                              f"got {self.chunk_rows}, {self.workers}, "
                              f"{human_bytes(self.memory_budget)}.")
         check_decoding(self.encoding, self.decode_errors)
+        check_limit(self.limit)
         self.vectorizer_config()  # validates the vectorizer settings
 
     def vectorizer_config(self) -> NgramConfig | SequenceConfig:
@@ -126,7 +128,8 @@ class PreprocessConfig:
         return SourceSpec(paths=paths, text_columns=self.text_columns,
                           label_column=self.label_column, header=self.header,
                           delimiter=self.delimiter, on_bad_row=self.on_bad_row,
-                          encoding=self.encoding, decode_errors=self.decode_errors)
+                          encoding=self.encoding, decode_errors=self.decode_errors,
+                          limit=self.limit)
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between a run and its ``--resume``."""

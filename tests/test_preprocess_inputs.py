@@ -96,13 +96,14 @@ def test_explore_reads_the_same_options(textkit, capsys):
                  "--decode-errors", "replace"]) == 0
 
 
-def test_resume_with_another_encoding_is_refused(textkit):
+def test_resume_with_other_reading_options_is_refused(textkit):
     texts, labels = accented_corpus(textkit, 100)
     path = textkit.write_csv("c.csv", texts, labels)
     out = textkit.tmp_path / "out.h5"
     config = textkit.config(path, encoding="cp1252")
     ooc.preprocess.WorkDir(out, config.fingerprint(), resume=False)  # an interrupted run
-    for options in ({"encoding": "utf-8"}, {"encoding": "cp1252", "decode_errors": "replace"}):
+    for options in ({"encoding": "utf-8"}, {"encoding": "cp1252", "decode_errors": "replace"},
+                    {"encoding": "cp1252", "limit": 50}):
         with pytest.raises(ResumeError, match="other settings"):
             ooc.preprocess.preprocess(textkit.config(path, resume=True, **options))
 
@@ -114,3 +115,85 @@ def test_unknown_encoding_is_one_clear_line(tmp_path, capsys):
                  "--encoding", "klingon"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "encoding 'klingon' is not a text encoding" in err
+
+
+# ------------------------------------------------------------------ parquet
+@pytest.mark.parametrize("integer_labels", [False, True])
+def test_parquet_with_several_row_groups_gives_the_same_dataset_as_csv(textkit, capsys,
+                                                                       integer_labels):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts, labels = accented_corpus(textkit, 400)
+    if integer_labels:
+        labels = [str(10 - int(y.rsplit("_", 1)[-1])) for y in labels]  # '10', '9', '8', ...
+    table = pa.table({"label": [int(y) for y in labels] if integer_labels else labels,
+                      "review": texts})
+    path = textkit.tmp_path / "c.parquet"
+    pq.write_table(table, path, row_group_size=37)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 11
+    csv_path = textkit.write_csv("c.csv", texts, labels)
+    textkit.preprocess(csv_path, out="csv.h5", top_k=2000, chunk_rows=128)
+    out = textkit.tmp_path / "parquet.h5"
+    assert main(["preprocess", str(path), "--out", str(out), "--text-column", "review",
+                 "--top-k", "2000", *QUICK]) == 0
+    textkit.assert_same(textkit.load("csv.h5"), textkit.load("parquet.h5"))
+    if integer_labels:
+        assert textkit.load("parquet.h5").classes == sorted(set(labels), key=int)
+    report = textkit.tmp_path / "report.json"
+    assert main(["explore", str(path), "--text-column", "review", "--quiet",
+                 "--json", str(report)]) == 0
+    assert "ooc explore: 400 samples from 1 input(s)" in capsys.readouterr().out
+    assert list(json.loads(report.read_text())["class_counts"]) == textkit.load(
+        "parquet.h5").classes
+
+
+def test_parquet_null_rows_are_skipped_and_listed_by_row_number(textkit, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts, labels = textkit.docs(100, seed=54)
+    texts[10], labels[20] = None, None
+    path = textkit.tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": texts, "label": labels}), path, row_group_size=16)
+    out = textkit.tmp_path / "out.h5"
+    assert main(["preprocess", str(path), "--out", str(out), *QUICK]) == 1
+    assert f"{path}:11: empty text: column 'text' is null" in capsys.readouterr().err
+    assert main(["preprocess", str(path), "--out", str(out), "--on-bad-row", "skip",
+                 *QUICK]) == 0
+    assert "skipped   2 bad rows" in capsys.readouterr().out
+    with open(f"{out}.rejects.csv", encoding="utf-8") as f:
+        assert [line.split(",")[1] for line in f.read().splitlines()[1:]] == ["11", "21"]
+
+
+# ------------------------------------------------------------------ limit
+def test_limit_gives_the_dataset_of_the_first_rows(textkit, capsys):
+    texts, labels = textkit.docs(400, seed=55)
+    whole = textkit.write_csv("whole.csv", texts, labels)
+    first = textkit.write_csv("first.csv", texts[:150], labels[:150])
+    textkit.preprocess(first, out="first.h5", top_k=500, chunk_rows=128)
+    out = textkit.tmp_path / "limited.h5"
+    assert main(["preprocess", str(whole), "--out", str(out), "--limit", "150",
+                 "--top-k", "500", *QUICK]) == 0
+    textkit.assert_same(textkit.load("first.h5"), textkit.load("limited.h5"))
+    assert main(["explore", str(whole), "--limit", "150", "--quiet"]) == 0
+    assert "ooc explore: 150 samples" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="2"):
+        main(["preprocess", str(whole), "--out", str(out), "--limit", "0"])
+    assert "--limit: expected a positive integer" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ class order
+@pytest.mark.parametrize(("classes", "expected"), [
+    (["+1", "-1", "10", "2"], ["-1", "+1", "2", "10"]),  # integers: by value
+    (["²", "2", "10"], ["10", "2", "²"]),  # '²' is a digit but no integer: code point order
+])
+def test_explore_and_preprocess_order_classes_alike(textkit, classes, expected):
+    texts, _ = textkit.docs(200, seed=56)
+    labels = [classes[i % len(classes)] for i in range(len(texts))]
+    path = textkit.write_csv("c.csv", texts, labels)
+    report = textkit.tmp_path / "report.json"
+    assert main(["explore", str(path), "--quiet", "--json", str(report)]) == 0
+    assert list(json.loads(report.read_text())["class_counts"]) == expected
+    textkit.preprocess(path, top_k=300)
+    assert textkit.load("out.h5").classes == expected

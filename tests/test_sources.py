@@ -9,6 +9,7 @@ import io
 import json
 import lzma
 import pickle
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -258,7 +259,7 @@ def test_missing_file(tmp_path: Path) -> None:
     assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, OocError)
 
 
-@pytest.mark.parametrize("name", ["a.parquet", "a.txt", "a.csv.zip", "README"])
+@pytest.mark.parametrize("name", ["a.xlsx", "a.txt", "a.csv.zip", "README"])
 def test_unsupported_kind_names_file_and_kinds(tmp_path: Path, name: str) -> None:
     path = write(tmp_path, name, "x")
     with pytest.raises(InputFormatError, match=f"{name}: unsupported input kind.*\\.jsonl"):
@@ -532,3 +533,138 @@ def test_encoding_options_are_validated() -> None:
                 {"decode_errors": "ignore"}):
         with pytest.raises(ValueError, match="encoding|decode_errors"):
             SourceSpec(("a.csv",), **bad)  # type: ignore[arg-type]
+
+
+# --- parquet ----------------------------------------------------------------------------
+def write_parquet(path: Path, columns: dict[str, object], row_group_size: int = 4) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+    return str(path)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 4, 100])
+def test_parquet_reads_like_csv_across_row_groups(tmp_path: Path, chunk_rows: int) -> None:
+    import pyarrow as pa
+
+    texts = [f"review {i}, é “x”\nline two" for i in range(23)]
+    labels = [i % 3 for i in range(23)]
+    content = csv_text([(t, str(y)) for t, y in zip(texts, labels, strict=True)])
+    expected = read_all(write(tmp_path, "a.csv", content), chunk_rows=chunk_rows)
+    for text_column in (texts, pa.array(texts).dictionary_encode(), pa.array(texts,
+                                                                            pa.large_string())):
+        for label_column in (labels, [str(y) for y in labels], pa.array(labels, pa.int8())):
+            path = write_parquet(tmp_path / "a.parquet",
+                                 {"label": label_column, "text": text_column})
+            assert read_all(path, chunk_rows=chunk_rows) == expected
+    # columns by index, several text columns joined
+    path = write_parquet(tmp_path / "b.parquet", {"y": labels, "a": texts, "b": texts})
+    ids, joined, _ = read_all(path, text_columns=(1, "b"), label_column=0)
+    assert joined == [f"{t} {t}" for t in texts] and ids == list(range(23))
+
+
+def test_parquet_nulls_are_bad_rows_numbered_by_row(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    path = write_parquet(tmp_path / "a.parquet", {
+        "text": ["ok", None, "fine", " ", "good", "also"],
+        "label": pa.array(["1", "2", None, "3", "  ", "4"])}, row_group_size=2)
+    ids, texts, bad = read_skipping(path)
+    assert (ids, texts) == ([0, 5], ["ok", "also"])
+    assert [(b.line, b.category) for b in bad] == [
+        (2, "empty text"), (3, "missing label"), (4, "empty text"), (5, "missing label")]
+    assert bad[0].record == '{"text": null, "label": "2"}'
+    with pytest.raises(BadRowError, match=r"a.parquet:2: empty text: column 'text' is null"):
+        read_all(path)
+
+
+def test_parquet_invalid_utf8_follows_decode_errors(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    text = pa.array([b"ok", b"caf\xe9"], pa.binary()).view(pa.string())  # unchecked bytes
+    path = write_parquet(tmp_path / "a.parquet", {"text": text, "label": ["1", "2"]})
+    with pytest.raises(BadRowError, match=r"a.parquet:2: invalid UTF-8: byte 0xe9"):
+        read_all(path)
+    assert read_all(path, decode_errors="replace")[1] == ["ok", "caf\ufffd"]
+
+
+def test_parquet_whole_file_problems(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "a.parquet", {"text": ["a"], "label": [1.5], "n": [2]})
+    with pytest.raises(InputFormatError, match="label column 'label' holds double values"):
+        read_all(path)
+    with pytest.raises(InputFormatError, match="text column 'n' holds int64 values"):
+        read_all(path, text_columns="n", label_column="n")
+    with pytest.raises(InputFormatError, match="no column named 'body' in the schema. "
+                       "Available columns: 'text', 'label', 'n'"):
+        read_all(path, text_columns="body")
+    with pytest.raises(InputFormatError, match="cannot read it as Parquet"):
+        read_all(write(tmp_path, "b.parquet", "text,label\na,1\n"))
+    with pytest.raises(InputFormatError, match="unsupported input kind.*'.parquet.gz'"):
+        read_all(write(tmp_path, "c.parquet.gz", b"whatever"))
+
+
+def test_parquet_memory_is_bounded_by_the_row_group(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    text = "word " * 400
+    path = write_parquet(tmp_path / "big.parquet", {"text": [text] * 5_000,
+                                                    "label": ["pos"] * 5_000},
+                         row_group_size=500)  # 10 MB of text in 10 row groups
+    peak = 0
+    tracemalloc.start()
+    try:
+        for rows in read_rows(SourceSpec((path,)), chunk_rows=100):
+            peak = max(peak, pa.total_allocated_bytes())
+            assert len(rows) == 100
+        python_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak  # Arrow buffers: a batch, not the file's 10 MB (measured 0.25 MB)
+    assert python_peak < 2_000_000, python_peak
+
+
+def test_parquet_without_pyarrow_says_what_to_install(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_parquet(tmp_path / "a.parquet", {"text": ["a"], "label": ["1"]})
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import fails
+    with pytest.raises(ImportError, match="Parquet inputs need pyarrow.*pip install"):
+        read_all(path)
+
+
+# --- limit ------------------------------------------------------------------------------
+@pytest.mark.parametrize("chunk_rows", [1, 4, 7, 100])
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_limit_reads_the_first_rows_across_inputs(tmp_path: Path, chunk_rows: int,
+                                                  kind: str) -> None:
+    rows = [(f"doc {i}", str(i % 2)) for i in range(30)]
+    paths = []
+    for name, part in (("a", rows[:12]), ("b", rows[12:])):
+        if kind == "csv":
+            paths.append(write(tmp_path, f"{name}.csv", csv_text(part)))
+        elif kind == "jsonl":
+            paths.append(write(tmp_path, f"{name}.jsonl", "".join(
+                json.dumps({"text": t, "label": y}) + "\n" for t, y in part)))
+        else:
+            paths.append(write_parquet(tmp_path / f"{name}.parquet",
+                                       {"text": [t for t, _ in part],
+                                        "label": [y for _, y in part]}))
+    whole = read_all(*paths, chunk_rows=chunk_rows)
+    for limit in (1, 5, 12, 13, 29, 30, 1000):
+        got = read_all(*paths, chunk_rows=chunk_rows, limit=limit)
+        assert got == tuple(column[:limit] for column in whole), limit
+
+
+def test_limit_reports_only_the_bad_rows_it_reads(tmp_path: Path) -> None:
+    lines = [f"doc {i},{i % 2}" for i in range(20)]
+    lines[3] = "ragged,row,here"
+    lines[8] = "ragged,row,there"
+    path = write(tmp_path, "a.csv", "text,label\n" + "\n".join(lines) + "\n")
+    ids, _, bad = read_skipping(path, limit=8)
+    assert ids == [0, 1, 2, 4, 5, 6, 7] and [b.line for b in bad] == [5]
+    for chunk_rows in (1, 5, 100):  # the reader reads ahead up to a chunk
+        assert read_all(path, limit=3, chunk_rows=chunk_rows)[0] == [0, 1, 2]
+        with pytest.raises(BadRowError, match="a.csv:5: ragged row"):
+            read_all(path, limit=4, chunk_rows=chunk_rows)
+    with pytest.raises(ValueError, match="limit must be a positive int"):
+        SourceSpec((path,), limit=0)

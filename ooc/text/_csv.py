@@ -75,11 +75,15 @@ def raise_field_limit() -> None:
         csv.field_size_limit(FIELD_LIMIT)
 
 
-def resolve(path: str, column: Column, layout_header: list[str] | None, width: int) -> int:
-    """0-based index of ``column`` (a header name or an index) in a row of ``width`` fields."""
+def resolve(path: str, column: Column, layout_header: list[str] | None, width: int,
+            where: str = "header") -> int:
+    """0-based index of ``column`` (a header name or an index) in a row of ``width`` fields.
+
+    ``where`` is what holds the names, for messages (``"header"``, ``"schema"``).
+    """
     if isinstance(column, int):
         if not -width <= column < width:
-            source = "header" if layout_header is not None else "first row"
+            source = where if layout_header is not None else "first row"
             raise InputFormatError(
                 f"{path}: column index {column} is out of range. Expected an index from 0 "
                 f"to {width - 1}: the {source} has {width} columns.")
@@ -93,7 +97,7 @@ def resolve(path: str, column: Column, layout_header: list[str] | None, width: i
     if len(hits) != 1:
         problem = "no column named" if not hits else f"{len(hits)} columns named"
         raise InputFormatError(
-            f"{path}: {problem} {column!r} in the header. Available columns: "
+            f"{path}: {problem} {column!r} in the {where}. Available columns: "
             f"{describe_columns(layout_header)}. Pass --text-column/--label-column with one "
             "of these names or a 0-based index.")
     return hits[0]

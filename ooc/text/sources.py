@@ -14,11 +14,15 @@ Inputs
   :mod:`ooc.text._csv`.
 * **JSON Lines** (``.jsonl``, ``.ndjson``): one object per line, columns
   are keys, integer labels allowed.  See :mod:`ooc.text._jsonl`.
+* **Parquet** (``.parquet``): columns by schema name, streamed by row
+  group; string text, string or integer labels; a null is a bad row whose
+  ``line`` is the 1-based row number.  See :mod:`ooc.text._parquet`.
 * **Folder-per-class trees** (a directory): ``ROOT/<label>/<doc>.txt``, one
   document per file, like IMDb's ``aclImdb/train/``.  See
   :mod:`ooc.text._folder`.
-* ``.gz``, ``.bz2`` and ``.xz`` after a file's extension
-  (``reviews.csv.gz``) are decompressed on the fly.
+* ``.gz``, ``.bz2`` and ``.xz`` after a text file's extension
+  (``reviews.csv.gz``) are decompressed on the fly (Parquet files are
+  compressed inside).
 
 Rows
 ----
@@ -40,19 +44,21 @@ Labels are strings exactly as written, surrounding whitespace stripped
 Bad rows
 --------
 A row that cannot be used is a *bad row*: ragged (another number of fields
-than the header, or than the first row without a header), invalid UTF-8 in
-a used field, empty or blank text, missing label, malformed CSV quoting, a
-quoted field still open at the end of the file (a file cut off mid-row), a
+than the header, or than the first row without a header), bytes the
+encoding cannot decode in a used field (``decode_errors="strict"``), empty
+or blank text, missing label, malformed CSV quoting, a quoted field still
+open at the end of the file (a file cut off mid-row), a
 field over :data:`ooc.text._csv.FIELD_LIMIT` characters, a JSON Lines line
-that is not a JSON object or lacks a key.  With ``on_bad_row="error"`` the
-first one raises :class:`~ooc.errors.BadRowError` naming the file and the
-1-based physical line on which the record starts; with ``"skip"`` it is
+that is not a JSON object or lacks a key, a Parquet row with a null text or
+label.  With ``on_bad_row="error"`` the first one raises
+:class:`~ooc.errors.BadRowError` naming the file and the 1-based physical
+line on which the record starts (Parquet: row number); with ``"skip"`` it is
 passed to ``on_skip`` (e.g. a :class:`RejectLog`) and reading goes on; a
 skipped row still takes its row id, so ids keep pointing at the source.
 Problems of a whole input (missing file, unsupported kind, unknown column,
 an empty folder tree, a truncated or corrupt compressed stream, a UTF-16 or
 UTF-32 file read as another encoding, a UTF-16 or UTF-32 file the strict
-decoder cannot read) raise
+decoder cannot read, a Parquet column of the wrong type) raise
 :class:`~ooc.errors.InputFormatError` whatever ``on_bad_row`` says.
 
 A CSV record the parser fails on (a stray opening quote that swallowed the
@@ -99,10 +105,12 @@ from ._common import (
 from ._csv import CsvInput
 from ._folder import FolderInput
 from ._jsonl import JsonlInput
+from ._parquet import ParquetInput
 
 __all__ = ["BadRow", "RejectLog", "Rows", "SourceSpec", "input_kind", "read_rows"]
 
-FILE_KINDS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FILE_KINDS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+              ".parquet": "parquet"}
 """File extension -> reader."""
 
 COMPRESSIONS: dict[str, Callable[[str], IO[bytes]]] = {
@@ -144,6 +152,10 @@ class SourceSpec:
     decode_errors
         ``"strict"``: a row with bytes the encoding cannot decode is a bad
         row; ``"replace"``: they become U+FFFD and the row is kept.
+    limit
+        Read only the rows with id below ``limit`` (the first ``limit``
+        data rows of the inputs taken in order, bad rows included), e.g. to
+        try settings; ``None`` reads everything.
     """
 
     paths: tuple[str, ...]
@@ -154,6 +166,7 @@ class SourceSpec:
     on_bad_row: str = "error"
     encoding: str = "utf-8"
     decode_errors: str = "strict"
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         paths = tuple(os.fspath(p) for p in _as_tuple(self.paths, (str, os.PathLike)))
@@ -174,8 +187,16 @@ class SourceSpec:
         if not isinstance(self.header, bool):
             raise TypeError(f"header must be True or False. Got {self.header!r} instead.")
         check_decoding(self.encoding, self.decode_errors)
+        check_limit(self.limit)
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "text_columns", text_columns)
+
+
+def check_limit(limit: int | None) -> None:
+    """Raise ValueError unless ``limit`` is None or a positive int."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"limit must be a positive int or None. Got {limit!r} instead.")
 
 
 def _as_tuple(value: Any, scalar_types: tuple[type, ...]) -> tuple[Any, ...]:
@@ -225,7 +246,8 @@ class BadRow:
     path
         The input file (for a folder tree, the document's file).
     line
-        The 1-based physical line on which the record starts.
+        The 1-based physical line on which the record starts (Parquet: the
+        1-based row number in the file).
     reason
         ``"<category>: <details>"``, e.g. ``"ragged row: 2 fields, expected
         3 (as in the header)"``; see :attr:`category`.
@@ -345,7 +367,7 @@ def read_rows(spec: SourceSpec, chunk_rows: int = 10_000,
 
 
 def input_kind(path: str) -> tuple[str, str | None]:
-    """``(kind, compression)`` of an input: kind is ``"csv"``, ``"jsonl"`` or ``"folder"``.
+    """``(kind, compression)`` of an input: ``"csv"``, ``"jsonl"``, ``"parquet"``, ``"folder"``.
 
     Raises :class:`~ooc.errors.InputFormatError` for a missing path or an
     unsupported extension.
@@ -359,11 +381,12 @@ def input_kind(path: str) -> tuple[str, str | None]:
     compression = suffix if suffix in COMPRESSIONS else None
     if compression is not None:
         suffix = os.path.splitext(stem)[1]
-    if suffix not in FILE_KINDS:
+    if suffix not in FILE_KINDS or (compression and FILE_KINDS[suffix] == "parquet"):
+        got = suffix + (compression or "") if suffix else "no extension"
         raise InputFormatError(
             f"{path}: unsupported input kind. Expected a .csv, .tsv, .jsonl or .ndjson file "
-            "(optionally .gz, .bz2 or .xz compressed) or a folder-per-class directory. "
-            f"Got {suffix or 'no extension'!r} instead.")
+            "(optionally .gz, .bz2 or .xz compressed), a .parquet file (not compressed "
+            f"again) or a folder-per-class directory. Got {got!r} instead.")
     return FILE_KINDS[suffix], compression
 
 
@@ -377,6 +400,9 @@ def _opened(path: str, spec: SourceSpec) -> Iterator[_Source]:
     kind, compression = input_kind(path)
     if kind == "folder":
         yield FolderInput(path, spec.encoding, spec.decode_errors)
+        return
+    if kind == "parquet":
+        yield ParquetInput(path, spec)
         return
     binary = COMPRESSIONS[compression](path) if compression else open(path, "rb")  # noqa: SIM115
     newline = "" if kind == "csv" else "\n"
@@ -428,19 +454,45 @@ def _rejecter(on_bad_row: str, on_skip: Callable[[BadRow], None] | None) -> Reje
 
 def _numbered(spec: SourceSpec, chunk_rows: int, on_skip: Callable[[BadRow], None] | None
               ) -> Iterator[tuple[np.ndarray, list[str], list[str]]]:
-    """``(row_ids, texts, labels)`` pieces of every input in turn, ids running on."""
+    """``(row_ids, texts, labels)`` pieces of every input in turn, ids running on.
+
+    With ``spec.limit``, pieces stop at row id ``limit``.  A reader reads up
+    to a piece ahead, so its bad rows are held until their ids are known and
+    only those below the limit are reported.
+    """
     reject = _rejecter(spec.on_bad_row, on_skip)
+    held: list[tuple[str, int, str, str]] = []
+
+    def hold(path: str, line: int, reason: str, record: str) -> None:
+        held.append((path, line, reason, record))
+
+    collect = reject if spec.limit is None else hold
     next_id = 0
     for path in spec.paths:
         with _opened(path, spec) as source:
-            for texts, labels, skipped in source.pieces(chunk_rows, reject):
+            for texts, labels, skipped in source.pieces(chunk_rows, collect):
                 consumed = len(texts) + len(skipped)
                 ids = np.arange(next_id, next_id + consumed, dtype=np.int64)
                 if skipped:
                     ids = np.delete(ids, skipped)
+                if spec.limit is not None:
+                    _report_held(held, skipped, spec.limit - next_id, reject)
+                    kept = int(np.searchsorted(ids, spec.limit))
+                    ids, texts, labels = ids[:kept], texts[:kept], labels[:kept]
                 next_id += consumed
                 if texts:
                     yield ids, texts, labels
+                if spec.limit is not None and next_id >= spec.limit:
+                    return
+
+
+def _report_held(held: list[tuple[str, int, str, str]], skipped: list[int], below: int,
+                 reject: Reject) -> None:
+    """Report the held bad rows of a piece whose position is below ``below``; forget all."""
+    for position, bad in zip(skipped, held, strict=True):  # one reject call per skipped row
+        if position < below:
+            reject(*bad)
+    held.clear()
 
 
 def _rechunk(pieces: Iterable[tuple[np.ndarray, list[str], list[str]]], chunk_rows: int
