@@ -10,7 +10,7 @@ imported only when the first two are called.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import ItemsView, Iterator, KeysView
 from copy import copy as shallow_copy
 from pathlib import Path
 from types import TracebackType
@@ -239,7 +239,18 @@ class Split:
 
 
 class Dataset:
-    """An opened ooc dataset; splits are attributes (``ds.train``) and items."""
+    """An opened ooc dataset: a read-only mapping of split name -> :class:`Split`.
+
+    ``ds["train"]``, ``"train" in ds``, ``list(ds)`` (split names) and
+    ``len(ds)`` (number of splits) work as for a dict; ``ds.train`` too,
+    for every split name that is not one of the names below (writers
+    refuse those, see :data:`RESERVED_SPLIT_NAMES`).
+    """
+
+    # Annotated so that RESERVED_SPLIT_NAMES sees the instance attributes too.
+    path: Path
+    manifest: dict[str, Any]
+    splits: dict[str, Split]
 
     def __init__(self, path: str | Path, verify: Verify = "once") -> None:
         self.path = Path(path)
@@ -309,6 +320,23 @@ class Dataset:
             raise AttributeError(name)
         return self[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.splits
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.splits)
+
+    def __len__(self) -> int:
+        return len(self.splits)
+
+    def keys(self) -> KeysView[str]:
+        """Split names, in the order they were written (``dict(ds)`` works)."""
+        return self.splits.keys()
+
+    def items(self) -> ItemsView[str, Split]:
+        """``(name, split)`` pairs."""
+        return self.splits.items()
+
     def verify(self) -> None:
         """Check every stored block's checksum, and the labels against the manifest.
 
@@ -354,6 +382,12 @@ class Dataset:
     def __repr__(self) -> str:
         splits = ", ".join(f"{n}={len(s)}" for n, s in self.splits.items())
         return f"<ooc dataset {self.path} ({splits})>"
+
+
+# Names a split cannot take: ``ds.<name>`` would find the Dataset's own
+# attribute, not the split.  Derived from the class so it cannot drift.
+RESERVED_SPLIT_NAMES: frozenset[str] = frozenset(
+    {n for n in dir(Dataset) if not n.startswith("_")} | set(Dataset.__annotations__))
 
 
 def _add_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
