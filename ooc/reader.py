@@ -293,20 +293,22 @@ class Dataset:
             raise KeyError(f"{self.path}: no extra array {name!r}; it has {self.extras}.")
         return self._store.read(f"extra/{name}", 0, info["n"])
 
-    @property
+    @functools.cached_property
     def vectorizer(self) -> Any:
         """The fitted vectorizer that made this dataset (``ooc preprocess``), or None.
 
-        ``ds.vectorizer.transform(texts)`` vectorizes new texts the same way.
+        ``ds.vectorizer.transform(texts)`` vectorizes new texts the same way;
+        ``ds.vectorizer.save(path)`` keeps it for predicting without the
+        dataset.  Built on first access, then the same object.
         """
         settings = self.metadata.get("vectorizer")
         if settings is None:
             return None
-        from .text import load_vectorizer
+        from .text.saved import rebuild_vectorizer
 
         prefix = "vectorizer/"
         arrays = {n[len(prefix):]: self.extra(n) for n in self.extras if n.startswith(prefix)}
-        return load_vectorizer(settings, arrays)
+        return rebuild_vectorizer(settings, arrays)
 
     def __getitem__(self, name: str) -> Split:
         try:
