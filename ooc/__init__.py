@@ -8,6 +8,9 @@ Data flow, one module each: chunks -> :mod:`ooc.writer` -> a chunked store
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 __version__ = "0.1.0"
 
 from .errors import (
@@ -26,6 +29,7 @@ from .errors import (
     OocError,
     OutputConflictError,
     SplitNotFoundError,
+    VectorizerFileError,
 )
 from .reader import Dataset, Split, open
 from .writer import DatasetWriter, create
@@ -49,7 +53,20 @@ __all__ = [
     "OutputConflictError",
     "Split",
     "SplitNotFoundError",
+    "VectorizerFileError",
     "__version__",
     "create",
+    "load_vectorizer",
     "open",
 ]
+
+
+def load_vectorizer(path: str | Path) -> Any:
+    """Load a fitted vectorizer saved with ``vec.save(path)`` (checksum verified).
+
+    ``ooc.load_vectorizer("vec.npz").transform(texts)`` vectorizes new texts
+    as the dataset's rows were, without the dataset.
+    """
+    from .text.saved import load_vectorizer as load
+
+    return load(path)

@@ -80,6 +80,10 @@ class SplitNotFoundError(OocError, KeyError, AttributeError):
         return str(self.args[0]) if self.args else ""
 
 
+class VectorizerFileError(OocError, ValueError):
+    """A saved vectorizer file is damaged, not one, or of a newer format."""
+
+
 class InputFormatError(OocError, ValueError):
     """A text input cannot be read as a whole: unsupported kind, unknown column, corrupt stream.
 

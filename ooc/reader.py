@@ -10,7 +10,7 @@ imported only when the first two are called.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import ItemsView, Iterator, KeysView
 from copy import copy as shallow_copy
 from pathlib import Path
 from types import TracebackType
@@ -239,7 +239,18 @@ class Split:
 
 
 class Dataset:
-    """An opened ooc dataset; splits are attributes (``ds.train``) and items."""
+    """An opened ooc dataset: a read-only mapping of split name -> :class:`Split`.
+
+    ``ds["train"]``, ``"train" in ds``, ``list(ds)`` (split names) and
+    ``len(ds)`` (number of splits) work as for a dict; ``ds.train`` too,
+    for every split name that is not one of the names below (writers
+    refuse those, see :data:`RESERVED_SPLIT_NAMES`).
+    """
+
+    # Annotated so that RESERVED_SPLIT_NAMES sees the instance attributes too.
+    path: Path
+    manifest: dict[str, Any]
+    splits: dict[str, Split]
 
     def __init__(self, path: str | Path, verify: Verify = "once") -> None:
         self.path = Path(path)
@@ -282,20 +293,22 @@ class Dataset:
             raise KeyError(f"{self.path}: no extra array {name!r}; it has {self.extras}.")
         return self._store.read(f"extra/{name}", 0, info["n"])
 
-    @property
+    @functools.cached_property
     def vectorizer(self) -> Any:
         """The fitted vectorizer that made this dataset (``ooc preprocess``), or None.
 
-        ``ds.vectorizer.transform(texts)`` vectorizes new texts the same way.
+        ``ds.vectorizer.transform(texts)`` vectorizes new texts the same way;
+        ``ds.vectorizer.save(path)`` keeps it for predicting without the
+        dataset.  Built on first access, then the same object.
         """
         settings = self.metadata.get("vectorizer")
         if settings is None:
             return None
-        from .text import load_vectorizer
+        from .text.saved import rebuild_vectorizer
 
         prefix = "vectorizer/"
         arrays = {n[len(prefix):]: self.extra(n) for n in self.extras if n.startswith(prefix)}
-        return load_vectorizer(settings, arrays)
+        return rebuild_vectorizer(settings, arrays)
 
     def __getitem__(self, name: str) -> Split:
         try:
@@ -308,6 +321,23 @@ class Dataset:
         if name.startswith("_") or "splits" not in self.__dict__:
             raise AttributeError(name)
         return self[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.splits
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.splits)
+
+    def __len__(self) -> int:
+        return len(self.splits)
+
+    def keys(self) -> KeysView[str]:
+        """Split names, in the order they were written (``dict(ds)`` works)."""
+        return self.splits.keys()
+
+    def items(self) -> ItemsView[str, Split]:
+        """``(name, split)`` pairs."""
+        return self.splits.items()
 
     def verify(self) -> None:
         """Check every stored block's checksum, and the labels against the manifest.
@@ -354,6 +384,12 @@ class Dataset:
     def __repr__(self) -> str:
         splits = ", ".join(f"{n}={len(s)}" for n, s in self.splits.items())
         return f"<ooc dataset {self.path} ({splits})>"
+
+
+# Names a split cannot take: ``ds.<name>`` would find the Dataset's own
+# attribute, not the split.  Derived from the class so it cannot drift.
+RESERVED_SPLIT_NAMES: frozenset[str] = frozenset(
+    {n for n in dir(Dataset) if not n.startswith("_")} | set(Dataset.__annotations__))
 
 
 def _add_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import scipy.sparse
 from . import __version__
 from .errors import ChunkError
 from .format import EXTRA_NAME, FORMAT_NAME, FORMAT_VERSION, SPLIT_NAME, array_keys
+from .reader import RESERVED_SPLIT_NAMES
 from .store import writer_class
 from .store._atomic import (
     check_output,
@@ -27,8 +28,16 @@ from .store._atomic import (
     temporary_path,
 )
 
-_RESERVED = {"splits", "classes", "feature_names", "vocabulary", "metadata", "close", "path",
-             "extra", "vectorizer"}
+
+def _check_split_name(split: str) -> None:
+    """Refuse names that are not identifiers or that ``ds.<name>`` would not reach."""
+    if not SPLIT_NAME.match(split):
+        raise ChunkError(f"split names are identifiers (letters, digits, _; not starting with "
+                         f"a digit); got {split!r}. Rename the split.")
+    if split in RESERVED_SPLIT_NAMES:
+        raise ChunkError(f"split name {split!r} is taken by the Dataset's own attribute "
+                         f"ds.{split}; pick another name (reserved: "
+                         f"{', '.join(sorted(RESERVED_SPLIT_NAMES))}).")
 
 
 @dataclass
@@ -169,9 +178,7 @@ class DatasetWriter:
     def _state(self, split: str, kind: str, x: Any) -> _SplitState:
         state = self._splits.get(split)
         if state is None:
-            if not SPLIT_NAME.match(split) or split in _RESERVED:
-                raise ValueError(f"split names must be identifiers other than {sorted(_RESERVED)}"
-                                 f"; got {split!r}.")
+            _check_split_name(split)
             dtype = x.data.dtype if kind == "csr" else x.dtype
             state = self._splits[split] = _SplitState(kind, dtype, int(x.shape[1]))
             if kind == "csr":

@@ -194,6 +194,31 @@ class StoreSuite:
         with pytest.raises(ooc.SplitNotFoundError, match="no split 'test'"):
             ds.test  # noqa: B018
 
+    def test_dataset_is_a_mapping_of_splits(self, tmp_path):
+        x = np.ones((3, 2), np.float32)
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": [(x, [0, 1, 0])],
+                                                       "val": [(x[:1], [1])]}))
+        assert list(ds) == ["train", "val"] and len(ds) == 2 and list(ds.keys()) == list(ds)
+        assert "train" in ds and "test" not in ds and 3 not in ds
+        assert ds["train"] is ds.train and dict(ds.items()) == {"train": ds.train, "val": ds.val}
+        with pytest.raises(ooc.SplitNotFoundError, match="no split 'test'"):
+            ds["test"]
+
+    @pytest.mark.parametrize("name", ["verify", "manifest", "extras", "splits", "close", "keys",
+                                      "path", "extra", "vectorizer"])
+    def test_split_names_the_dataset_uses_are_refused(self, tmp_path, name):
+        with ooc.create(self.path(tmp_path), self.format) as w:
+            with pytest.raises(ooc.ChunkError, match=f"ds.{name}; pick another name"):
+                w.append(name, np.zeros((1, 2), np.float32), [0])
+            w.append("train", np.zeros((1, 2), np.float32), [0])
+
+    def test_every_public_dataset_attribute_is_reserved(self, tmp_path):
+        from ooc.reader import RESERVED_SPLIT_NAMES
+
+        ds = ooc.open(self.write(self.path(tmp_path), {"train": [(np.ones((1, 1)), [0])]}))
+        public = {n for n in [*dir(ds), *vars(ds)] if not n.startswith("_")}
+        assert public <= RESERVED_SPLIT_NAMES
+
     def test_explicit_row_ids(self, tmp_path):
         x = np.zeros((3, 2), np.float32)
         ds = ooc.open(self.write(self.path(tmp_path), {"train": [(x, [0, 0, 0], [10, 4, 99])]}))

@@ -290,6 +290,58 @@ def test_opened_dataset_vectorizer_transforms_new_texts_like_stored_rows(textkit
                     np.testing.assert_array_equal(got, x)
 
 
+def test_ngram_vectorizer_conventions_match_sklearn(textkit):
+    """get_feature_names_out, vocabulary_, idf_ and fit_transform as scikit-learn's pipeline."""
+    texts, labels = parity_corpus(textkit, n=800)
+    vec = NgramVectorizer(top_k=500)
+    x = vec.fit_transform(chunked(texts, labels, 128))
+    ref = ngram_reference(texts, labels, 500)
+    names = list(vec.get_feature_names_out())
+    assert names == ref.names and vec.vocabulary_ == {n: i for i, n in enumerate(ref.names)}
+    ref_idf = ref.tfidf.idf_[[ref.tfidf.vocabulary_[n] for n in ref.names]]
+    np.testing.assert_allclose(vec.idf_, ref_idf, rtol=1e-12)
+    assert_ngram_parity(ref, names, [(x, texts)])
+
+
+def test_saved_vectorizers_load_on_their_own_and_transform_the_same(textkit):
+    texts, labels = textkit.docs(1200, seed=6)
+    path = textkit.write_csv("c.csv", texts, labels)
+    textkit.preprocess(path, top_k=800, out="ngram.h5")
+    textkit.preprocess(path, vectorizer="sequence", top_k=400, out="seq.h5")
+    for out in ("ngram.h5", "seq.h5"):
+        with ooc.open(textkit.tmp_path / out) as ds:
+            vec = ds.vectorizer
+            assert ds.vectorizer is vec  # built once per open dataset
+            saved = vec.save(textkit.tmp_path / f"{out}.vec")
+        assert saved.name == f"{out}.vec.npz" and not list(saved.parent.glob(".*tmp*"))
+        loaded = ooc.load_vectorizer(saved)
+        assert type(loaded) is type(vec) and loaded.classes_ == vec.classes_
+        assert list(loaded.get_feature_names_out()) == list(vec.get_feature_names_out())
+        a, b = vec.transform(texts[:300]), loaded.transform(texts[:300])
+        if scipy.sparse.issparse(a):
+            a, b = a.toarray(), b.toarray()
+        np.testing.assert_array_equal(a, b)
+
+
+def test_damaged_saved_vectorizer_is_refused(textkit):
+    texts, labels = textkit.docs(300, seed=7)
+    saved = NgramVectorizer(top_k=100).fit(chunked(texts, labels, 100)).save(
+        textkit.tmp_path / "vec.npz")
+    with np.load(saved) as npz:
+        arrays = {k: npz[k].copy() for k in npz.files}
+    arrays["array/selected_idf"][0] += 1.0  # a well-formed file whose contents changed
+    np.savez(textkit.tmp_path / "changed.npz", **arrays)
+    with pytest.raises(ooc.VectorizerFileError, match="checksum does not match"):
+        ooc.load_vectorizer(textkit.tmp_path / "changed.npz")
+    truncated = textkit.tmp_path / "truncated.npz"
+    truncated.write_bytes(saved.read_bytes()[:-100])
+    with pytest.raises(ooc.VectorizerFileError, match="not a readable ooc vectorizer"):
+        ooc.load_vectorizer(truncated)
+    np.savez(textkit.tmp_path / "other.npz", header=np.frombuffer(b'{"a": 1}', np.uint8))
+    with pytest.raises(ooc.VectorizerFileError, match="expected an ooc-vectorizer file"):
+        ooc.load_vectorizer(textkit.tmp_path / "other.npz")
+
+
 def test_ngram_vectorizer_selects_like_sklearn_with_hundreds_of_classes(textkit):
     """Class ids past 127 must not wrap (they once travelled as int8)."""
     texts, _ = parity_corpus(textkit, n=1200)

@@ -11,21 +11,3 @@ passes in worker processes and writes the dataset.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-import numpy as np
-
-
-def load_vectorizer(settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
-    """Rebuild the fitted vectorizer stored in a dataset."""
-    kind = settings.get("kind")
-    if kind == "ngram":
-        from .ngram_vectorizer import NgramVectorizer
-
-        return NgramVectorizer.from_arrays(settings, arrays)
-    if kind == "sequence":
-        from .sequence_vectorizer import SequenceVectorizer
-
-        return SequenceVectorizer.from_arrays(settings, arrays)
-    raise ValueError(f"unknown vectorizer kind {kind!r}; this ooc reads 'ngram' and 'sequence'.")

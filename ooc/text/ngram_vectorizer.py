@@ -35,6 +35,7 @@ from .counts import SpilledCounts, sum_counts
 from .hashindex import HashIndex
 from .labels import fit_classes
 from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, doc_term_counts, document_frequencies
+from .saved import SavedVectorizer
 from .tokenize import FIT_TEXTS, Tokens, no_tokens_error, tokenize
 from .vocab import TokenTable, pack_strings, unpack_strings
 
@@ -297,7 +298,7 @@ def top_k(scores: np.ndarray, k: int, names: Names) -> np.ndarray:
 
 
 # ----------------------------------------------------------- the vectorizer
-class NgramVectorizer:
+class NgramVectorizer(SavedVectorizer):
     """Fit on a stream of ``(texts, labels)`` chunks; transform texts to float32 CSR.
 
     Fitted state: ``tokens`` (word analyzer), the ``min_df`` ``vocabulary``
@@ -433,6 +434,17 @@ class NgramVectorizer:
         """The n-gram of every output column."""
         self._check_fitted()
         return np.array(self.feature_names(self.selected_keys), dtype=object)
+
+    @property
+    def vocabulary_(self) -> dict[str, int]:
+        """N-gram -> output column, for the selected n-grams (scikit-learn's name)."""
+        return {name: i for i, name in enumerate(self.get_feature_names_out())}
+
+    @property
+    def idf_(self) -> np.ndarray:
+        """idf of every output column: ``TfidfVectorizer.idf_`` of the selected n-grams."""
+        self._check_fitted()
+        return self.selected_idf
 
     def feature_names(self, keys: np.ndarray) -> list[str]:
         """The n-gram (a string, as scikit-learn names it) of every key."""

@@ -24,6 +24,7 @@ import numpy as np
 
 from ._common import text_list
 from .labels import fit_classes
+from .saved import SavedVectorizer
 from .tokenize import FIT_TEXTS, KERAS_FILTERS, Tokens, keras_tokens, no_tokens_error
 from .vocab import TokenTable, pack_strings, unpack_strings
 
@@ -118,7 +119,7 @@ def pad_sequences(ranks: np.ndarray, gids: np.ndarray, offsets: np.ndarray,
     return out
 
 
-class SequenceVectorizer:
+class SequenceVectorizer(SavedVectorizer):
     """Fit on a stream of ``(texts, labels)`` chunks; transform texts to int32 sequences."""
 
     def __init__(self, config: SequenceConfig | None = None, **settings: Any) -> None:
