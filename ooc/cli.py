@@ -99,17 +99,18 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_columns(p: argparse.ArgumentParser) -> Any:
+def _add_input_options(p: argparse.ArgumentParser) -> Any:
     """The flags that say how to read text inputs (shared by preprocess and explore)."""
-    g = p.add_argument_group("columns")
+    g = p.add_argument_group("reading the inputs")
     g.add_argument("--text-column", dest="text_columns", nargs="+", type=_column,
                    help="name or 0-based index; several are joined with a space (default: text)")
     g.add_argument("--label-column", type=_column, help="name or index (default: label)")
     g.add_argument("--no-header", action="store_true", help="CSV/TSV without a header row")
     g.add_argument("--delimiter", help="CSV field separator (default: by extension)")
     g.add_argument("--encoding", default="utf-8",
-                   help="text encoding of the inputs, any Python codec: latin-1, cp1252, "
-                   "utf-16, ... (default: utf-8, a byte order mark dropped)")
+                   help="text encoding of the inputs (Parquet strings are always UTF-8), any "
+                   "Python codec: latin-1, cp1252, utf-16, ... (default: utf-8, a byte order "
+                   "mark dropped)")
     g.add_argument("--decode-errors", choices=("strict", "replace"), default="strict",
                    help="bytes the encoding cannot decode: strict makes the row a bad row, "
                    "replace reads them as U+FFFD and keeps it (default: strict)")
@@ -126,7 +127,7 @@ def _add_preprocess(sub: Any) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-    g = _add_columns(p)
+    g = _add_input_options(p)
     g = p.add_argument_group("vectorizer")
     g.add_argument("--vectorizer", choices=("ngram", "sequence"), default="ngram")
     g.add_argument("--ngram-range", nargs=2, type=int, default=(1, 2), metavar=("MIN", "MAX"))
@@ -167,7 +168,7 @@ def _add_explore(sub: Any) -> None:
                        "top n-grams) and recommend a model")
     p.add_argument("input", nargs="+",
                    help="CSV/TSV, JSON Lines, Parquet or folder-per-class inputs")
-    g = _add_columns(p)
+    g = _add_input_options(p)
     g.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
     g = p.add_argument_group("report")
     g.add_argument("--top", type=int, default=20, metavar="N", help="most frequent n-grams")
