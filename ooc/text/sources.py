@@ -37,7 +37,8 @@ with the ``encoding`` to pass and the ``iconv`` command that converts it;
 such a document of a folder tree is a bad row.
 Several inputs form one corpus: a row's id is the 0-based
 index of the data row (header and blank lines excluded) across the inputs
-taken in the order given.  Several text columns are joined with one space.
+taken in the order given; ``limit`` keeps only the rows with ids below it.
+Several text columns are joined with one space.
 Labels are strings exactly as written, surrounding whitespace stripped
 (JSON integers become their decimal string).
 
