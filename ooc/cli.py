@@ -383,7 +383,10 @@ SIGPIPE = 13  # its number on every POSIX system; Windows has no signal.SIGPIPE
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ooc`` command line; return the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error already printed
+        return stop.code if isinstance(stop.code, int) else 2
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit: an error to report, not a kill
         with suppress(ValueError):  # only the main thread may set it
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
