@@ -3,7 +3,9 @@
 Data flow, one module each: chunks -> :mod:`ooc.writer` -> a chunked store
 (:mod:`ooc.store`, format in :mod:`ooc.format`) -> :mod:`ooc.reader` and
 :mod:`ooc.batching` -> :mod:`ooc.keras_dataset` / :mod:`ooc.tf_dataset`.
-``import ooc`` does not import TensorFlow or Keras.
+Raw text in: :func:`preprocess_text` (``ooc preprocess`` in Python) and
+:func:`load_vectorizer` (a fitted vectorizer saved with ``vec.save``).
+``import ooc`` does not import TensorFlow or Keras, nor the text pipeline.
 """
 
 from __future__ import annotations
@@ -58,7 +60,17 @@ __all__ = [
     "create",
     "load_vectorizer",
     "open",
+    "preprocess_text",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # preprocess_text is imported on first use: `import ooc` stays light.
+    if name == "preprocess_text":
+        from .preprocess import preprocess_text
+
+        return preprocess_text
+    raise AttributeError(f"module 'ooc' has no attribute {name!r}")
 
 
 def load_vectorizer(path: str | Path) -> Any:

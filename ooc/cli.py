@@ -176,19 +176,18 @@ def _column(text: str) -> str | int:
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
-    from .preprocess import PreprocessConfig, preprocess
+    from .preprocess import preprocess_text
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
-    options["inputs"] = tuple(options.pop("input"))
-    options["val_inputs"] = tuple(options.pop("val") or ())
-    options["text_columns"] = tuple(options["text_columns"] or ())
-    options["ngram_range"] = tuple(options["ngram_range"])
+    inputs = options.pop("input")
+    options["val_inputs"] = options.pop("val") or ()
+    options["text_columns"] = options["text_columns"] or ()
     options["header"] = not options.pop("no_header")
     options["shuffle"] = not options.pop("no_shuffle")
     options["progress"] = not options.pop("quiet")
     if options["workers"] is None:
         del options["workers"]
-    summary = preprocess(PreprocessConfig(**options))
+    summary = preprocess_text(inputs, options.pop("out"), **options)
     print(summary.format())
     return 0
 

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -488,6 +488,36 @@ def preprocess(config: PreprocessConfig) -> Summary:
     if rejects is not None and not rejects.count:
         Path(rejects.path).unlink(missing_ok=True)
     return _summary(config, start, rejects, work.resumed, worker_peak)
+
+
+_TUPLES = ("inputs", "val_inputs", "text_columns", "ngram_range")
+
+
+def preprocess_text(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                    out: str | os.PathLike[str], **options: Any) -> Summary:
+    """Vectorize raw labelled text into a dataset at ``out``: ``ooc preprocess`` in Python.
+
+    ``inputs`` is one CSV/TSV, JSON Lines or folder-per-class input, or a
+    list of them.  ``options`` are :class:`PreprocessConfig`'s fields, named
+    as there (the CLI's options with ``_`` for ``-``; ``--val`` is
+    ``val_inputs``, ``--no-header`` is ``header=False``, ``--no-shuffle``
+    is ``shuffle=False``, ``--quiet`` is ``progress=False``), with the same
+    defaults.  Returns the run's :class:`Summary`; ``ooc.open(out)`` reads
+    the dataset.
+
+    >>> summary = ooc.preprocess_text("reviews.csv", "reviews.h5", top_k=5000)  # doctest: +SKIP
+    """
+    unknown = sorted(set(options) - set(PreprocessConfig.__dataclass_fields__))
+    if unknown:
+        names = ", ".join(list(PreprocessConfig.__dataclass_fields__)[2:])  # after inputs, out
+        raise TypeError(f"preprocess_text() takes the options {names}; got {', '.join(unknown)}.")
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    options["val_inputs"] = [os.fspath(p) for p in options.get("val_inputs", ())]
+    config = {**options, "inputs": [os.fspath(p) for p in paths], "out": os.fspath(out)}
+    for name in _TUPLES:  # the config is hashed for --resume: keep its types the CLI's
+        if name in config:
+            config[name] = tuple(config[name])
+    return preprocess(PreprocessConfig(**config))
 
 
 def _finished_earlier(config: PreprocessConfig, out: Path) -> bool:

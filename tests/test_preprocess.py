@@ -84,6 +84,22 @@ def test_every_input_format_and_compression_gives_the_same_dataset(textkit):
             raise AssertionError(f"{name} differs from c.csv: {err}") from err
 
 
+def test_python_api_gives_the_cli_dataset(textkit):
+    texts, labels = textkit.docs(400, seed=8)
+    path = textkit.write_csv("c.csv", texts, labels)
+    options = ["--top-k", "300", "--ngram-range", "1", "1", "--val-split", "0.25", "--seed", "5"]
+    assert cli([str(path), "--out", str(textkit.tmp_path / "cli.h5"), *options, *QUICK]) == 0
+    summary = ooc.preprocess_text(path, textkit.tmp_path / "api.h5", top_k=300,
+                                  ngram_range=[1, 1], val_split=0.25, seed=5, workers=1,
+                                  progress=False, chunk_rows=256)
+    assert isinstance(summary, ooc.preprocess.Summary) and sum(summary.rows.values()) == 400
+    textkit.assert_same(textkit.load("cli.h5"), textkit.load("api.h5"))
+    with pytest.raises(TypeError, match="takes the options .*top_k.*; got topk"):
+        ooc.preprocess_text(path, textkit.tmp_path / "x.h5", topk=3)
+    light = "import sys, ooc; assert 'ooc.preprocess' not in sys.modules; ooc.preprocess_text"
+    subprocess.run([sys.executable, "-c", light], check=True, cwd=REPO)
+
+
 def test_several_inputs_form_one_corpus(textkit):
     texts, labels = textkit.docs(700, seed=22)
     whole = textkit.write_csv("whole.csv", texts, labels)
