@@ -116,14 +116,20 @@ def crash_at(monkeypatch, module, name):
     return original
 
 
-def test_rerun_without_resume_keeps_an_interrupted_runs_work(textkit, corpus, monkeypatch,
-                                                             capsys):
-    out = textkit.tmp_path / "out.h5"
+def interrupted_run(corpus: Path, out: Path, monkeypatch) -> list[str]:
+    """Run ``ooc preprocess`` until it crashes before the shuffle pass; return its args."""
     args = preprocess_args(corpus, out)
     original = crash_at(monkeypatch, ooc.preprocess, "shuffle_pass")
     with pytest.raises(Crash):
         main(args)
     monkeypatch.setattr(ooc.preprocess, "shuffle_pass", original)
+    return args
+
+
+def test_rerun_without_resume_keeps_an_interrupted_runs_work(textkit, corpus, monkeypatch,
+                                                             capsys):
+    out = textkit.tmp_path / "out.h5"
+    args = interrupted_run(corpus, out, monkeypatch)
     work = textkit.tmp_path / "out.h5.ooc-work"
     state = (work / "state.json").read_text()
     assert main(args) == 1
@@ -188,11 +194,7 @@ def test_a_work_dir_without_run_id_is_never_taken_for_a_finished_run(textkit, co
     import json
 
     out = textkit.tmp_path / "out.h5"
-    args = preprocess_args(corpus, out)
-    original = crash_at(monkeypatch, ooc.preprocess, "shuffle_pass")
-    with pytest.raises(Crash):
-        main(args)
-    monkeypatch.setattr(ooc.preprocess, "shuffle_pass", original)
+    args = interrupted_run(corpus, out, monkeypatch)
     state_file = textkit.tmp_path / "out.h5.ooc-work" / "state.json"
     state = json.loads(state_file.read_text())
     del state["run_id"]

@@ -272,11 +272,17 @@ def test_sequence_vectorizer_ties_follow_first_appearance(keras):
     np.testing.assert_array_equal(vec.transform(texts), x)
 
 
-def test_opened_dataset_vectorizer_transforms_new_texts_like_stored_rows(textkit):
-    texts, labels = textkit.docs(1500, seed=5)
+def write_both_vectorizers(textkit, n: int, seed: int, top_k: tuple[int, int]) -> list[str]:
+    """Preprocess one corpus to ``ngram.h5`` and ``seq.h5``; return its texts."""
+    texts, labels = textkit.docs(n, seed=seed)
     path = textkit.write_csv("c.csv", texts, labels)
-    textkit.preprocess(path, top_k=1000, out="ngram.h5")
-    textkit.preprocess(path, vectorizer="sequence", top_k=500, out="seq.h5")
+    textkit.preprocess(path, top_k=top_k[0], out="ngram.h5")
+    textkit.preprocess(path, vectorizer="sequence", top_k=top_k[1], out="seq.h5")
+    return texts
+
+
+def test_opened_dataset_vectorizer_transforms_new_texts_like_stored_rows(textkit):
+    texts = write_both_vectorizers(textkit, 1500, seed=5, top_k=(1000, 500))
     for out in ("ngram.h5", "seq.h5"):
         with ooc.open(textkit.tmp_path / out) as ds:
             vec = ds.vectorizer
@@ -304,10 +310,7 @@ def test_ngram_vectorizer_conventions_match_sklearn(textkit):
 
 
 def test_saved_vectorizers_load_on_their_own_and_transform_the_same(textkit):
-    texts, labels = textkit.docs(1200, seed=6)
-    path = textkit.write_csv("c.csv", texts, labels)
-    textkit.preprocess(path, top_k=800, out="ngram.h5")
-    textkit.preprocess(path, vectorizer="sequence", top_k=400, out="seq.h5")
+    texts = write_both_vectorizers(textkit, 1200, seed=6, top_k=(800, 400))
     for out in ("ngram.h5", "seq.h5"):
         with ooc.open(textkit.tmp_path / out) as ds:
             vec = ds.vectorizer
