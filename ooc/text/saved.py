@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VectorizerFileError
+from ..store._atomic import fsync_path
 
 FORMAT_NAME = "ooc-vectorizer"
 FORMAT_VERSION = 1
@@ -71,6 +72,7 @@ def save_vectorizer(vec: Any, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
+        fsync_path(final.parent)  # the rename itself survives a crash
     finally:
         tmp.unlink(missing_ok=True)
     return final
