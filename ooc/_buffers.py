@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ._platform import FORK_HOOK
+
 PAGE_BYTES = 4096
 ALIGN_BYTES = 64
 SMALL_BYTES = 16 * 1024  # below this, a copy costs less than placing the buffer
@@ -113,7 +115,8 @@ def _address(array: np.ndarray) -> int:
 
 
 _POOL = BufferPool()
-os.register_at_fork(after_in_child=lambda: _POOL.clear())
+if FORK_HOOK:
+    os.register_at_fork(after_in_child=lambda: _POOL.clear())
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any, page_offset: int = 0,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
 import resource
 import sys
 from pathlib import Path
 from typing import Any, TextIO
+
+from ._platform import glibc
 
 
 def human_bytes(n: float) -> str:
@@ -37,18 +37,6 @@ def peak_rss_bytes(pid: int | None = None) -> int:
     return 0 if pid else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-@functools.cache
-def _glibc(name: str) -> Any:
-    """A function of the already-loaded C library, or None where it lacks it (not glibc).
-
-    ``ctypes.util.find_library`` would fork ``ldconfig`` in every worker.
-    """
-    try:
-        return getattr(ctypes.CDLL(None), name)
-    except (OSError, AttributeError, TypeError):
-        return None
-
-
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD_BYTES = 2 << 20
 
@@ -62,7 +50,7 @@ def map_large_blocks() -> None:
     one by one go back to the OS when freed.  Inherited by forked workers;
     elsewhere than glibc a no-op.
     """
-    mallopt = _glibc("mallopt")
+    mallopt = glibc("mallopt")
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
@@ -74,7 +62,7 @@ def release_memory() -> None:
     resident size of a long loop settles at the sum of its largest transients
     instead of the largest one.
     """
-    malloc_trim = _glibc("malloc_trim")
+    malloc_trim = glibc("malloc_trim")
     if malloc_trim is not None:
         malloc_trim(0)
 
