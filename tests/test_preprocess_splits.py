@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 import ooc
+import ooc.preprocess
 import ooc.text.jobs
+import ooc.text.ngram_fit
 from ooc.cli import main
 from ooc.errors import CorpusError, ResumeError
 from ooc.text._hash import uniform
@@ -66,6 +68,25 @@ def test_test_split_does_not_depend_on_workers_or_chunk_rows(textkit):
     assert len(one.splits["test"].row_ids) > 200
     textkit.assert_same(one, textkit.load("two.h5"))
     textkit.assert_same(one, textkit.load("plain.h5"), by_row_id=True)
+
+
+def test_test_rows_stay_out_of_a_vocabulary_held_in_several_shards(textkit, monkeypatch):
+    corpus = textkit.corpus("c.csv", docs=1500, seed=60, vocab=4000, words_per_doc=40)
+    options = {"top_k": 1500, "test_split": 0.3}
+    textkit.preprocess(corpus, out="one.h5", **options)
+    shards: list[int] = []
+    build_shards = ooc.preprocess.build_shards
+
+    def spy(*args):
+        result = build_shards(*args)
+        shards.append(result.count)
+        return result
+
+    monkeypatch.setattr(ooc.text.ngram_fit, "shard_features", lambda budget: 3000)
+    monkeypatch.setattr(ooc.preprocess, "build_shards", spy)
+    textkit.preprocess(corpus, out="sharded.h5", **options)
+    assert shards[0] >= 2  # statistics by shard, from the triples files
+    textkit.assert_same(textkit.load("one.h5"), textkit.load("sharded.h5"))
 
 
 def test_no_validation_rows_with_a_test_split(textkit):
