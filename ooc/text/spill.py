@@ -23,6 +23,7 @@ import numpy as np
 
 from ..store._disk import writing
 from ._hash import splitmix64
+from .splits import SPLITS
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class TokenChunk:
     offsets: np.ndarray
     row_ids: np.ndarray
     labels: np.ndarray
-    is_val: np.ndarray
+    split: np.ndarray  # split code of each row (ooc.text.splits), uint8
     norms: np.ndarray | None = None  # l2 norms of the rows' full tf-idf (n-grams only)
 
     def __len__(self) -> int:
@@ -46,11 +47,11 @@ class TokenChunk:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
         return TokenChunk(self.ids[index], offsets, self.row_ids[rows], self.labels[rows],
-                          self.is_val[rows], None if self.norms is None else self.norms[rows])
+                          self.split[rows], None if self.norms is None else self.norms[rows])
 
-    def split(self, val: bool) -> TokenChunk:
-        """The rows of one split."""
-        return self.take(np.flatnonzero(self.is_val == val))
+    def of_split(self, code: int) -> TokenChunk:
+        """The rows of one split (a code of :data:`~ooc.text.splits.SPLITS`)."""
+        return self.take(np.flatnonzero(self.split == code))
 
     def pieces(self, rows: int) -> Iterator[TokenChunk]:
         """Consecutive pieces of at most ``rows`` rows."""
@@ -63,7 +64,7 @@ def save_chunk(path: Path, chunk: TokenChunk, **extra: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with writing(path), open(tmp, "wb") as f:
         np.savez(f, ids=chunk.ids, offsets=chunk.offsets, row_ids=chunk.row_ids,
-                 labels=chunk.labels, is_val=chunk.is_val, **extra)
+                 labels=chunk.labels, split=chunk.split, **extra)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -73,7 +74,7 @@ def load_chunk(path: Path) -> tuple[TokenChunk, dict[str, np.ndarray]]:
     """Read a token chunk and its extra arrays."""
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
-    fields = ("ids", "offsets", "row_ids", "labels", "is_val")
+    fields = ("ids", "offsets", "row_ids", "labels", "split")
     return TokenChunk(*(arrays.pop(k) for k in fields)), arrays
 
 
@@ -119,6 +120,6 @@ def load_bucket(root: Path, split: str, bucket: int, seed: int) -> TokenChunk:
     offsets = np.concatenate([[0], np.cumsum(values["lengths"])]).astype(np.int64)
     n = len(values["row_ids"])
     chunk = TokenChunk(values["ids"], offsets, values["row_ids"], values["labels"],
-                       np.full(n, split == "val"), values["norms"])
+                       np.full(n, SPLITS.index(split), np.uint8), values["norms"])
     order = np.lexsort((chunk.row_ids, splitmix64(chunk.row_ids, seed)))
     return chunk.take(order)
