@@ -95,9 +95,28 @@ class Rows:
         ragged = {name: values[index] for name, values in self.ragged.items()}
         return Rows(self.row_ids[rows], columns, ragged, offsets)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        arrays = [self.row_ids, *self.columns.values(), *self.ragged.values()]
+        return sum(a.nbytes for a in arrays) + (0 if self.offsets is None else self.offsets.nbytes)
+
     def shuffled(self, seed: int) -> Rows:
         """These rows in shuffled order."""
         return self.take(order(self.row_ids, seed))
+
+
+def concat(parts: list[Rows]) -> Rows:
+    """The rows of every part, in order (at least one part, all with the same arrays)."""
+    first = parts[0]
+    columns = {name: np.concatenate([p.columns[name] for p in parts]) for name in first.columns}
+    row_ids = np.concatenate([p.row_ids for p in parts])
+    if first.offsets is None:
+        return Rows(row_ids, columns)
+    ragged = {name: np.concatenate([p.ragged[name] for p in parts]) for name in first.ragged}
+    lengths = [np.diff(p.offsets) for p in parts]  # type: ignore[arg-type]
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
+    return Rows(row_ids, columns, ragged, offsets)
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,8 @@ def bucket_dir(root: Path, bucket: int) -> Path:
 
 def scatter(root: Path, rows: Rows, n_buckets: int, seed: int, schema: Schema) -> None:
     """Append ``rows`` (in their order) to their buckets of ``n_buckets`` under ``root``."""
+    if not len(rows):
+        return
     bucket = bucket_of(rows.row_ids, n_buckets, seed)
     by_bucket = np.argsort(bucket, kind="stable")
     sorted_buckets = bucket[by_bucket]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ooc import shuffle
-from ooc.shuffle import Rows, Schema
+from ooc.shuffle import Rows, Schema, concat
 
 SCHEMA = Schema(columns={"y": ("<i8", ()), "x": ("<f4", (3,))}, ragged={"tokens": "<i4"})
 
@@ -31,16 +31,6 @@ def spilled(tmp_path, rows: Rows, n_buckets: int, seed: int, max_bytes: int,
         shuffle.scatter(root, rows.take(np.arange(start, min(len(rows), start + piece))),
                         n_buckets, seed, SCHEMA)
     return list(shuffle.ordered_buckets(root, n_buckets, seed, SCHEMA, max_bytes))
-
-
-def concat(parts: list[Rows]) -> Rows:
-    offsets = [np.zeros(1, np.int64)]
-    for p in parts:
-        offsets.append(p.offsets[1:] + offsets[-1][-1])
-    return Rows(np.concatenate([p.row_ids for p in parts]),
-                {k: np.concatenate([p.columns[k] for p in parts]) for k in SCHEMA.columns},
-                {"tokens": np.concatenate([p.ragged["tokens"] for p in parts])},
-                np.concatenate(offsets))
 
 
 def assert_same_rows(a: Rows, b: Rows) -> None:
@@ -116,3 +106,8 @@ def test_an_empty_or_missing_bucket_loads_as_no_rows(tmp_path):
     assert len(empty) == 0 and empty.columns["x"].shape == (0, 3)
     assert empty.offsets.tolist() == [0]
     assert list(shuffle.ordered_buckets(tmp_path / "none", 4, 0, SCHEMA, 1000)) == []
+
+
+def test_scattering_no_rows_writes_nothing(tmp_path):
+    shuffle.scatter(tmp_path / "spill", SCHEMA.empty(), 8, 0, SCHEMA)
+    assert not (tmp_path / "spill").exists()
