@@ -2,9 +2,10 @@
 
 Memory while writing is bounded by the chunk being appended: nothing of
 earlier chunks is kept but a few counters per split.  With ``shuffle=True``
-the rows are scattered into seeded buckets on disk as they are appended
-(:mod:`ooc.shuffle`, as ``ooc preprocess`` does) and written in shuffled
-order at commit, one bucket at a time within ``memory_budget``.
+the rows are held in memory up to a quarter of ``memory_budget``, beyond
+that scattered into seeded buckets on disk (:mod:`ooc.shuffle`, as
+``ooc preprocess`` does), and written in shuffled order at commit, one
+bucket at a time.
 """
 
 from __future__ import annotations
@@ -114,8 +115,10 @@ def _as_labels(y: Any, n_rows: int) -> np.ndarray:
 class DatasetWriter:
     """Appends chunks to the splits of a new dataset; commits atomically.
 
-    Use :func:`ooc.create`.  Nothing is visible at ``path`` until
-    :meth:`commit` (called by the ``with`` block on success) returns.
+    Use :func:`ooc.create` (its parameters are documented there).  Nothing
+    is visible at ``path`` until :meth:`commit` (called by the ``with``
+    block on success) returns.  With ``shuffle=True`` the rows of each split
+    are written at commit, in shuffled order.
     """
 
     def __init__(self, path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
@@ -130,15 +133,7 @@ class DatasetWriter:
         remove_dead_temporaries(self.path)  # a killed writer's; they would only take space
         self._tmp = temporary_path(self.path)
         self._store = writer_class(format)(self._tmp, **options)
-        self._spill = None
-        if shuffle:
-            try:
-                self._spill = _Spill(spill_path(self._tmp), seed, memory_budget)
-            except BaseException:
-                self._store.abort()
-                remove(self._tmp)
-                remove(spill_path(self._tmp))
-                raise
+        self._spill = _Spill(spill_path(self._tmp), seed, memory_budget) if shuffle else None
         self._splits: dict[str, _SplitState] = {}
         self._next_row_id = 0
         self._meta: dict[str, Any] = {"classes": None, "feature_names": None, "config": {}}
@@ -352,9 +347,10 @@ def create(path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
     seed
         Seed of the shuffle.
     memory_budget
-        Bytes the shuffle may hold at commit (default 256 MiB, at least
-        16 MiB): rows are read back a bucket of at most a quarter of it at
-        a time.
+        Memory the shuffle may use (default 256 MiB, at least 16 MiB): it
+        holds rows in memory up to a quarter of it, spills them to disk
+        beyond that, and reads them back at commit a bucket of at most a
+        quarter of it at a time.
     **options
         Backend options.  HDF5: ``compression`` (``"gzip"``, ``"lzf"``,
         ``"zstd"``, ``"blosc"``) and ``compression_level``.
