@@ -243,7 +243,8 @@ class ClassMixCheck:
                 f"split {self.name!r}: each of the first {self.BATCHES} batches holds a single "
                 f"class of {len(self.p)}: the rows are stored sorted by class, and shuffling "
                 "batches or windows cannot mix classes further apart. Write the dataset in "
-                "shuffled order (ooc preprocess shuffles at write time)."), stacklevel=4)
+                "shuffled order: ooc.create(..., shuffle=True), or ooc preprocess, which "
+                "shuffles at write time."), stacklevel=4)
         return True
 
 

@@ -41,6 +41,9 @@ Capabilities
   appear under their final name only once complete (atomic rename after
   fsync).  Readers refuse every temporary, finished or not; a temporary
   left by a writer that died is removed by the next writer of that name.
+  A shuffling writer keeps the rows it has not yet written in
+  ``<temporary>-spill``, a directory of raw bucket files (not part of the
+  format), removed at commit and, like its temporary, after its death.
 
 Limitations
 -----------

@@ -10,7 +10,7 @@ The passes, each a map over chunks (run in worker processes) and a reduce
    time (:mod:`ooc.text.ngram_fit`); sequences: word ranks, then the longest
    training sequence;
 3. **shuffle** (unless ``shuffle=False``): scatter rows into seeded buckets
-   (:mod:`ooc.text.spill`);
+   (:mod:`ooc.text.spill` over :mod:`ooc.shuffle`, the writer's shuffle too);
 4. **write**: vectorize bucket by bucket and append to the dataset, which
    is committed atomically, with the fitted vectorizer stored inside.
 
@@ -429,15 +429,11 @@ def shuffle_pass(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> dict[str, i
         chunk = jobs.load_with_norms(path)
         for split, n_buckets in buckets.items():
             scatter(chunk.of_split(SPLITS.index(split)), root, split, n_buckets,
-                    _bucket_seed(run.config.seed))
+                    run.config.seed)
         bar.update(len(chunk))
     bar.close()
     run.work.save("shuffle", buckets)
     return buckets
-
-
-def _bucket_seed(seed: int) -> int:
-    return (seed * 0x2545F4914F6CDD1D + 0x5851F42D4C957F2D) % (1 << 63)
 
 
 def write_sources(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> Iterator[
@@ -452,7 +448,7 @@ def write_sources(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> Iterator[
     root = run.work.path / "buckets"
     for split, n_buckets in buckets.items():
         for b in range(n_buckets):
-            yield split, ("bucket", root, split, b, _bucket_seed(run.config.seed))
+            yield split, ("bucket", root, split, b, run.config.seed)
 
 
 def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
