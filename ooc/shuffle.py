@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._hash import splitmix64
 from .store._disk import writing
-from .text._hash import splitmix64
 
 _LENGTHS = "lengths"
 _ROW_IDS = "row_ids"

@@ -18,9 +18,9 @@ import ooc
 import ooc.preprocess
 import ooc.text.jobs
 import ooc.text.ngram_fit
+from ooc._hash import uniform
 from ooc.cli import main
 from ooc.errors import CorpusError, ResumeError
-from ooc.text._hash import uniform
 
 QUICK = ["--workers", "1", "--quiet", "--chunk-rows", "256"]
 TEST_ONLY = "testonlyword"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._hash import uniform
+from .._hash import uniform
 
 SPLITS = ("train", "val", "test")
 """The splits, in output order; a row's split code indexes this tuple."""
