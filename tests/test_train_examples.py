@@ -100,7 +100,36 @@ def test_train_sequence_model_runs(datasets: dict[str, Path],
             "--filters", "8", "--embedding-dim", "16", "--workers", "2"]
     assert tool.main(args) == 0
     out = capsys.readouterr().out
-    assert "sepcnn" in out and 0 <= _accuracy(out) <= 1
+    assert "sepcnn" in out and 0 <= _accuracy(out) <= 1 and "(best epoch 1 of 1" in out
+
+
+def _diverging_dataset(path: Path) -> Path:
+    """Validation labels are the training rule flipped: every epoch makes val_loss worse."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(500, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    with ooc.create(path, format="npy") as w:
+        w.set_metadata(classes=["neg", "pos"])
+        w.append("train", x[:400], y[:400])
+        w.append("val", x[400:], 1 - y[400:])
+    return path
+
+
+def test_training_ends_with_the_best_epochs_weights(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # Ends by reaching --epochs, not by patience: Keras alone keeps the last weights then.
+    path = _diverging_dataset(tmp_path / "diverging")
+    saved = tmp_path / "mlp.keras"
+    args = [str(path), "--epochs", "4", "--patience", "10", "--batch-size", "32",
+            "--learning-rate", "0.01", "--quiet", "--save", str(saved)]
+    assert _load_tool("train_ngram_model").main(args) == 0
+    out = capsys.readouterr().out
+    assert "(best epoch 1 of 4, weights restored)" in out and "Epochs: 4" in out
+    printed_loss = float(out.split("loss:")[1].split()[0])
+    with ooc.open(path) as ds:
+        loss, acc = keras.models.load_model(saved).evaluate(ds.val.x[:], ds.val.y[:], verbose=0)
+    assert loss == pytest.approx(printed_loss, abs=1e-3)
+    assert acc == pytest.approx(_accuracy(out), abs=1e-3)
 
 
 def test_train_sequence_model_rejects_ngram_dataset(
