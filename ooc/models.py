@@ -71,9 +71,19 @@ def mlp_model(layers: int = 2, units: int = 64, dropout_rate: float = 0.2, *,
 
 
 def _separable_conv(filters: int, kernel_size: int) -> keras.layers.SeparableConv1D:
+    """``SeparableConv1D`` + ReLU whose initial weights keep the activations' scale.
+
+    Keras sizes a depthwise kernel as if each output saw ``kernel_size *
+    channels`` inputs, but it sees ``kernel_size``; with that (or the guide's
+    ``random_uniform``) the input's share of the activations shrinks about
+    30x per layer, and four layers leave the sepCNN stuck at chance (see
+    docs/BENCHMARKS.md).  He-uniform for the true fan-in, and zero biases.
+    """
+    limit = (6.0 / kernel_size) ** 0.5
     return keras.layers.SeparableConv1D(
         filters, kernel_size, activation="relu", padding="same",
-        bias_initializer="random_uniform", depthwise_initializer="random_uniform")
+        depthwise_initializer=keras.initializers.RandomUniform(-limit, limit),
+        pointwise_initializer="he_uniform")
 
 
 def sepcnn_model(blocks: int = 2, filters: int = 64, kernel_size: int = 3,
