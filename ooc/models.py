@@ -97,6 +97,7 @@ def sepcnn_model(blocks: int = 2, filters: int = 64, kernel_size: int = 3,
     then 2 ``SeparableConv1D(2 * filters)``, ``GlobalAveragePooling1D``,
     ``Dropout`` and the output layer.  ``num_features`` is the vocabulary
     size + 1 (id 0 is padding); ``input_shape`` is ``(sequence length,)``.
+    The convolutions' initializers differ from the guide's: see ``_separable_conv``.
     """
     shape = _shape(input_shape)
     if blocks < 1:
