@@ -90,7 +90,8 @@ def run_demo(args: argparse.Namespace) -> int:
                                  seed=args.seed)
     print("\nsummary")
     print(f"  dataset   {args.out}: train {ds.train.shape}, val {ds.val.shape}")
-    print(f"  train     {result.epochs} epoch(s), {sum(result.epoch_seconds):.1f} s")
+    print(f"  train     {result.epochs} epoch(s), {sum(result.epoch_seconds):.1f} s; "
+          f"weights of the best, epoch {result.best_epoch}")
     print(f"  val acc   {result.val_acc:.3f} (chance {1 / args.classes:.3f}), "
           f"val loss {result.val_loss:.3f}")
     print(f"  peak RSS  {human_bytes(peak_rss_bytes())} (this process)")

@@ -56,6 +56,16 @@ def test_sepcnn_model_output_and_loss(num_classes: int, units: int, loss: str) -
     assert model.predict(ids, verbose=0).shape == (4, units)
 
 
+def test_sepcnn_features_depend_on_the_input_at_initialization() -> None:
+    # With the guide's random_uniform init the pooled features varied ~1e-6 of their size
+    # across inputs (float32 noise), and training never left chance.
+    model = sepcnn_model(input_shape=(150,), num_classes=4, num_features=2000)
+    features = keras.Model(model.inputs, model.layers[-3].output)
+    ids = np.random.default_rng(0).integers(0, 2000, (64, 150)).astype(np.int32)
+    pooled = np.asarray(features(ids))
+    assert pooled.std(axis=0).mean() > 0.05 * np.abs(pooled).mean()
+
+
 def test_model_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="num_classes >= 2"):
         mlp_model(input_shape=(10,), num_classes=1)
@@ -100,7 +110,36 @@ def test_train_sequence_model_runs(datasets: dict[str, Path],
             "--filters", "8", "--embedding-dim", "16", "--workers", "2"]
     assert tool.main(args) == 0
     out = capsys.readouterr().out
-    assert "sepcnn" in out and 0 <= _accuracy(out) <= 1
+    assert "sepcnn" in out and 0 <= _accuracy(out) <= 1 and "(best epoch 1 of 1" in out
+
+
+def _diverging_dataset(path: Path) -> Path:
+    """Validation labels are the training rule flipped: every epoch makes val_loss worse."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(500, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    with ooc.create(path, format="npy") as w:
+        w.set_metadata(classes=["neg", "pos"])
+        w.append("train", x[:400], y[:400])
+        w.append("val", x[400:], 1 - y[400:])
+    return path
+
+
+def test_training_ends_with_the_best_epochs_weights(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # Ends by reaching --epochs, not by patience: Keras alone keeps the last weights then.
+    path = _diverging_dataset(tmp_path / "diverging")
+    saved = tmp_path / "mlp.keras"
+    args = [str(path), "--epochs", "4", "--patience", "10", "--batch-size", "32",
+            "--learning-rate", "0.01", "--quiet", "--save", str(saved)]
+    assert _load_tool("train_ngram_model").main(args) == 0
+    out = capsys.readouterr().out
+    assert "(best epoch 1 of 4, weights restored)" in out and "Epochs: 4" in out
+    printed_loss = float(out.split("loss:")[1].split()[0])
+    with ooc.open(path) as ds:
+        loss, acc = keras.models.load_model(saved).evaluate(ds.val.x[:], ds.val.y[:], verbose=0)
+    assert loss == pytest.approx(printed_loss, abs=1e-3)
+    assert acc == pytest.approx(_accuracy(out), abs=1e-3)
 
 
 def test_train_sequence_model_rejects_ngram_dataset(
@@ -109,6 +148,21 @@ def test_train_sequence_model_rejects_ngram_dataset(
     assert tool.main([str(datasets["ngram"]), "--epochs", "1"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--vectorizer sequence" in err
+
+
+@pytest.mark.slow
+def test_sepcnn_recipe_learns_on_a_sample_corpus(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = write_sample_corpus(tmp_path / "c.csv", 4000, seed=2, classes=4, vocab=2000,
+                                 words_per_doc=60)
+    preprocess(PreprocessConfig(inputs=(str(corpus),), out=str(tmp_path / "seq.h5"),
+                                vectorizer="sequence", top_k=2000, max_length=100, workers=1,
+                                progress=False))
+    args = [str(tmp_path / "seq.h5"), "--epochs", "8", "--batch-size", "64", "--quiet",
+            "--embedding-dim", "64"]
+    assert _load_tool("train_sequence_model").main(args) == 0
+    out = capsys.readouterr().out
+    assert _accuracy(out) > 0.45, out  # 4 classes: chance is 0.25; about 0.60 measured
 
 
 def test_sample_corpus_is_seeded_csv(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ number of rows::
     ooc preprocess data/reviews.csv --out data/reviews.h5
     python tools/train_ngram_model.py data/reviews.h5 --save data/mlp.keras
 
-Prints ``Validation accuracy: ..., loss: ...`` like the guide, and the time
-per epoch.  Exit status 0 on success, 1 with one line on error.
+Prints ``Validation accuracy: ..., loss: ...`` like the guide, for the best
+epoch (lowest ``val_loss``, whose weights the model keeps and ``--save``
+writes), and the time per epoch.  Exit status 0 on success, 1 with one line on error.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ has one row per kept word plus one for padding (id 0)::
     ooc preprocess data/reviews.csv --out data/seq.h5 --vectorizer sequence
     python tools/train_sequence_model.py data/seq.h5 --save data/sepcnn.keras
 
-Prints ``Validation accuracy: ..., loss: ...`` like the guide, and the time
-per epoch.  Exit status 0 on success, 1 with one line on error.
+Prints ``Validation accuracy: ..., loss: ...`` like the guide, for the best
+epoch (lowest ``val_loss``, whose weights the model keeps and ``--save``
+writes), and the time per epoch.  Exit status 0 on success, 1 with one line on error.
 """
 
 from __future__ import annotations
