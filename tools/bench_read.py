@@ -227,7 +227,10 @@ def epoch_readers(split: ooc.Split, path: Path, batch_size: int) -> dict[str, Ca
     sparse = split.is_sparse
 
     def consume(x: Any, y: Any) -> int:
-        x = x.toarray() if scipy.sparse.issparse(x) else np.array(x)
+        if not sparse:
+            x = np.array(x)
+        elif scipy.sparse.issparse(x):  # ooc's sparse batches come densified
+            x = x.toarray()
         return len(x) + len(np.array(y))
 
     def in_memory() -> int:
