@@ -122,3 +122,21 @@ def test_a_forked_child_does_not_share_the_parents_buffers():
     assert os.read(read, 1) == b"1"
     os.waitpid(pid, 0)
     assert address(aligned_empty(SHAPE, np.float32)) == parent_buffer
+
+
+@pytest.mark.parametrize("loop", ["scipy's", "toarray(out=)"])
+def test_densified_batches_equal_toarray_in_reused_buffers(loop, monkeypatch):
+    import scipy.sparse
+
+    from ooc import batching
+
+    if loop != "scipy's":
+        monkeypatch.setattr(batching, "_csr_todense", None)
+    for seed in range(3):  # each batch in the buffer the last one left dirty
+        x = scipy.sparse.random(64, 700, density=0.05, format="csr", dtype=np.float32,
+                                random_state=seed)
+        dense = batching.densify(x)
+        assert dense.ctypes.data % 64 == 0 and np.array_equal(dense, x.toarray())
+        dense += 1.0
+        del dense
+    assert _buffers._POOL.reused >= 2
