@@ -57,6 +57,7 @@ import numpy as np
 import scipy.sparse
 
 import ooc
+from ooc import _buffers
 from ooc._report import peak_rss_bytes
 from ooc._tensorflow import import_keras
 
@@ -253,24 +254,35 @@ def bench_epochs(split: ooc.Split, path: Path, batch_size: int, repeats: int) ->
 
     One epoch of each first (verify-once, page cache, buffers), then
     ``repeats`` rounds of one epoch each, the order of the readers rotated
-    round by round; medians over the rounds.
+    round by round; medians over the rounds, of wall time and of the
+    process' CPU time (which a busy shared machine disturbs less), and how
+    many of ooc's large buffers came from its pool.
     """
     epochs = epoch_readers(split, path, batch_size)
     names = list(epochs)
     for name in names:
         assert epochs[name]() == 2 * len(split)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    pool = getattr(_buffers, "_POOL", None)
+    taken, reused = getattr(pool, "taken", 0), getattr(pool, "reused", 0)
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             epochs[name]()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     out: dict[str, Any] = {f"{name}_s": statistics.median(t) for name, t in times.items()}
     for name in ("ooc", "plain"):
         out[f"{name}/in-memory"] = out["in-memory_s"] / out[f"{name}_s"]
+        out[f"{name}/in-memory_cpu"] = statistics.median(cpu["in-memory"]) / statistics.median(
+            cpu[name])
     out["ooc/plain"] = out["plain_s"] / out["ooc_s"]
-    out["epochs"] = times
+    out["epochs"], out["cpu_epochs"] = times, cpu
     out["batches"] = -(-len(split) // batch_size)
+    # only ooc's reader takes pooled buffers
+    out["pool_taken"] = getattr(pool, "taken", 0) - taken
+    out["pool_reused"] = getattr(pool, "reused", 0) - reused
     return out
 
 
@@ -525,7 +537,9 @@ def run_epochs(args: argparse.Namespace, paths: dict, results: dict) -> None:
           f"{args.repeats} rounds), speed as a ratio of in-memory's (higher is faster); "
           "readers: " + "; ".join(f"({k}) {v}" for k, v in EPOCH_READERS.items()),
           ["data", "backend", "rows", "batch", "in-memory s/epoch", "ooc s/epoch",
-           "plain s/epoch", "ooc / in-memory", "plain / in-memory", "ooc / plain"])
+           "plain s/epoch", "ooc / in-memory", "plain / in-memory", "ooc / plain",
+           "ooc / in-memory (CPU time)", "plain / in-memory (CPU time)",
+           "ooc buffers reused"])
     for kind, b in (("dense", args.dense_batch), ("sparse", args.sparse_batch)):
         for fmt in ("hdf5", "npy"):
             rewarm_page_cache(paths[kind, fmt])
@@ -534,7 +548,9 @@ def run_epochs(args: argparse.Namespace, paths: dict, results: dict) -> None:
             results[f"epochs_{kind}_{fmt}"] = r
             row([kind, fmt, len(split), b, f"{r['in-memory_s']:.3f}", f"{r['ooc_s']:.3f}",
                  f"{r['plain_s']:.3f}", f"{r['ooc/in-memory']:.2f}x",
-                 f"{r['plain/in-memory']:.2f}x", f"{r['ooc/plain']:.2f}x"])
+                 f"{r['plain/in-memory']:.2f}x", f"{r['ooc/plain']:.2f}x",
+                 f"{r['ooc/in-memory_cpu']:.2f}x", f"{r['plain/in-memory_cpu']:.2f}x",
+                 f"{r['pool_reused']} of {r['pool_taken']}"])
 
 
 def run_fit(args: argparse.Namespace, paths: dict, results: dict) -> None:
