@@ -62,7 +62,9 @@ class BufferPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # taken to add or drop buffers only
         self._free: dict[int, deque[_Slot]] = {}  # size class -> free buffers
-        self._counts: dict[int, int] = {}  # size class -> buffers, in use or free
+        # size class -> every buffer, in use or free: an in-use slot must stay reachable,
+        # or the garbage collector may take it (and its weak reference) before the owner dies
+        self._slots: dict[int, list[_Slot]] = {}
         self.taken = self.reused = 0  # hand-outs, and those of a free buffer (not locked)
 
     def take(self, nbytes: int, zeros: bool) -> tuple[Any, int, bool]:
@@ -92,7 +94,7 @@ class BufferPool:
     def clear(self) -> None:
         """Forget every buffer (those in use stay valid for their holders)."""
         with self._lock:
-            self._free, self._counts = {}, {}
+            self._free, self._slots = {}, {}
 
     def _new_slot(self, size: int, zeros: bool) -> _Slot | None:
         """A new pooled buffer of ``size`` bytes, or None where the pool is full."""
@@ -100,18 +102,18 @@ class BufferPool:
             if not self._make_room(size):
                 return None
             memory = (np.zeros if zeros else np.empty)(size, dtype=np.uint8)
-            self._counts[size] = self._counts.get(size, 0) + 1
-            return _Slot(memory, self._free.setdefault(size, deque()))
+            slot = _Slot(memory, self._free.setdefault(size, deque()))
+            self._slots.setdefault(size, []).append(slot)
+            return slot
 
     def _make_room(self, size: int) -> bool:
         """Drop free buffers of other sizes until ``size`` more bytes fit, if they can."""
         for other, free in list(self._free.items()):
             while other != size and not self._room_for(size):
                 try:
-                    free.pop()
+                    self._slots[other].remove(free.pop())
                 except IndexError:
                     break
-                self._counts[other] -= 1
         return self._room_for(size)
 
     def _room_for(self, size: int) -> bool:
@@ -119,10 +121,10 @@ class BufferPool:
                 and self._pooled_bytes() + size <= POOL_BYTES)
 
     def _n_buffers(self) -> int:
-        return sum(self._counts.values())
+        return sum(len(slots) for slots in self._slots.values())
 
     def _pooled_bytes(self) -> int:
-        return sum(size * n for size, n in self._counts.items())
+        return sum(size * len(slots) for size, slots in self._slots.items())
 
 
 class _Slot:

@@ -54,6 +54,14 @@ def test_a_buffer_is_not_reused_while_anything_refers_to_it(keep, refcounts, mon
     assert np.array_equal(np.asarray(held), expected)
 
 
+def test_a_buffer_comes_back_after_a_garbage_collection_while_in_use():
+    a = aligned_empty(SHAPE, np.float32)
+    gc.collect()  # must not take the pool's record of the buffer lent out
+    del a
+    aligned_empty(SHAPE, np.float32)
+    assert _buffers._POOL.reused == 1
+
+
 def test_a_tensor_made_without_a_copy_keeps_its_buffer():
     tf = pytest.importorskip("tensorflow")
     a = aligned_empty(SHAPE, np.float32)
