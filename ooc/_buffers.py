@@ -17,16 +17,19 @@ Three facts, all measured on this project's machine (``tools/bench_read.py``):
   handed back to the kernel and the next batch faults its pages in again:
   252 faults and about 1 ms per 1 MB batch fed through ``fit``, more than
   the read itself.  Large buffers are therefore recycled by
-  :class:`BufferPool` once nothing refers to them any more.
+  :class:`BufferPool` once nothing refers to them any more (where a forked
+  child can be kept from sharing them: ``_platform.FORK_HOOK``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
-import sys
 import threading
+import weakref
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -41,70 +44,113 @@ POOL_BYTES = 256 << 20  # and their bytes at most
 
 
 class BufferPool:
-    """Large byte buffers, handed out again once no array refers to them.
+    """Large byte buffers, handed out again once nothing refers to them.
 
-    A buffer is free when the pool holds the only reference to it: every
-    NumPy view of it (a batch, a slice of a batch, a tensor wrapping a batch
-    without a copy) keeps it alive and so keeps it out of reuse.  Keeps at
-    most ``POOL_BUFFERS`` buffers and ``POOL_BYTES`` bytes; beyond that,
-    buffers are allocated as usual.  A forked child starts with an empty pool.
+    Every hand-out wraps the pooled memory in a new owner object (a ctypes
+    array over it) that every array built on it keeps alive: NumPy views,
+    slices, reshapes and tensors made from them hold the owner through
+    their ``base``.  The owner's death (a weak reference's callback) puts
+    the buffer back on its free list, so a buffer is never handed out while
+    anything can still reach it, whatever the interpreter's reference
+    counts say.  Sizes are rounded up to one of eight classes per power of
+    two, so batches of varying size (sparse ones) share buffers.  Keeps at
+    most ``POOL_BUFFERS`` buffers and ``POOL_BYTES`` bytes, in use or free;
+    beyond that, memory is allocated as usual.  A forked child starts with
+    an empty pool.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_size: dict[int, list[_Entry]] = {}
-        # what getrefcount reports for a buffer only its entry refers to
-        # (2 up to Python 3.13); probed, not assumed
-        self._free_refs = _refs((np.empty(0), 0))
+        self._lock = threading.Lock()  # taken to add or drop buffers only
+        self._free: dict[int, deque[_Slot]] = {}  # size class -> free buffers
+        # size class -> every buffer, in use or free: an in-use slot must stay reachable,
+        # or the garbage collector may take it (and its weak reference) before the owner dies
+        self._slots: dict[int, list[_Slot]] = {}
+        self.taken = self.reused = 0  # hand-outs, and those of a free buffer (not locked)
 
-    def take(self, nbytes: int, zeros: bool) -> _Entry:
-        """A uint8 buffer of ``nbytes`` and its address, zeroed if ``zeros``."""
-        with self._lock:
-            for entry in self._by_size.get(nbytes, ()):
-                if _refs(entry) == self._free_refs:
-                    if zeros:
-                        entry[0].fill(0)
-                    return entry
-            buf = (np.zeros if zeros else np.empty)(nbytes, dtype=np.uint8)
-            entry = (buf, _address(buf))
-            if self._make_room(nbytes):
-                self._by_size.setdefault(nbytes, []).append(entry)
-            return entry
+    def take(self, nbytes: int, zeros: bool) -> tuple[Any, int, bool]:
+        """Memory for at least ``nbytes`` bytes: ``(buffer, address, fresh)``.
+
+        Build arrays on ``buffer`` (``np.ndarray(..., buffer=buffer)``); the
+        memory is pooled again once ``buffer`` and every array on it are
+        gone.  A ``fresh`` buffer was just allocated, zeroed if ``zeros``; a
+        reused one holds what its last user left.
+        """
+        size = size_class(nbytes)
+        self.taken += 1
+        try:
+            slot = self._free[size].pop()
+            self.reused += 1
+            fresh = False
+        except (KeyError, IndexError):  # no free buffer of this size
+            found = self._new_slot(size, zeros)
+            if found is None:
+                memory = (np.zeros if zeros else np.empty)(nbytes, dtype=np.uint8)
+                return memory, _address(memory), True
+            slot, fresh = found, True
+        owner = _owner_type(size).from_buffer(slot.memory)
+        slot.claim = weakref.ref(owner, slot.give_back)
+        return owner, slot.address, fresh
 
     def clear(self) -> None:
         """Forget every buffer (those in use stay valid for their holders)."""
         with self._lock:
-            self._by_size = {}
+            self._free, self._slots = {}, {}
 
-    def _make_room(self, nbytes: int) -> bool:
-        """Drop free buffers of other sizes until ``nbytes`` more fit, if they can."""
-        for size in [s for s in self._by_size if s != nbytes]:
-            if self._room_for(nbytes):
-                break
-            kept = [e for e in self._by_size[size] if _refs(e) != self._free_refs]
-            if kept:
-                self._by_size[size] = kept
-            else:
-                del self._by_size[size]
-        return self._room_for(nbytes)
+    def _new_slot(self, size: int, zeros: bool) -> _Slot | None:
+        """A new pooled buffer of ``size`` bytes, or None where the pool is full."""
+        with self._lock:
+            if not self._make_room(size):
+                return None
+            memory = (np.zeros if zeros else np.empty)(size, dtype=np.uint8)
+            slot = _Slot(memory, self._free.setdefault(size, deque()))
+            self._slots.setdefault(size, []).append(slot)
+            return slot
 
-    def _room_for(self, nbytes: int) -> bool:
+    def _make_room(self, size: int) -> bool:
+        """Drop free buffers of other sizes until ``size`` more bytes fit, if they can."""
+        for other, free in list(self._free.items()):
+            while other != size and not self._room_for(size):
+                try:
+                    self._slots[other].remove(free.pop())
+                except IndexError:
+                    break
+        return self._room_for(size)
+
+    def _room_for(self, size: int) -> bool:
         return (self._n_buffers() < POOL_BUFFERS
-                and self._pooled_bytes() + nbytes <= POOL_BYTES)
+                and self._pooled_bytes() + size <= POOL_BYTES)
 
     def _n_buffers(self) -> int:
-        return sum(len(entries) for entries in self._by_size.values())
+        return sum(len(slots) for slots in self._slots.values())
 
     def _pooled_bytes(self) -> int:
-        return sum(size * len(entries) for size, entries in self._by_size.items())
+        return sum(size * len(slots) for size, slots in self._slots.items())
 
 
-_Entry = tuple[np.ndarray, int]  # a pooled buffer and the address of its first byte
+class _Slot:
+    """One pooled buffer, its first byte's address, and the free list it goes back to."""
+
+    __slots__ = ("address", "claim", "home", "memory")
+
+    def __init__(self, memory: np.ndarray, home: deque[_Slot]) -> None:
+        self.memory, self.address, self.home = memory, _address(memory), home
+        self.claim: weakref.ref[Any] | None = None  # the current hand-out's owner
+
+    def give_back(self, _claim: Any) -> None:
+        """The owner is gone, and with it every array on this memory: free again."""
+        self.claim = None
+        self.home.append(self)  # atomic; never takes the pool's lock (may run in any thread)
 
 
-def _refs(entry: _Entry) -> int:
-    """References to a pooled buffer, counted the same way for the probe and the test."""
-    return sys.getrefcount(entry[0])
+def size_class(nbytes: int) -> int:
+    """``nbytes`` rounded up to one of eight sizes per power of two (at most 1/8 more)."""
+    step = 1 << max(nbytes.bit_length() - 4, 0)
+    return -(-nbytes // step) * step
+
+
+@functools.cache
+def _owner_type(size: int) -> Any:
+    return ctypes.c_char * size
 
 
 def _address(array: np.ndarray) -> int:
@@ -114,9 +160,18 @@ def _address(array: np.ndarray) -> int:
         return array.ctypes.data
 
 
-_POOL = BufferPool()
+# a forked child must not hand out its parent's buffers: no pool where it cannot be emptied
+_POOL: BufferPool | None = BufferPool() if FORK_HOOK else None
 if FORK_HOOK:
-    os.register_at_fork(after_in_child=lambda: _POOL.clear())
+    os.register_at_fork(after_in_child=lambda: _POOL.clear())  # type: ignore[union-attr]
+
+
+def _memory(nbytes: int, zeros: bool) -> tuple[Any, int, bool]:
+    """``BufferPool.take`` of the process' pool, or new memory where there is none."""
+    if _POOL is not None:
+        return _POOL.take(nbytes, zeros)
+    memory = (np.zeros if zeros else np.empty)(nbytes, dtype=np.uint8)
+    return memory, _address(memory), True
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any, page_offset: int = 0,
@@ -130,8 +185,11 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any, page_offset: int = 0,
     nbytes = dtype.itemsize * math.prod(shape)
     if nbytes < SMALL_BYTES:
         return (np.zeros if zeros else np.empty)(shape, dtype=dtype)
-    raw, address = _POOL.take(nbytes + PAGE_BYTES, zeros)
-    return np.ndarray(shape, dtype, raw, (page_offset - address) % PAGE_BYTES)
+    memory, address, fresh = _memory(nbytes + PAGE_BYTES, zeros)
+    offset = (page_offset - address) % PAGE_BYTES
+    if zeros and not fresh:
+        ctypes.memset(address + offset, 0, nbytes)  # C's memset: NumPy's fill is slower
+    return np.ndarray(shape, dtype, memory, offset)
 
 
 def empty_for_read(shape: tuple[int, ...], dtype: np.dtype, file_offset: int) -> np.ndarray:

@@ -27,6 +27,11 @@ import scipy.sparse
 from ._buffers import aligned_empty
 from .errors import ClassSortedWarning
 
+try:  # what csr_matrix.toarray runs, without its zeroing of the output
+    from scipy.sparse._sparsetools import csr_todense as _csr_todense
+except ImportError:  # pragma: no cover - scipy has had it since 0.14
+    _csr_todense = None
+
 if TYPE_CHECKING:
     from .reader import Split
 
@@ -111,15 +116,14 @@ class BatchSlice(NamedTuple):
 def densify(x: scipy.sparse.csr_matrix) -> np.ndarray:
     """``x.toarray()`` into a 64-byte aligned array (see :mod:`ooc._buffers`).
 
-    ``toarray(out=...)`` would zero the whole output again; a scatter of the
-    non-zeros into fresh zeroed memory does not.  ``x`` is canonical (sorted,
-    no duplicates), as every stored batch is.
+    scipy's own loop adds the values into zeroed memory (``toarray(out=...)``
+    would zero it again, with NumPy's slower fill); where a scipy version
+    lacks that private function, ``toarray(out=...)`` does the same.
     """
+    if _csr_todense is None:
+        return x.toarray(out=aligned_empty(x.shape, x.dtype))
     out = aligned_empty(x.shape, x.dtype, zeros=True)
-    flat = _value_rows(x)
-    flat *= x.shape[1]
-    flat += x.indices
-    out.reshape(-1)[flat] = x.data
+    _csr_todense(x.shape[0], x.shape[1], x.indptr, x.indices, x.data, out)
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from ._report import bytes_on_disk, human_bytes
+from ._report import bytes_on_disk, human_bytes, map_large_blocks
 from .errors import OocError, OocWarning
 from .text._common import escape
 
@@ -190,6 +190,8 @@ def _column(text: str) -> str | int:
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from .preprocess import preprocess_text
+
+    map_large_blocks()  # for good, which the Python API leaves to its caller
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
     inputs = options.pop("input")

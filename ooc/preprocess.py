@@ -573,10 +573,13 @@ def _run_id_of(out: Path) -> str | None:
         return None
 
 
-def _ignore_sigint() -> None:
-    """Pool initializer: Ctrl-C is the main process' to handle (one line, not a traceback
-    from each worker); the pool's workers are terminated when it stops."""
+def _start_worker() -> None:
+    """Pool initializer.  Ctrl-C is the main process' to handle (one line, not a traceback
+    from each worker); the pool's workers are terminated when it stops.  The worker's
+    allocator maps large blocks (:func:`map_large_blocks`): a setting that lasts for the
+    process, so the calling process is left as it was (``ooc preprocess`` sets its own)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    map_large_blocks()
 
 
 def _run_passes(config: PreprocessConfig, work: WorkDir,
@@ -584,11 +587,10 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
     with ExitStack() as stack:
         rejects = None if rejects_path is None else stack.enter_context(RejectLog(rejects_path))
         pool = None
-        map_large_blocks()
         if config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
             context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-            pool = stack.enter_context(context.Pool(config.workers, initializer=_ignore_sigint))
+            pool = stack.enter_context(context.Pool(config.workers, initializer=_start_worker))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
         classes, class_of, class_counts = resolve_classes(tok, config)

@@ -791,3 +791,44 @@ def test_large_blocks_stay_mapped_after_a_free():
 
     assert mapped("on") == "True"
     assert mapped("off") == "False"  # the glibc default this guards against
+
+
+LEAVES_ALLOCATOR = """
+import ctypes, sys
+import numpy as np
+import ooc
+from ooc.cli import main
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks",
+                                               "keepcost")]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = Info
+csv, out, how = sys.argv[1:]
+if how == "api":
+    ooc.preprocess_text(csv, out, top_k=50, workers=2, progress=False)
+else:
+    main(["preprocess", csv, "--out", out, "--top-k", "50", "--workers", "2", "--quiet"])
+a = np.ones(3 << 20, np.uint8)
+del a  # glibc's default raises its mmap threshold past 3 MiB here
+before = mallinfo2().hblkhd
+b = np.ones(3 << 20, np.uint8)
+print(mallinfo2().hblkhd - before >= 3 << 20)
+"""
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="needs glibc >= 2.33")
+def test_the_python_api_leaves_the_callers_allocator_alone(textkit):
+    # mallopt lasts for the process and glibc cannot say what it was: the API must not call it
+    # in the caller's process (its workers may); the CLI, which owns its process, does.
+    texts, labels = textkit.docs(300, seed=3)
+    path = textkit.write_csv("corpus.csv", texts, labels)
+
+    def large_blocks_mapped(how: str) -> str:
+        return subprocess.run([sys.executable, "-c", LEAVES_ALLOCATOR, str(path),
+                               str(textkit.tmp_path / f"{how}.h5"), how], check=True,
+                              capture_output=True, text=True).stdout.split()[-1]
+
+    assert large_blocks_mapped("api") == "False"
+    assert large_blocks_mapped("cli") == "True"

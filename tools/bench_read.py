@@ -23,12 +23,20 @@ about 150 non-zeros a row), in both backends:
    first step; ratios against each in-memory feed (``shuffle=True``, like
    for like, and ``shuffle=False``);
 3. peak RSS (``ru_maxrss``, from the OS) of a fresh process iterating a
-   dataset and summing every value vs one 8x larger.
+   dataset and summing every value vs one 8x larger;
+4. whole epochs in order (``shuffle=False``), each reader reading a whole
+   epoch in its turn, so caches and the allocator see what a training loop
+   does: ooc's batches against in-memory copies and against a plain reader
+   of the same files with no ooc code (h5py slices for HDF5, ``np.load``
+   memory maps for ``.npy``); every batch consumed once, dense ones copied
+   with ``np.array(x)`` and sparse ones densified, by every reader alike.
 
 Usage::
 
     python tools/bench_read.py --dir data/bench            # full size
     python tools/bench_read.py --dir data/bench --scale 0.1  # quick look
+    python tools/bench_read.py --dir data/bench --scale 0.3 --sparse-batch 256 \
+        --skip fit rss                                      # the reads, issue 15's sizes
 """
 
 from __future__ import annotations
@@ -44,10 +52,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import scipy.sparse
 
 import ooc
+from ooc import _buffers
 from ooc._report import peak_rss_bytes
 from ooc._tensorflow import import_keras
 
@@ -167,6 +177,113 @@ def bench_reads(split: ooc.Split, batch_size: int, repeats: int) -> dict:
     batch_bytes = sum(a.nbytes for a in mem_batch(0))
     return {way: compare_reads(mem, ooc_batch, len(order), repeats, batch_bytes)
             for way, (mem, ooc_batch) in ways.items()}
+
+
+EPOCH_READERS = {
+    "in-memory": "the split held in memory, each batch sliced and copied",
+    "ooc": "split.batch_reader(b) (what split.batches(b, shuffle=False) returns per batch)",
+    "plain": "the same files with no ooc code: h5py slices (HDF5), np.load maps (.npy)",
+}
+
+
+def plain_reader(path: Path, split: ooc.Split) -> Callable[[int, int], tuple]:
+    """``(x, y)`` of rows ``[a, b)`` of ``train`` read the obvious way, no ooc code.
+
+    h5py slices of an HDF5 file; slices of ``np.load(..., mmap_mode="r")``
+    for a ``.npy`` directory.  Sparse ``x`` comes back as a ``csr_matrix``.
+    """
+    if path.is_file():
+        h5 = h5py.File(path, "r")
+        arrays = {key: h5[f"train/{key}"] for key in ("x", "y")} if not split.is_sparse else {
+            key: h5[f"train/{key}"] for key in ("x/data", "x/indices", "x/indptr", "y")}
+    else:
+        keys = ("x", "y") if not split.is_sparse else ("x/data", "x/indices", "x/indptr", "y")
+        arrays = {key: np.load(path / "train" / f"{key}.npy", mmap_mode="r") for key in keys}
+    n_cols = split.shape[1]
+
+    def read(a: int, b: int) -> tuple:
+        if not split.is_sparse:
+            return arrays["x"][a:b], arrays["y"][a:b]
+        indptr = np.asarray(arrays["x/indptr"][a:b + 1])
+        lo, hi = int(indptr[0]), int(indptr[-1])
+        x = scipy.sparse.csr_matrix(
+            (np.asarray(arrays["x/data"][lo:hi]), np.asarray(arrays["x/indices"][lo:hi]),
+             indptr - lo), shape=(b - a, n_cols))
+        return x, arrays["y"][a:b]
+
+    return read
+
+
+def epoch_readers(split: ooc.Split, path: Path, batch_size: int) -> dict[str, Callable[[], int]]:
+    """One whole in-order epoch per call, for each reader; every batch consumed once.
+
+    Consumed means what a model's input step does with it: dense ``x``
+    copied with ``np.array(x)``, sparse ``x`` densified (ooc densifies its
+    own batches), ``y`` copied; by every reader alike.
+    """
+    x_mem, y_mem = load_in_memory(split)
+    reader = split.batch_reader(batch_size)
+    plain = plain_reader(path, split)
+    starts = range(0, len(split), batch_size)
+    sparse = split.is_sparse
+
+    def consume(x: Any, y: Any) -> int:
+        if not sparse:
+            x = np.array(x)
+        elif scipy.sparse.issparse(x):  # ooc's sparse batches come densified
+            x = x.toarray()
+        return len(x) + len(np.array(y))
+
+    def in_memory() -> int:
+        return sum(consume(x_mem[a:a + batch_size], y_mem[a:a + batch_size]) for a in starts)
+
+    def from_ooc() -> int:
+        return sum(consume(*reader.read(i)) for i in range(len(reader)))
+
+    def from_plain() -> int:
+        return sum(consume(*plain(a, min(a + batch_size, len(split)))) for a in starts)
+
+    k = min(1, len(reader) - 1)
+    (x1, y1), (x2, y2) = reader.read(k), plain(*reader.plan.batch_rows(k))
+    assert np.array_equal(x1, x2.toarray() if sparse else x2) and np.array_equal(y1, y2)
+    return {"in-memory": in_memory, "ooc": from_ooc, "plain": from_plain}
+
+
+def bench_epochs(split: ooc.Split, path: Path, batch_size: int, repeats: int) -> dict:
+    """Seconds per in-order epoch of each reader, each reading a whole epoch in turn.
+
+    One epoch of each first (verify-once, page cache, buffers), then
+    ``repeats`` rounds of one epoch each, the order of the readers rotated
+    round by round; medians over the rounds, of wall time and of the
+    process' CPU time (which a busy shared machine disturbs less), and how
+    many of ooc's large buffers came from its pool.
+    """
+    epochs = epoch_readers(split, path, batch_size)
+    names = list(epochs)
+    for name in names:
+        assert epochs[name]() == 2 * len(split)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    pool = getattr(_buffers, "_POOL", None)
+    taken, reused = getattr(pool, "taken", 0), getattr(pool, "reused", 0)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            epochs[name]()
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    out: dict[str, Any] = {f"{name}_s": statistics.median(t) for name, t in times.items()}
+    for name in ("ooc", "plain"):
+        out[f"{name}/in-memory"] = out["in-memory_s"] / out[f"{name}_s"]
+        out[f"{name}/in-memory_cpu"] = statistics.median(cpu["in-memory"]) / statistics.median(
+            cpu[name])
+    out["ooc/plain"] = out["plain_s"] / out["ooc_s"]
+    out["epochs"], out["cpu_epochs"] = times, cpu
+    out["batches"] = -(-len(split) // batch_size)
+    # only ooc's reader takes pooled buffers
+    out["pool_taken"] = getattr(pool, "taken", 0) - taken
+    out["pool_reused"] = getattr(pool, "reused", 0) - reused
+    return out
 
 
 READ_WAYS = {
@@ -415,6 +532,27 @@ def run_reads(args: argparse.Namespace, paths: dict, results: dict) -> None:
     row([r["bytes"], f"{r['copy_MBps']:.0f}", f"{r['pread_MBps']:.0f}", f"{r['ratio']:.2f}x"])
 
 
+def run_epochs(args: argparse.Namespace, paths: dict, results: dict) -> None:
+    table(f"4. whole epochs in order, each reader a whole epoch in turn (median of "
+          f"{args.repeats} rounds), speed as a ratio of in-memory's (higher is faster); "
+          "readers: " + "; ".join(f"({k}) {v}" for k, v in EPOCH_READERS.items()),
+          ["data", "backend", "rows", "batch", "in-memory s/epoch", "ooc s/epoch",
+           "plain s/epoch", "ooc / in-memory", "plain / in-memory", "ooc / plain",
+           "ooc / in-memory (CPU time)", "plain / in-memory (CPU time)",
+           "ooc buffers reused"])
+    for kind, b in (("dense", args.dense_batch), ("sparse", args.sparse_batch)):
+        for fmt in ("hdf5", "npy"):
+            rewarm_page_cache(paths[kind, fmt])
+            split = ooc.open(paths[kind, fmt])["train"]
+            r = bench_epochs(split, paths[kind, fmt], b, args.repeats)
+            results[f"epochs_{kind}_{fmt}"] = r
+            row([kind, fmt, len(split), b, f"{r['in-memory_s']:.3f}", f"{r['ooc_s']:.3f}",
+                 f"{r['plain_s']:.3f}", f"{r['ooc/in-memory']:.2f}x",
+                 f"{r['plain/in-memory']:.2f}x", f"{r['ooc/plain']:.2f}x",
+                 f"{r['ooc/in-memory_cpu']:.2f}x", f"{r['plain/in-memory_cpu']:.2f}x",
+                 f"{r['pool_reused']} of {r['pool_taken']}"])
+
+
 def run_fit(args: argparse.Namespace, paths: dict, results: dict) -> None:
     table(f"2. Keras fit, seconds per epoch (median of rounds 2..{args.fit_epochs}, "
           "feeds alternating epoch by epoch)",
@@ -448,6 +586,9 @@ def run_rss(args: argparse.Namespace, paths: dict, results: dict) -> None:
              f"{r['8x']['peak_rss'] / 2**20:.0f} MiB", f"{100 * r['growth']:+.1f}%"])
 
 
+STEPS = {"reads": run_reads, "epochs": run_epochs, "fit": run_fit, "rss": run_rss}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dir", type=Path, default=Path("data/bench"))
@@ -463,7 +604,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fit-rows", type=int, default=200_000, help="dense rows in the fit test")
     p.add_argument("--sparse-fit-rows", type=int, default=25_000)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--skip", nargs="*", default=[], choices=["reads", "fit", "rss"])
+    p.add_argument("--skip", nargs="*", default=[], choices=list(STEPS))
     p.add_argument("--rss-probe", help=argparse.SUPPRESS)
     p.add_argument("--batch-size", type=int, default=512, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -477,10 +618,10 @@ def main(argv: list[str] | None = None) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     paths = build_all(args)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
-    for name, step in (("reads", run_reads), ("fit", run_fit), ("rss", run_rss)):
+    for name, step in STEPS.items():
         if name not in args.skip:
             step(args, paths, results)
-    ran = [name for name in ("reads", "fit", "rss") if name not in args.skip]
+    ran = [name for name in STEPS if name not in args.skip]
     # a partial run does not replace a whole run's results
     name = "bench_read.json" if not args.skip else f"bench_read_{'_'.join(ran)}.json"
     (args.dir / name).write_text(json.dumps(results, indent=1))
