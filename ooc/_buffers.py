@@ -29,7 +29,6 @@ import math
 import os
 import threading
 import weakref
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -49,23 +48,22 @@ class BufferPool:
     Every hand-out wraps the pooled memory in a new owner object (a ctypes
     array over it) that every array built on it keeps alive: NumPy views,
     slices, reshapes and tensors made from them hold the owner through
-    their ``base``.  The owner's death (a weak reference's callback) puts
-    the buffer back on its free list, so a buffer is never handed out while
-    anything can still reach it, whatever the interpreter's reference
-    counts say.  Sizes are rounded up to one of eight classes per power of
-    two, so batches of varying size (sparse ones) share buffers.  Keeps at
-    most ``POOL_BUFFERS`` buffers and ``POOL_BYTES`` bytes, in use or free;
+    their ``base``.  A buffer is free once its last owner is gone, which a
+    weak reference tells, so a buffer is never handed out while anything
+    can still reach it, whatever the interpreter's reference counts say.
+    The weak references have no callback: Python code run when an array
+    dies could swallow a Ctrl-C ("Exception ignored in ...").  Sizes are
+    rounded up to one of eight classes per power of two, so batches of
+    varying size (sparse ones) share buffers.  Keeps at most
+    ``POOL_BUFFERS`` buffers and ``POOL_BYTES`` bytes, in use or free;
     beyond that, memory is allocated as usual.  A forked child starts with
     an empty pool.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # taken to add or drop buffers only
-        self._free: dict[int, deque[_Slot]] = {}  # size class -> free buffers
-        # size class -> every buffer, in use or free: an in-use slot must stay reachable,
-        # or the garbage collector may take it (and its weak reference) before the owner dies
-        self._slots: dict[int, list[_Slot]] = {}
-        self.taken = self.reused = 0  # hand-outs, and those of a free buffer (not locked)
+        self._lock = threading.Lock()
+        self._slots: dict[int, list[_Slot]] = {}  # size class -> its buffers, in use or free
+        self.taken = self.reused = 0  # hand-outs, and those of a free buffer
 
     def take(self, nbytes: int, zeros: bool) -> tuple[Any, int, bool]:
         """Memory for at least ``nbytes`` bytes: ``(buffer, address, fresh)``.
@@ -76,44 +74,44 @@ class BufferPool:
         reused one holds what its last user left.
         """
         size = size_class(nbytes)
-        self.taken += 1
-        try:
-            slot = self._free[size].pop()
-            self.reused += 1
-            fresh = False
-        except (KeyError, IndexError):  # no free buffer of this size
-            found = self._new_slot(size, zeros)
-            if found is None:
-                memory = (np.zeros if zeros else np.empty)(nbytes, dtype=np.uint8)
-                return memory, _address(memory), True
-            slot, fresh = found, True
-        owner = _owner_type(size).from_buffer(slot.memory)
-        slot.claim = weakref.ref(owner, slot.give_back)
+        with self._lock:
+            self.taken += 1
+            slot = next((s for s in self._slots.get(size, ()) if s.is_free()), None)
+            fresh = slot is None
+            if slot is None:
+                slot = self._new_slot(size, zeros)
+                if slot is None:  # the pool is full
+                    memory = (np.zeros if zeros else np.empty)(nbytes, dtype=np.uint8)
+                    return memory, _address(memory), True
+            else:
+                self.reused += 1
+            owner = _owner_type(size).from_buffer(slot.memory)
+            slot.claim = weakref.ref(owner)
         return owner, slot.address, fresh
 
     def clear(self) -> None:
         """Forget every buffer (those in use stay valid for their holders)."""
         with self._lock:
-            self._free, self._slots = {}, {}
+            self._slots = {}
 
     def _new_slot(self, size: int, zeros: bool) -> _Slot | None:
         """A new pooled buffer of ``size`` bytes, or None where the pool is full."""
-        with self._lock:
-            if not self._make_room(size):
-                return None
-            memory = (np.zeros if zeros else np.empty)(size, dtype=np.uint8)
-            slot = _Slot(memory, self._free.setdefault(size, deque()))
-            self._slots.setdefault(size, []).append(slot)
-            return slot
+        if not self._make_room(size):
+            return None
+        slot = _Slot((np.zeros if zeros else np.empty)(size, dtype=np.uint8))
+        self._slots.setdefault(size, []).append(slot)
+        return slot
 
     def _make_room(self, size: int) -> bool:
         """Drop free buffers of other sizes until ``size`` more bytes fit, if they can."""
-        for other, free in list(self._free.items()):
-            while other != size and not self._room_for(size):
-                try:
-                    self._slots[other].remove(free.pop())
-                except IndexError:
-                    break
+        for other in [s for s in self._slots if s != size]:
+            if self._room_for(size):
+                break
+            kept = [slot for slot in self._slots[other] if not slot.is_free()]
+            if kept:
+                self._slots[other] = kept
+            else:
+                del self._slots[other]
         return self._room_for(size)
 
     def _room_for(self, size: int) -> bool:
@@ -128,18 +126,17 @@ class BufferPool:
 
 
 class _Slot:
-    """One pooled buffer, its first byte's address, and the free list it goes back to."""
+    """One pooled buffer, its first byte's address, and its current hand-out's owner."""
 
-    __slots__ = ("address", "claim", "home", "memory")
+    __slots__ = ("address", "claim", "memory")
 
-    def __init__(self, memory: np.ndarray, home: deque[_Slot]) -> None:
-        self.memory, self.address, self.home = memory, _address(memory), home
-        self.claim: weakref.ref[Any] | None = None  # the current hand-out's owner
+    def __init__(self, memory: np.ndarray) -> None:
+        self.memory, self.address = memory, _address(memory)
+        self.claim: weakref.ref[Any] | None = None
 
-    def give_back(self, _claim: Any) -> None:
-        """The owner is gone, and with it every array on this memory: free again."""
-        self.claim = None
-        self.home.append(self)  # atomic; never takes the pool's lock (may run in any thread)
+    def is_free(self) -> bool:
+        """Whether the last owner, and with it every array on this memory, is gone."""
+        return self.claim is None or self.claim() is None
 
 
 def size_class(nbytes: int) -> int:

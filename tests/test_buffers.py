@@ -148,3 +148,25 @@ def test_densified_batches_equal_toarray_in_reused_buffers(loop, monkeypatch):
         dense += 1.0
         del dense
     assert _buffers._POOL.reused >= 2
+
+
+def test_an_array_dying_runs_no_python_code_that_could_swallow_ctrl_c():
+    # Python code run at deallocation (a weakref callback, __del__) turns a
+    # KeyboardInterrupt arriving there into "Exception ignored in ...": the run goes on.
+    batch = aligned_empty(SHAPE, np.float32)
+    piece = batch[3:9]
+    del batch
+    calls: list[str] = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            calls.append(frame.f_code.co_qualname)
+
+    sys.setprofile(profile)
+    try:
+        del piece
+    finally:
+        sys.setprofile(None)
+    assert calls == []
+    assert address(aligned_empty(SHAPE, np.float32)) % 64 == 0  # and the buffer is free again
+    assert _buffers._POOL.reused == 1
