@@ -31,6 +31,7 @@ from .errors import (
     OocError,
     OutputConflictError,
     SplitNotFoundError,
+    UnsupportedPlatformError,
     VectorizerFileError,
 )
 from .reader import Dataset, Split, open
@@ -55,6 +56,7 @@ __all__ = [
     "OutputConflictError",
     "Split",
     "SplitNotFoundError",
+    "UnsupportedPlatformError",
     "VectorizerFileError",
     "__version__",
     "create",

@@ -24,7 +24,6 @@ import math
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -35,9 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from ._platform import START_METHOD
 from ._report import (
     bytes_on_disk,
     human_bytes,
+    human_peak,
     map_large_blocks,
     peak_rss_bytes,
     progress_bar,
@@ -173,8 +174,8 @@ class Summary:
         lines += [f"  on disk   {human_bytes(self.bytes_written)}",
                   f"  time      {self.seconds:.1f} s ({total / max(self.seconds, 1e-9):,.0f} "
                   "rows/s)",
-                  f"  peak RSS  {human_bytes(self.peak_rss)} (this process), "
-                  f"{human_bytes(self.peak_rss_workers)} (largest worker)"]
+                  f"  peak RSS  {human_peak(self.peak_rss)} (this process), "
+                  f"{human_peak(self.peak_rss_workers)} (largest worker)"]
         if self.skipped:
             lines.append(f"  skipped   {self.skipped:,} bad rows, listed in {self.rejects}")
         return "\n".join(lines)
@@ -565,7 +566,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
         map_large_blocks()
         if config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
-            context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+            context = multiprocessing.get_context(START_METHOD)
             pool = stack.enter_context(context.Pool(config.workers, initializer=_ignore_sigint))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
