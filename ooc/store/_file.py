@@ -184,13 +184,8 @@ class PerProcessFile:
         self._viewed += span
         if self._viewed >= VIEW_RELEASE_BYTES:
             self._viewed = span  # this view is touched after the release
-            self._release(mapped)
+            mapped.madvise(mmap.MADV_DONTNEED)
         return np.ndarray(shape, dtype, mapped, offset)
-
-    @staticmethod
-    def _release(mapped: mmap.mmap) -> None:
-        """Drop the map's page-table entries; touched again, pages map from the page cache."""
-        mapped.madvise(mmap.MADV_DONTNEED)
 
     def _open_map(self) -> mmap.mmap:
         # two threads racing here make two maps; each view keeps its own alive

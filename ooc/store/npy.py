@@ -282,6 +282,8 @@ class NpyReader(StoreReader):
                 self._check_same_dir()
         except BaseException:
             self.close()
+            if self._dir is None:  # files of two datasets look damaged: say replaced
+                self._check_same_dir()
             raise
         finally:
             if self._dir is not None:
