@@ -558,6 +558,20 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_pool(context: Any, workers: int) -> Any:
+    """A pool of ``workers`` that ignore Ctrl-C from their first instruction on.
+
+    A spawned worker (macOS, ``OOC_PORTABLE``) spends its first second importing,
+    before any initializer runs; an ignored SIGINT is inherited across exec, so
+    the parent ignores it while the workers start.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return context.Pool(workers, initializer=_ignore_sigint)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_passes(config: PreprocessConfig, work: WorkDir,
                 rejects_path: Path | None) -> tuple[RejectLog | None, int]:
     with ExitStack() as stack:
@@ -567,7 +581,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
         if config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
             context = multiprocessing.get_context(START_METHOD)
-            pool = stack.enter_context(context.Pool(config.workers, initializer=_ignore_sigint))
+            pool = stack.enter_context(_start_pool(context, config.workers))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
         classes, class_of, class_counts = resolve_classes(tok, config)

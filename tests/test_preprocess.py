@@ -787,3 +787,18 @@ def test_large_blocks_stay_mapped_after_a_free():
 
     assert mapped("on") == "True"
     assert mapped("off") == "False"  # the glibc default this guards against
+
+
+def test_a_spawned_worker_ignores_ctrl_c_while_it_starts():
+    # spawned workers (macOS, OOC_PORTABLE) import for a second before their
+    # initializer runs; a Ctrl-C then must not kill them with a traceback
+    import multiprocessing
+
+    pool = ooc.preprocess._start_pool(multiprocessing.get_context("spawn"), 1)
+    try:
+        worker = pool._pool[0]
+        os.kill(worker.pid, signal.SIGINT)  # still starting
+        assert pool.apply(os.getpid) == worker.pid
+    finally:
+        pool.terminate()
+        pool.join()
