@@ -15,6 +15,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from .batching import BatchOptions
 from .errors import (
     ChecksumError,
     ChunkError,
@@ -38,6 +39,7 @@ from .reader import Dataset, Split, open
 from .writer import DatasetWriter, create
 
 __all__ = [
+    "BatchOptions",
     "ChecksumError",
     "ChunkError",
     "ClassSortedWarning",

@@ -14,9 +14,11 @@ process can compute batch ``i`` on its own, and runs are reproducible.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
@@ -28,8 +30,74 @@ from .errors import ClassSortedWarning
 if TYPE_CHECKING:
     from .reader import Split
 
-SparseMode = Literal["dense", "csr"]
-SPARSE_MODES = ("dense", "csr")
+SparseMode = Literal["dense", "csr", "tensor"]
+SPARSE_MODES = ("dense", "csr", "tensor")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a split is cut into batches: the options every way of reading batches takes.
+
+    :meth:`~ooc.reader.Split.iter_batches`, :meth:`~ooc.reader.Split.batches`
+    and :meth:`~ooc.reader.Split.to_tf_dataset` accept these as keyword
+    arguments after ``batch_size`` (or a ``BatchOptions`` in its place).
+
+    Attributes
+    ----------
+    batch_size
+        Rows per batch; the last batch may be shorter.
+    shuffle
+        Visit the batches in a new seeded order every epoch (each batch is
+        still one contiguous read).
+    seed
+        Seed of every shuffle; drawn at random when None.
+    shuffle_window
+        With ``shuffle``, also mix rows across windows of this many
+        consecutive batches (one read per window).
+    drop_remainder
+        Leave out the last batch when it is short.
+    sparse
+        What sparse ``x`` becomes: ``"dense"`` (densified per batch),
+        ``"csr"`` (``scipy.sparse.csr_matrix``, or ``tf.SparseTensor`` where
+        only a tensor fits: a ``tf.data.Dataset``, Keras' TensorFlow backend)
+        or ``"tensor"`` (``tf.SparseTensor``).  Dense ``x`` is the same in
+        every mode.
+    copy
+        Hand out writable copies; otherwise dense batches are read-only
+        views of the stored files where the layout allows.
+    """
+
+    batch_size: int
+    shuffle: bool = False
+    seed: int | None = None
+    shuffle_window: int = 1
+    drop_remainder: bool = False
+    sparse: SparseMode = "dense"
+    copy: bool = False
+
+    def __post_init__(self) -> None:
+        self.plan(0)  # checks batch_size and shuffle_window
+        if self.sparse not in SPARSE_MODES:
+            raise ValueError(f"sparse must be one of {', '.join(map(repr, SPARSE_MODES))}; "
+                             f"got {self.sparse!r}.")
+
+    @classmethod
+    def of(cls, batch_size: int | BatchOptions, caller: str, **options: Any) -> BatchOptions:
+        """``batch_size`` and keyword options (or a ``BatchOptions`` and overrides), checked."""
+        names = [f.name for f in dataclasses.fields(cls)][1:]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise TypeError(f"{caller}() got unexpected option(s) {', '.join(unknown)}; "
+                            f"batch options are {', '.join(names)}.")
+        if isinstance(batch_size, BatchOptions):
+            return dataclasses.replace(batch_size, **options)
+        return cls(batch_size, **options)
+
+    def plan(self, n_rows: int) -> BatchPlan:
+        """The :class:`BatchPlan` of a split of ``n_rows`` rows."""
+        return BatchPlan(n_rows, self.batch_size, shuffle=self.shuffle, seed=self.seed,
+                         shuffle_window=self.shuffle_window,
+                         drop_remainder=self.drop_remainder)
 
 
 class BatchSlice(NamedTuple):
@@ -175,7 +243,8 @@ class ClassMixCheck:
                 f"split {self.name!r}: each of the first {self.BATCHES} batches holds a single "
                 f"class of {len(self.p)}: the rows are stored sorted by class, and shuffling "
                 "batches or windows cannot mix classes further apart. Write the dataset in "
-                "shuffled order (ooc preprocess shuffles at write time)."), stacklevel=4)
+                "shuffled order: ooc.create(..., shuffle=True), or ooc preprocess, which "
+                "shuffles at write time."), stacklevel=4)
         return True
 
 
@@ -190,15 +259,20 @@ class BatchReader:
     one read.
     """
 
-    def __init__(self, split: Split, plan: BatchPlan, sparse: SparseMode = "dense",
-                 copy: bool = False) -> None:
-        if sparse not in SPARSE_MODES:
-            raise ValueError(f"sparse must be one of {SPARSE_MODES}; got {sparse!r}.")
-        self.split, self.plan, self.sparse, self.copy = split, plan, sparse, copy
-        self._densify = sparse == "dense" and split.is_sparse
+    def __init__(self, split: Split, options: BatchOptions,
+                 plan: BatchPlan | None = None) -> None:
+        self.split, self.options = split, options
+        self.plan = options.plan(len(split)) if plan is None else plan  # fixes a None seed
+        self.copy = options.copy
+        self._densify = options.sparse == "dense" and split.is_sparse
         self._windows: OrderedDict[tuple[int, int], tuple[Any, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         self._mix: ClassMixCheck | None = ClassMixCheck(split)
+
+    @property
+    def sparse_tensors(self) -> bool:
+        """Whether sparse ``x`` is to be handed out as ``tf.SparseTensor``."""
+        return self.split.is_sparse and self.options.sparse == "tensor"
 
     def __len__(self) -> int:
         return self.plan.num_batches
@@ -241,8 +315,7 @@ class BatchReader:
         return hit
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"split": self.split, "plan": self.plan, "sparse": self.sparse,
-                "copy": self.copy}
+        return {"split": self.split, "options": self.options, "plan": self.plan}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]

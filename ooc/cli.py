@@ -162,11 +162,24 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line that names the option, like every other ooc error."""
+    """Usage errors in one line that names the option, like every other ooc error.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ``check(args)``, when given, returns the usage error of options that are
+    each valid but not together (or None), once the command line is parsed.
+    """
+
+    def __init__(self, *args: Any, check: Callable[[argparse.Namespace], str | None] | None
+                 = None, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.check = check
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        namespace, extras = super().parse_known_args(args, namespace)
+        problem = self.check(namespace) if self.check is not None else None
+        if problem:
+            self.error(problem)
+        return namespace, extras
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
@@ -182,6 +195,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
     inputs = options.pop("input")
     options["val_inputs"] = options.pop("val") or ()
+    options["test_inputs"] = options.pop("test") or ()
     options["text_columns"] = options["text_columns"] or ()
     options["header"] = not options.pop("no_header")
     options["shuffle"] = not options.pop("no_shuffle")
@@ -214,8 +228,8 @@ def _add_input_options(p: argparse.ArgumentParser) -> Any:
                    help="bytes the encoding cannot decode: strict makes the row a bad row, "
                    "replace reads them as U+FFFD and keeps it (default: strict)")
     g.add_argument("--limit", type=_positive_int, metavar="N",
-                   help="read only the first N rows of the inputs (and of --val inputs), "
-                   "bad rows included, e.g. to try settings (default: all)")
+                   help="read only the first N rows of the inputs (and of --val and --test "
+                   "inputs), bad rows included, e.g. to try settings (default: all)")
     return g
 
 
@@ -223,6 +237,7 @@ PREPROCESS_EXAMPLES = """\
 examples:
   ooc preprocess reviews.csv --out reviews.h5
   ooc preprocess train.jsonl --val val.jsonl --out data/ --format npy
+  ooc preprocess reviews.csv --out reviews.h5 --val-split 0.1 --test-split 0.1
   ooc preprocess reviews.csv --out seq.h5 --vectorizer sequence --top-k 20000 --max-length 500
   ooc preprocess big.csv.gz --out big.h5 --memory-budget 4G --workers 8 --resume
 """
@@ -231,7 +246,8 @@ examples:
 def _add_preprocess(sub: Any) -> None:
     p = sub.add_parser("preprocess", help="vectorize raw labelled text into a dataset on disk",
                        description="Vectorize raw labelled text into a dataset on disk, "
-                       "in bounded memory.", epilog=PREPROCESS_EXAMPLES)
+                       "in bounded memory.", epilog=PREPROCESS_EXAMPLES,
+                       check=_check_split_fractions)
     p.add_argument("input", nargs="+",
                    help="CSV/TSV, JSON Lines, Parquet or folder-per-class inputs")
     p.add_argument("--out", required=True, help="dataset to write: a .h5 file or an npy folder")
@@ -257,6 +273,12 @@ def _add_preprocess(sub: Any) -> None:
                        help="fraction of the input rows held out for validation")
     split.add_argument("--val", nargs="+", metavar="INPUT",
                        help="validation inputs (instead of --val-split)")
+    split = g.add_mutually_exclusive_group()
+    split.add_argument("--test-split", type=_fraction, default=0.0, metavar="FRACTION",
+                       help="fraction of the input rows held out as a test split, never "
+                       "seen by the fit, disjoint from the validation rows (default: 0, none)")
+    split.add_argument("--test", nargs="+", metavar="INPUT",
+                       help="test inputs (instead of --test-split)")
     g.add_argument("--seed", type=int, default=123, help="seed of the split and the shuffle")
     g.add_argument("--no-shuffle", action="store_true", help="write rows in source order")
     g = p.add_argument_group("resources")
@@ -274,6 +296,15 @@ def _add_preprocess(sub: Any) -> None:
                    help="stop when labels write one integer in several forms ('1', '1.0')")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_preprocess)
+
+
+def _check_split_fractions(args: argparse.Namespace) -> str | None:
+    """The held-out fractions must leave training rows."""
+    val = 0.0 if args.val else args.val_split
+    if val + args.test_split >= 1:
+        return ("--val-split + --test-split must be below 1, to leave training rows; "
+                f"got {val} + {args.test_split}")
+    return None
 
 
 def _add_explore(sub: Any) -> None:

@@ -16,6 +16,13 @@ Capabilities
   - ``row_ids``: int64, shape ``(n,)``, the position of each row in the
     user's source, so that predictions can be traced back.
 
+* ``ooc preprocess`` writes up to three splits, in this order: ``train``,
+  ``val`` (validation) and ``test`` (held out for the final evaluation),
+  the last two only when they have rows.  Its vectorizer (the extras
+  ``vectorizer/*`` below) is fitted on ``train`` alone; ``val`` and
+  ``test`` rows are only transformed.  ``config["preprocess"]`` records how
+  rows were assigned: ``val_split`` / ``val_inputs``, ``test_split`` /
+  ``test_inputs`` and ``seed`` (see :func:`ooc.text.splits.assign_splits`).
 * Extra 1-D numeric arrays under ``extra/<name>`` (e.g. the fitted
   vectorizer of ``ooc preprocess``: its vocabulary keys, idf, words), listed
   in ``extras`` with their dtype and length.
@@ -34,6 +41,9 @@ Capabilities
   appear under their final name only once complete (atomic rename after
   fsync).  Readers refuse every temporary, finished or not; a temporary
   left by a writer that died is removed by the next writer of that name.
+  A shuffling writer keeps the rows it has not yet written in
+  ``<temporary>-spill``, a directory of raw bucket files (not part of the
+  format), removed at commit and, like its temporary, after its death.
 
 Limitations
 -----------
@@ -64,7 +74,8 @@ revisions; readers ignore keys they do not know)::
           "n_rows": 200,
           "x": {"kind": "csr", "dtype": "<f4", "n_cols": 20000, "nnz": 31000},
           ...
-        }
+        },
+        "test": {...}
       },
       "classes": ["neg", "pos"],
       "feature_names": ["a", "b", ...],

@@ -66,10 +66,15 @@ class KerasBatches(keras.utils.PyDataset):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
                          max_queue_size=max_queue_size)
         self.reader = reader
-        self.sparse_tensor = reader.sparse == "csr" and reader.split.is_sparse
+        # Keras' TensorFlow backend takes sparse batches only as tf.SparseTensor;
+        # its other backends convert scipy CSR batches themselves
+        self.sparse_tensor = reader.sparse_tensors or (
+            reader.split.is_sparse and reader.options.sparse == "csr"
+            and keras.backend.backend() == "tensorflow")
         if self.sparse_tensor and use_multiprocessing:
-            raise ValueError("sparse='tensor' batches cannot cross process boundaries; "
-                             "use threads (use_multiprocessing=False) or sparse='dense'.")
+            raise ValueError(f"sparse={reader.options.sparse!r} batches become tf.SparseTensor, "
+                             "which cannot cross process boundaries; use threads "
+                             "(use_multiprocessing=False) or sparse='dense'.")
         self.epoch = 0
         self._in_epoch = False
 

@@ -4,13 +4,13 @@ The passes, each a map over chunks (run in worker processes) and a reduce
 (run here), each resumable with ``resume=True``:
 
 1. **tokenize** (:mod:`ooc.text.tokenize_pass`): stream rows, assign the
-   validation split, tokenise, count on the training rows only;
+   validation and test splits, tokenise, count on the training rows only;
 2. **fit**: n-grams: the ``min_df`` vocabulary in shards, row norms, then
    per-class feature statistics and the top-k by ANOVA F, one shard at a
    time (:mod:`ooc.text.ngram_fit`); sequences: word ranks, then the longest
    training sequence;
 3. **shuffle** (unless ``shuffle=False``): scatter rows into seeded buckets
-   (:mod:`ooc.text.spill`);
+   (:mod:`ooc.text.spill` over :mod:`ooc.shuffle`, the writer's shuffle too);
 4. **write**: vectorize bucket by bucket and append to the dataset, which
    is committed atomically, with the fitted vectorizer stored inside.
 
@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
 from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
 from .text.sources import RejectLog, SourceSpec, check_limit, check_rejects_path, read_rows
 from .text.spill import scatter
+from .text.splits import SPLITS, TEST, TRAIN, VAL, assign_splits, one_split
 from .text.tokenize import warm_up
 from .text.tokenize_pass import RowEstimate, Tokenizer, labelled_chunks
 from .text.workdir import (
@@ -89,6 +91,8 @@ class PreprocessConfig:
     max_length: int = 500
     val_split: float = 0.2
     val_inputs: tuple[str, ...] = ()
+    test_split: float = 0.0
+    test_inputs: tuple[str, ...] = ()
     seed: int = 123
     shuffle: bool = True
     chunk_rows: int = 4096
@@ -104,8 +108,7 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if self.vectorizer not in ("ngram", "sequence"):
             raise ValueError(f"vectorizer must be 'ngram' or 'sequence'; got {self.vectorizer!r}.")
-        if not 0 <= self.val_split < 1:
-            raise ValueError(f"val_split must be in [0, 1); got {self.val_split}.")
+        self.split_fractions()  # validates the split settings
         if self.resume and self.restart:
             raise ValueError("resume and restart exclude each other: --resume continues an "
                              "interrupted run, --restart discards it.")
@@ -116,6 +119,26 @@ class PreprocessConfig:
         check_decoding(self.encoding, self.decode_errors)
         check_limit(self.limit)
         self.vectorizer_config()  # validates the vectorizer settings
+
+    @property
+    def all_inputs(self) -> list[str]:
+        """Every input: the split ones, then the validation and test inputs."""
+        return [*self.inputs, *self.val_inputs, *self.test_inputs]
+
+    def split_fractions(self) -> tuple[float, float]:
+        """The validation and test fractions of ``inputs`` (0 where separate inputs hold
+        that split); see :func:`~ooc.text.splits.assign_splits`."""
+        for name in ("val_split", "test_split"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)}.")
+        if self.test_split and self.test_inputs:
+            raise ValueError("test_split and test_inputs exclude each other: the test rows "
+                             "are a fraction of the inputs or separate inputs, not both.")
+        val = 0.0 if self.val_inputs else self.val_split
+        if val + self.test_split >= 1:
+            raise ValueError(f"val_split + test_split must be below 1, to leave training rows; "
+                             f"got {val} + {self.test_split}.")
+        return val, self.test_split
 
     def vectorizer_config(self) -> NgramConfig | SequenceConfig:
         """The settings of the chosen vectorizer."""
@@ -138,7 +161,7 @@ class PreprocessConfig:
                    "strict_labels")
         settings = {k: v for k, v in asdict(self).items() if k not in ignored}
         return {"settings": settings,
-                "inputs": input_fingerprint([*self.inputs, *self.val_inputs])}
+                "inputs": input_fingerprint(self.all_inputs)}
 
 
 @dataclass
@@ -199,12 +222,14 @@ class _Run:
 
 # -------------------------------------------------------------- pass 1
 def _sources(config: PreprocessConfig, on_skip: Any) -> Iterator[Any]:
-    val = None if not config.val_inputs else False
+    val, test = config.split_fractions()
+    split_of = partial(assign_splits, val_fraction=val, test_fraction=test, seed=config.seed)
     yield from labelled_chunks(read_rows(config.source(config.inputs), config.chunk_rows,
-                                         on_skip), config.val_split, config.seed, val)
-    if config.val_inputs:
-        yield from labelled_chunks(read_rows(config.source(config.val_inputs),
-                                             config.chunk_rows, on_skip), 0, 0, True)
+                                         on_skip), split_of)
+    for code, paths in ((VAL, config.val_inputs), (TEST, config.test_inputs)):
+        if paths:
+            yield from labelled_chunks(read_rows(config.source(paths), config.chunk_rows,
+                                                 on_skip), one_split(code))
 
 
 def tokenize_pass(run: _Run) -> Tokenizer:
@@ -215,20 +240,20 @@ def tokenize_pass(run: _Run) -> Tokenizer:
         return tok
     skip = tok.n_chunks
     bar = run.bar("tokenize", None)
-    eta = RowEstimate([*run.config.inputs, *run.config.val_inputs])
+    eta = RowEstimate(run.config.all_inputs)
 
     def items() -> Iterator[tuple[Any, ...]]:
-        for k, (texts, labels, row_ids, is_val) in enumerate(_sources(run.config, run.on_skip)):
+        for k, (texts, labels, row_ids, split) in enumerate(_sources(run.config, run.on_skip)):
             eta.seen(texts, bar)
             if k >= skip:
-                pending.append((labels, row_ids, is_val))
-                fn, args = tok.job(texts, is_val)
+                pending.append((labels, row_ids, split))
+                fn, args = tok.job(texts, split)
                 yield (fn, *args)
 
     pending: deque[Any] = deque()
     for result in run.map(_call, items()):
-        labels, row_ids, is_val = pending.popleft()
-        tok.add(result, labels, row_ids, is_val)
+        labels, row_ids, split = pending.popleft()
+        tok.add(result, labels, row_ids, split)
         run.work.save("tokenize_checkpoint", tok.checkpoint())
         bar.update(len(row_ids))
     bar.close()
@@ -249,21 +274,21 @@ def resolve_classes(tok: Tokenizer, config: PreprocessConfig) -> tuple[
     """
     labels = tok.labels
     names = labels.table.words
-    train = np.zeros(len(names), np.int64)
-    train[: len(labels.counts[False])] = labels.counts[False]
-    val = np.zeros(len(names), np.int64)
-    val[: len(labels.counts[True])] = labels.counts[True]
+    train = labels.per_class(TRAIN)
+    held_out = {"validation": labels.per_class(VAL), "test": labels.per_class(TEST)}
     if train.sum() == 0:
         raise CorpusError(f"{', '.join(config.inputs)}: no training rows: the inputs are "
-                          "empty, or every row was skipped. Check the inputs and --val-split.")
-    check_forms([names[i] for i in np.flatnonzero(train + val)], strict=config.strict_labels,
-                where=", ".join([*config.inputs, *config.val_inputs]))
+                          "empty, or every row was skipped. Check the inputs, --val-split and "
+                          "--test-split.")
+    check_forms([names[i] for i in np.flatnonzero(train + sum(held_out.values()))],
+                strict=config.strict_labels, where=", ".join(config.all_inputs))
     seen = [names[i] for i in np.flatnonzero(train)]
-    unseen = [names[i] for i in np.flatnonzero((val > 0) & (train == 0))]
-    if unseen:
-        raise CorpusError(f"validation rows have labels never seen in training: "
-                          f"{describe_columns(unseen[:10])}. "
-                          "A classifier cannot learn them; fix the labels or the split.")
+    for split, counts in held_out.items():
+        unseen = [names[i] for i in np.flatnonzero((counts > 0) & (train == 0))]
+        if unseen:
+            raise CorpusError(f"{split} rows have labels never seen in training: "
+                              f"{describe_columns(unseen[:10])}. "
+                              "A classifier cannot learn them; fix the labels or the split.")
     if len(seen) < 2:
         raise CorpusError(f"the training rows have {len(seen)} class(es) "
                           f"({describe_columns(seen)}); "
@@ -344,7 +369,7 @@ def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
             items = ((p, k, directory, shard, s, class_of)
                      for k, p in enumerate(tok.chunk_paths))
             results = run.map(ngram_fit.shard_stats, items)
-        for entries, (n_train_rows, _) in zip(results, tok.rows_per_chunk, strict=True):
+        for entries, (n_train_rows, *_) in zip(results, tok.rows_per_chunk, strict=True):
             for entry in entries:
                 stats.add(*entry)
             bar.update(n_train_rows)
@@ -404,16 +429,12 @@ def shuffle_pass(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> dict[str, i
     for path in tok.chunk_paths:
         chunk = jobs.load_with_norms(path)
         for split, n_buckets in buckets.items():
-            scatter(chunk.split(val=split == "val"), root, split, n_buckets,
-                    _bucket_seed(run.config.seed))
+            scatter(chunk.of_split(SPLITS.index(split)), root, split, n_buckets,
+                    run.config.seed)
         bar.update(len(chunk))
     bar.close()
     run.work.save("shuffle", buckets)
     return buckets
-
-
-def _bucket_seed(seed: int) -> int:
-    return (seed * 0x2545F4914F6CDD1D + 0x5851F42D4C957F2D) % (1 << 63)
 
 
 def write_sources(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> Iterator[
@@ -422,13 +443,13 @@ def write_sources(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> Iterator[
     if not run.config.shuffle:
         for split in rows:
             for path in tok.chunk_paths:
-                yield split, ("chunk", path, split == "val")
+                yield split, ("chunk", path, SPLITS.index(split))
         return
     buckets = shuffle_pass(run, tok, rows)
     root = run.work.path / "buckets"
     for split, n_buckets in buckets.items():
         for b in range(n_buckets):
-            yield split, ("bucket", root, split, b, _bucket_seed(run.config.seed))
+            yield split, ("bucket", root, split, b, run.config.seed)
 
 
 def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
@@ -468,7 +489,7 @@ def preprocess(config: PreprocessConfig) -> Summary:
         return _summary(config, start, None, True, 0, note=(
             f"already complete: {out} (an earlier run with these settings committed it; "
             f"its leftover work directory {work_path(out)} was removed)"))
-    check_output(out, config.overwrite, [*config.inputs, *config.val_inputs])
+    check_output(out, config.overwrite, config.all_inputs)
     remove_dead_temporaries(out)  # from a run killed while writing
     rejects_path = (out.with_name(out.name + ".rejects.csv")
                     if config.on_bad_row == "skip" else None)
@@ -491,7 +512,7 @@ def preprocess(config: PreprocessConfig) -> Summary:
     return _summary(config, start, rejects, work.resumed, worker_peak)
 
 
-_TUPLES = ("inputs", "val_inputs", "text_columns", "ngram_range")
+_TUPLES = ("inputs", "val_inputs", "test_inputs", "text_columns", "ngram_range")
 
 
 def preprocess_text(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -501,10 +522,10 @@ def preprocess_text(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
     ``inputs`` is one CSV/TSV, JSON Lines or folder-per-class input, or a
     list of them.  ``options`` are :class:`PreprocessConfig`'s fields, named
     as there (the CLI's options with ``_`` for ``-``; ``--val`` is
-    ``val_inputs``, ``--no-header`` is ``header=False``, ``--no-shuffle``
-    is ``shuffle=False``, ``--quiet`` is ``progress=False``), with the same
-    defaults.  Returns the run's :class:`Summary`; ``ooc.open(out)`` reads
-    the dataset.
+    ``val_inputs``, ``--test`` is ``test_inputs``, ``--no-header`` is
+    ``header=False``, ``--no-shuffle`` is ``shuffle=False``, ``--quiet`` is
+    ``progress=False``), with the same defaults.  Returns the run's
+    :class:`Summary`; ``ooc.open(out)`` reads the dataset.
 
     >>> summary = ooc.preprocess_text("reviews.csv", "reviews.h5", top_k=5000)  # doctest: +SKIP
     """
@@ -513,7 +534,8 @@ def preprocess_text(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
         names = ", ".join(list(PreprocessConfig.__dataclass_fields__)[2:])  # after inputs, out
         raise TypeError(f"preprocess_text() takes the options {names}; got {', '.join(unknown)}.")
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    options["val_inputs"] = [os.fspath(p) for p in options.get("val_inputs", ())]
+    for name in ("val_inputs", "test_inputs"):
+        options[name] = [os.fspath(p) for p in options.get(name, ())]
     config = {**options, "inputs": [os.fspath(p) for p in paths], "out": os.fspath(out)}
     for name in _TUPLES:  # the config is hashed for --resume: keep its types the CLI's
         if name in config:
@@ -589,8 +611,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
         vec = (fit_ngram(run, tok, class_of, class_counts) if config.vectorizer == "ngram"
                else fit_sequence(run, tok))
         vec.classes_ = classes
-        rows = {"train": int(class_counts.sum()),
-                "val": int(tok.labels.counts[True].sum())}
+        rows = {name: int(tok.labels.counts[code].sum()) for code, name in enumerate(SPLITS)}
         write_pass(run, tok, vec, classes, class_of, rows)
         worker_peak = max((peak_rss_bytes(p.pid) for p in multiprocessing.active_children()),
                           default=0)

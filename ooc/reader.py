@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from .batching import BatchPlan, BatchReader, SparseMode
+from .batching import BatchOptions, BatchPlan, BatchReader
 from .errors import DamagedDatasetError, SplitNotFoundError
 from .format import array_keys
 from .store import open_store
@@ -154,83 +154,66 @@ class Split:
         """Number of batches in one pass over the split."""
         return BatchPlan(len(self), batch_size, drop_remainder=drop_remainder).num_batches
 
-    def batch_reader(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
-                     shuffle_window: int = 1, drop_remainder: bool = False,
-                     sparse: SparseMode = "dense", copy: bool = False) -> BatchReader:
+    def batch_reader(self, batch_size: int | BatchOptions, **options: Any) -> BatchReader:
         """Return the :class:`~ooc.batching.BatchReader` the adapters share.
 
-        Dense batches are read-only, views of the stored files where the
-        layout allows, unless ``copy``.
+        ``options`` are those of :class:`~ooc.batching.BatchOptions`.
         """
-        plan = BatchPlan(len(self), batch_size, shuffle=shuffle, seed=seed,
-                         shuffle_window=shuffle_window, drop_remainder=drop_remainder)
-        return BatchReader(self, plan, sparse, copy)
+        return BatchReader(self, BatchOptions.of(batch_size, "batch_reader", **options))
 
-    def iter_batches(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
-                     shuffle_window: int = 1, drop_remainder: bool = False,
-                     sparse: SparseMode = "dense", epoch: int = 0,
-                     repeat: bool = False, copy: bool = False) -> Iterator[tuple[Any, np.ndarray]]:
+    def iter_batches(self, batch_size: int | BatchOptions, *, epoch: int = 0,
+                     repeat: bool = False, **options: Any) -> Iterator[tuple[Any, np.ndarray]]:
         """Yield ``(x, y)`` batches of one epoch, or of epochs without end.
 
         With ``repeat=True`` this is the guide's endless ``_data_generator``:
         pair it with ``steps_per_epoch=split.steps_per_epoch(batch_size)``.
-        ``sparse="csr"`` yields sparse ``x`` as ``scipy.sparse.csr_matrix``.
-        Dense ``x`` and ``y`` are read-only, views of the stored files where
-        the layout allows, valid as long as they are referenced;
-        ``copy=True`` yields writable copies.
+        ``options`` are those of :class:`~ooc.batching.BatchOptions`
+        (``shuffle``, ``seed``, ``shuffle_window``, ``drop_remainder``,
+        ``sparse``, ``copy``).  Dense ``x`` and ``y`` are read-only, views of
+        the stored files where the layout allows, valid as long as they are
+        referenced; ``copy=True`` yields writable copies.
         """
-        reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
-                                   shuffle_window=shuffle_window,
-                                   drop_remainder=drop_remainder, sparse=sparse, copy=copy)
+        reader = BatchReader(self, BatchOptions.of(batch_size, "iter_batches", **options))
+        to_tensor = None
+        if reader.sparse_tensors:
+            from .keras_dataset import csr_to_sparse_tensor as to_tensor
         while True:
             for i in range(len(reader)):
-                yield reader.read(i, epoch)
+                x, y = reader.read(i, epoch)
+                yield (x if to_tensor is None else to_tensor(x)), y
             if not repeat:
                 return
             epoch += 1
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
-                shuffle_window: int = 1, drop_remainder: bool = False, sparse: str = "dense",
-                workers: int = 1, use_multiprocessing: bool = False,
-                max_queue_size: int = 10, copy: bool = False) -> Any:
+    def batches(self, batch_size: int | BatchOptions, *, workers: int = 1,
+                use_multiprocessing: bool = False, max_queue_size: int = 10,
+                **options: Any) -> Any:
         """Return a ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``.
 
-        ``sparse="dense"`` densifies sparse rows per batch; ``sparse="tensor"``
-        delivers them as ``tf.SparseTensor``.  ``workers``,
-        ``use_multiprocessing`` and ``max_queue_size`` go to ``PyDataset``.
-        Dense batches are read-only, views of the stored files where the
-        layout allows (``copy=True``: writable copies).
-        Pass ``shuffle=False`` to ``fit`` as well for a fully reproducible
-        order; ``fit``'s default shuffles whole batches, which costs no
-        random I/O either.
+        ``options`` are those of :class:`~ooc.batching.BatchOptions`;
+        ``workers``, ``use_multiprocessing`` and ``max_queue_size`` go to
+        ``PyDataset``.  Pass ``shuffle=False`` to ``fit`` as well for a fully
+        reproducible order; ``fit``'s default shuffles whole batches, which
+        costs no random I/O either.
         """
         from .keras_dataset import KerasBatches
 
-        mode = "csr" if sparse == "tensor" else sparse
-        reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
-                                   shuffle_window=shuffle_window,
-                                   drop_remainder=drop_remainder, sparse=mode,  # type: ignore[arg-type]
-                                   copy=copy)
+        reader = BatchReader(self, BatchOptions.of(batch_size, "batches", **options))
         return KerasBatches(reader, workers=workers, use_multiprocessing=use_multiprocessing,
                             max_queue_size=max_queue_size)
 
-    def to_tf_dataset(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
-                      shuffle_window: int = 1, drop_remainder: bool = False,
-                      sparse: str = "dense", num_parallel_reads: int | None = None,
-                      prefetch: int | None = None, copy: bool = False) -> Any:
+    def to_tf_dataset(self, batch_size: int | BatchOptions, *,
+                      num_parallel_reads: int | None = None, prefetch: int | None = None,
+                      **options: Any) -> Any:
         """Return a ``tf.data.Dataset`` of ``(x, y)`` batches, prefetched.
 
         Each iteration over the dataset is one epoch with its own shuffle.
-        ``num_parallel_reads`` and ``prefetch`` default to ``tf.data.AUTOTUNE``;
-        ``copy`` is as for :meth:`batches`.
+        ``options`` are those of :class:`~ooc.batching.BatchOptions`;
+        ``num_parallel_reads`` and ``prefetch`` default to ``tf.data.AUTOTUNE``.
         """
         from .tf_dataset import make_tf_dataset
 
-        mode = "csr" if sparse == "tensor" else sparse
-        reader = self.batch_reader(batch_size, shuffle=shuffle, seed=seed,
-                                   shuffle_window=shuffle_window,
-                                   drop_remainder=drop_remainder, sparse=mode,  # type: ignore[arg-type]
-                                   copy=copy)
+        reader = BatchReader(self, BatchOptions.of(batch_size, "to_tf_dataset", **options))
         return make_tf_dataset(reader, num_parallel_reads=num_parallel_reads, prefetch=prefetch)
 
     def __repr__(self) -> str:

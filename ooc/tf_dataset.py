@@ -37,7 +37,7 @@ def make_tf_dataset(reader: BatchReader, *, num_parallel_reads: int | None = Non
     split = reader.split
     n_cols = split.shape[1]
     parallel = auto if num_parallel_reads is None else num_parallel_reads
-    if split.is_sparse and reader.sparse == "csr":
+    if split.is_sparse and reader.options.sparse != "dense":  # tensors: "csr" is "tensor" here
         ds = index.map(lambda e, i: _read_sparse(reader, e, i, n_cols), num_parallel_calls=parallel)
     else:
         ds = index.map(lambda e, i: _read_dense(reader, e, i, n_cols), num_parallel_calls=parallel)

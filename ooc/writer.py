@@ -1,12 +1,18 @@
 """Writing datasets chunk by chunk: :func:`create` and :class:`DatasetWriter`.
 
 Memory while writing is bounded by the chunk being appended: nothing of
-earlier chunks is kept but a few counters per split.
+earlier chunks is kept but a few counters per split.  With ``shuffle=True``
+the rows are held in memory up to a quarter of ``memory_budget``, beyond
+that scattered into seeded buckets on disk (:mod:`ooc.shuffle`, as
+``ooc preprocess`` does), and written in shuffled order at commit, one
+bucket at a time.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -19,14 +25,23 @@ from . import __version__
 from .errors import ChunkError
 from .format import EXTRA_NAME, FORMAT_NAME, FORMAT_VERSION, SPLIT_NAME, array_keys
 from .reader import RESERVED_SPLIT_NAMES
+from .shuffle import Rows, Schema, concat, ordered_buckets, scatter
 from .store import writer_class
 from .store._atomic import (
     check_output,
+    hold_lock,
     publish,
     remove,
     remove_dead_temporaries,
+    spill_path,
     temporary_path,
 )
+from .store._disk import writing
+
+DEFAULT_MEMORY_BUDGET = 256 << 20
+SPILL_BUCKETS = 64
+"""Buckets per split while rows are appended: buckets found larger than the
+budget at commit are split then, at the cost of one more write of their rows."""
 
 
 def _check_split_name(split: str) -> None:
@@ -48,6 +63,13 @@ class _SplitState:
     n_rows: int = 0
     nnz: int = 0
     label_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def schema(self) -> Schema:
+        """How the rows of this split are spilled to be shuffled."""
+        y = {"y": ("<i8", ())}
+        if self.kind == "csr":
+            return Schema(columns=y, ragged={"data": self.dtype.str, "indices": "<i4"})
+        return Schema(columns={"x": (self.dtype.str, (self.n_cols,)), **y})
 
     def describe(self) -> dict[str, Any]:
         x: dict[str, Any] = {"kind": self.kind, "dtype": self.dtype.str, "n_cols": self.n_cols}
@@ -93,12 +115,17 @@ def _as_labels(y: Any, n_rows: int) -> np.ndarray:
 class DatasetWriter:
     """Appends chunks to the splits of a new dataset; commits atomically.
 
-    Use :func:`ooc.create`.  Nothing is visible at ``path`` until
-    :meth:`commit` (called by the ``with`` block on success) returns.
+    Use :func:`ooc.create` (its parameters are documented there).  Nothing
+    is visible at ``path`` until :meth:`commit` (called by the ``with``
+    block on success) returns.  With ``shuffle=True`` the rows of each split
+    are written at commit, in shuffled order.
     """
 
     def __init__(self, path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
-                 **options: Any) -> None:
+                 shuffle: bool = False, seed: int = 0,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET, **options: Any) -> None:
+        if memory_budget < (16 << 20):
+            raise ValueError(f"memory_budget must be >= 16 MiB; got {memory_budget} bytes.")
         self.path = Path(path)
         check_output(self.path, overwrite)
         self._overwrite = overwrite
@@ -106,6 +133,7 @@ class DatasetWriter:
         remove_dead_temporaries(self.path)  # a killed writer's; they would only take space
         self._tmp = temporary_path(self.path)
         self._store = writer_class(format)(self._tmp, **options)
+        self._spill = _Spill(spill_path(self._tmp), seed, memory_budget) if shuffle else None
         self._splits: dict[str, _SplitState] = {}
         self._next_row_id = 0
         self._meta: dict[str, Any] = {"classes": None, "feature_names": None, "config": {}}
@@ -165,11 +193,15 @@ class DatasetWriter:
         y = _as_labels(y, n)
         row_ids = self._row_ids(row_ids, n)
         if sparse:
-            self._append_csr(split, state, x, data)
+            rows = Rows(row_ids, {"y": y}, {"data": data,
+                                            "indices": x.indices.astype(np.int32, copy=False)},
+                        x.indptr.astype(np.int64, copy=False))
         else:
-            self._store.append(f"{split}/x", data)
-        self._store.append(f"{split}/y", y)
-        self._store.append(f"{split}/row_ids", row_ids)
+            rows = Rows(row_ids, {"x": data, "y": y})
+        if self._spill is None:
+            self._store_rows(split, state, rows)
+        else:
+            self._spill.add(split, rows, state.schema())
         state.n_rows += n
         counts = np.bincount(y, minlength=len(state.label_counts))
         counts[: len(state.label_counts)] += state.label_counts
@@ -190,12 +222,27 @@ class DatasetWriter:
                 f"this chunk is {names[kind]} with {x.shape[1]} columns.")
         return state
 
-    def _append_csr(self, split: str, state: _SplitState, x: scipy.sparse.csr_matrix,
-                    data: np.ndarray) -> None:
-        self._store.append(f"{split}/x/data", data)
-        self._store.append(f"{split}/x/indices", x.indices.astype(np.int32, copy=False))
-        self._store.append(f"{split}/x/indptr", x.indptr[1:].astype(np.int64) + state.nnz)
-        state.nnz += int(x.nnz)
+    def _store_rows(self, split: str, state: _SplitState, rows: Rows) -> None:
+        """Append rows to the store's arrays of ``split``."""
+        if state.kind == "csr":
+            assert rows.offsets is not None
+            self._store.append(f"{split}/x/data", rows.ragged["data"])
+            self._store.append(f"{split}/x/indices", rows.ragged["indices"])
+            self._store.append(f"{split}/x/indptr", rows.offsets[1:] + state.nnz)
+            state.nnz += int(rows.offsets[-1])
+        else:
+            self._store.append(f"{split}/x", rows.columns["x"])
+        self._store.append(f"{split}/y", rows.columns["y"])
+        self._store.append(f"{split}/row_ids", rows.row_ids)
+
+    def _store_spilled(self) -> None:
+        """Write the spilled rows of every split in shuffled order, then drop the spill."""
+        assert self._spill is not None
+        for split, state in self._splits.items():
+            self._store_rows(split, state, state.schema().empty())  # the arrays, rows or not
+            for rows in self._spill.shuffled(split):
+                self._store_rows(split, state, rows)
+        self._spill.remove()
 
     def _row_ids(self, row_ids: Any, n: int) -> np.ndarray:
         if row_ids is None:
@@ -210,7 +257,7 @@ class DatasetWriter:
             self._next_row_id = int(ids.max()) + 1
         return ids
 
-    def _manifest(self) -> dict[str, Any]:
+    def _check_metadata(self) -> None:
         n_classes = len(self._meta["classes"] or ())
         for name, state in self._splits.items():
             if self._meta["classes"] is not None and len(state.label_counts) > n_classes:
@@ -220,6 +267,8 @@ class DatasetWriter:
             if self._meta["feature_names"] is not None and n_features != state.n_cols:
                 raise ChunkError(f"split {name!r} has {state.n_cols} columns, but "
                                  f"{n_features} feature names were given.")
+
+    def _manifest(self) -> dict[str, Any]:
         arrays = {key: self._store.layout(key) for name, state in self._splits.items()
                   for key in array_keys(name, state.kind)}
         arrays.update({f"extra/{name}": self._store.layout(f"extra/{name}")
@@ -233,6 +282,9 @@ class DatasetWriter:
         """Make every byte durable, then publish the dataset at ``path``."""
         self._check_open()
         try:
+            self._check_metadata()
+            if self._spill is not None:
+                self._store_spilled()
             self._store.finish(self._manifest())
             check_output(self.path, self._overwrite)  # again: something may have come since
             publish(self._tmp, self.path)
@@ -248,6 +300,8 @@ class DatasetWriter:
             self._closed = True
             self._store.abort()
             remove(self._tmp)
+            if self._spill is not None:
+                self._spill.remove()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -265,6 +319,7 @@ class DatasetWriter:
 
 
 def create(path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
+           shuffle: bool = False, seed: int = 0, memory_budget: int = DEFAULT_MEMORY_BUDGET,
            **options: Any) -> DatasetWriter:
     """Start writing a dataset at ``path``.
 
@@ -278,8 +333,82 @@ def create(path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
     overwrite
         Replace an existing ooc dataset at ``path`` (atomically, at commit).
         Anything else at ``path`` is never replaced (OutputConflictError).
+    shuffle
+        Write the rows of each split in a seeded, uniformly random order
+        instead of the order appended.  Use it for a source sorted by class
+        (or by anything else): :meth:`ooc.reader.Split.batches` reads
+        contiguous rows, so ``shuffle=True`` there cannot mix classes that
+        are stored far apart.  Rows are spilled to a temporary directory
+        beside ``path`` as they are appended (as much disk again as the
+        rows) and written at commit; ``row_ids`` still name each row's
+        source position.  The order is that of ``ooc preprocess`` with the
+        same seed: a function of ``seed`` and the row ids only (rows sharing
+        a row id stay together, in appended order).
+    seed
+        Seed of the shuffle.
+    memory_budget
+        Memory the shuffle may use (default 256 MiB, at least 16 MiB): it
+        holds rows in memory up to a quarter of it, spills them to disk
+        beyond that, and reads them back at commit a bucket of at most a
+        quarter of it at a time.
     **options
         Backend options.  HDF5: ``compression`` (``"gzip"``, ``"lzf"``,
         ``"zstd"``, ``"blosc"``) and ``compression_level``.
     """
-    return DatasetWriter(path, format, overwrite=overwrite, **options)
+    return DatasetWriter(path, format, overwrite=overwrite, shuffle=shuffle, seed=seed,
+                         memory_budget=memory_budget, **options)
+
+
+class _Spill:
+    """Rows appended to a shuffling writer until the commit.
+
+    Held in memory up to a bucket's worth (a quarter of the budget), so a
+    small dataset never touches the disk; beyond that scattered into seeded
+    buckets on disk, each scatter a large piece.
+    """
+
+    def __init__(self, root: Path, seed: int, memory_budget: int) -> None:
+        self.root, self.seed, self.bucket_bytes = root, seed, memory_budget // 4
+        self._held: dict[str, list[Rows]] = {}
+        self._held_bytes = 0
+        self._schemas: dict[str, Schema] = {}
+        self._lock: int | None = None
+
+    def add(self, split: str, rows: Rows, schema: Schema) -> None:
+        """Take the rows of one chunk of ``split`` (copied: the caller may reuse its arrays)."""
+        rows = rows.take(np.arange(len(rows)))
+        self._schemas[split] = schema
+        self._held.setdefault(split, []).append(rows)
+        self._held_bytes += rows.nbytes
+        if self._held_bytes > self.bucket_bytes:
+            for name in list(self._held):
+                self._scatter(name)
+
+    def _scatter(self, split: str) -> None:
+        """Move the rows held for ``split`` to its buckets on disk."""
+        parts = self._held.pop(split)
+        self._held_bytes -= sum(p.nbytes for p in parts)
+        if self._lock is None:
+            with writing(self.root):
+                self.root.mkdir()
+            self._lock = hold_lock(self.root)  # tells later writers that this spill is in use
+        scatter(self.root / split, concat(parts), SPILL_BUCKETS, self.seed, self._schemas[split])
+
+    def shuffled(self, split: str) -> Iterator[Rows]:
+        """The rows of ``split`` in shuffled order, at most a bucket's worth at a time."""
+        if not (self.root / split).exists():
+            if split in self._held:
+                yield concat(self._held.pop(split)).shuffled(self.seed)
+            return
+        if split in self._held:
+            self._scatter(split)
+        yield from ordered_buckets(self.root / split, SPILL_BUCKETS, self.seed,
+                                   self._schemas[split], self.bucket_bytes)
+
+    def remove(self) -> None:
+        """Delete the spill (and let go of its lock)."""
+        self._held.clear()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+        remove(self.root)

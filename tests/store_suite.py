@@ -20,7 +20,7 @@ import pytest
 import scipy.sparse
 
 import ooc
-from ooc import _platform
+from ooc import _platform, shuffle
 from ooc.store import _atomic, _file
 
 
@@ -333,11 +333,12 @@ class StoreSuite:
     def flip_byte_in_x(self, path: Path, row: int, n_cols: int) -> None:
         raise NotImplementedError
 
-    def kill_writer_mid_write(self, path: Path, overwrite: bool) -> None:
+    def kill_writer_mid_write(self, path: Path, overwrite: bool, shuffle: bool = False) -> None:
         """Start a writer in a child process and SIGKILL it while it appends."""
         script = textwrap.dedent(f"""
             import numpy as np, ooc
-            w = ooc.create({str(path)!r}, {self.format!r}, overwrite={overwrite!r})
+            w = ooc.create({str(path)!r}, {self.format!r}, overwrite={overwrite!r},
+                           shuffle={shuffle!r}, memory_budget=16 << 20)
             x = np.ones((20_000, 50), np.float32)
             for i in range(10_000):
                 w.append("train", x, np.zeros(20_000, int))
@@ -381,6 +382,99 @@ class StoreSuite:
         path = self.write(self.path(tmp_path), {"train": [(np.zeros((7, 2)), [0] * 7)]})
         self.kill_writer_mid_write(path, overwrite=True)
         assert len(ooc.open(path).train) == 7
+
+    # Shuffled writes (issue 15, item 2): ooc.create(..., shuffle=True).
+
+    def write_sorted(self, path: Path, sparse: bool, **options) -> tuple[Path, dict]:
+        """A class-sorted source (4 classes) appended in uneven chunks; returns its rows."""
+        n = 3000
+        x = np.arange(n * 6, dtype=np.float32).reshape(n, 6)
+        if sparse:
+            x = scipy.sparse.csr_matrix(x * (np.arange(n)[:, None] % 3 != 0))  # empty rows too
+        y = np.repeat(np.arange(4), n // 4)
+        val_ids = 10_000 + np.arange(500)[::-1]
+        with ooc.create(path, self.format, **options) as w:
+            w.set_metadata(classes=list("abcd"), config={"k": 1})
+            for a, b in itertools.pairwise([0, 0, 1, 700, 700, 2100, n]):
+                w.append("train", x[a:b], y[a:b])
+            w.append("val", x[:500], y[:500], val_ids)
+            w.put_array("tag", np.arange(5))
+        return path, {"train": (x, y, np.arange(n)), "val": (x[:500], y[:500], val_ids)}
+
+    @pytest.mark.parametrize("sparse", [False, True])
+    def test_shuffled_write_holds_every_row_once_in_the_seeded_order(self, tmp_path, sparse):
+        path, source = self.write_sorted(self.path(tmp_path), sparse, shuffle=True, seed=5)
+        plain, _ = self.write_sorted(self.path(tmp_path, "plain"), sparse)
+        with ooc.open(path) as ds, ooc.open(plain) as ref:
+            for name, (x, y, ids) in source.items():
+                split = ds[name]
+                got_ids = split.row_ids[:]
+                # the order of ooc preprocess: a function of the seed and the row ids
+                np.testing.assert_array_equal(got_ids, ids[shuffle.order(ids, 5)])
+                by_id = {int(r): i for i, r in enumerate(ids)}
+                rows = np.array([by_id[int(r)] for r in got_ids])
+                assert sorted(rows.tolist()) == list(range(len(ids)))  # every row once
+                got_x = split.x[:]
+                if sparse:
+                    assert got_x.has_sorted_indices and split.nnz == x.nnz
+                    got_x, x = got_x.toarray(), x.toarray()
+                np.testing.assert_array_equal(got_x, x[rows])
+                np.testing.assert_array_equal(split.y[:], y[rows])
+                assert split.label_counts.tolist() == ref[name].label_counts.tolist()
+            assert ds.classes == list("abcd") and ds.metadata == {"k": 1}
+            np.testing.assert_array_equal(ds.extra("tag"), np.arange(5))
+            assert ds.manifest["splits"] == ref.manifest["splits"]
+        assert not _atomic.leftover_temporaries(path)
+
+    def test_shuffled_write_depends_on_the_seed_only(self, tmp_path, monkeypatch):
+        def order_of(name: str, buckets: int = 64, bucket_bytes: int | None = None,
+                     seed: int = 5) -> np.ndarray:
+            monkeypatch.setattr(ooc.writer, "SPILL_BUCKETS", buckets)
+            x, n = np.arange(4000, dtype=np.int64)[:, None] * [1, -1], 4000
+            with ooc.create(self.path(tmp_path, name), self.format, shuffle=True,
+                            seed=seed) as w:
+                if bucket_bytes:  # buckets larger than this are split at commit
+                    w._spill.bucket_bytes = bucket_bytes
+                for a in range(0, n, 600):
+                    w.append("train", x[a:a + 600], np.zeros(len(x[a:a + 600]), int))
+            with ooc.open(self.path(tmp_path, name)) as ds:
+                got = ds.train.x[:]
+                np.testing.assert_array_equal(got[:, 0], ds.train.row_ids[:])
+                return got[:, 0]
+
+        first = order_of("a")
+        assert sorted(first.tolist()) == list(range(4000))
+        np.testing.assert_array_equal(first, order_of("b"))
+        np.testing.assert_array_equal(first, order_of("c", buckets=1))
+        np.testing.assert_array_equal(first, order_of("d", buckets=3, bucket_bytes=6000))
+        assert not np.array_equal(first, order_of("e", seed=6))
+
+    def test_shuffled_write_stopped_by_an_exception_leaves_nothing(self, tmp_path):
+        path = self.path(tmp_path)
+        with pytest.raises(RuntimeError), ooc.create(path, self.format, shuffle=True,
+                                                     memory_budget=16 << 20) as w:
+            for _ in range(2):  # past the 4 MiB held in memory
+                w.append("train", np.ones((60_000, 16), np.float32), np.zeros(60_000, int))
+            assert len(_atomic.leftover_temporaries(path)) == 2  # the temporary and the spill
+            raise RuntimeError("boom")
+        assert not path.exists() and not list(tmp_path.iterdir())
+
+    def test_sigkill_mid_shuffled_write_leaves_no_dataset_and_no_lasting_spill(self, tmp_path):
+        path = self.path(tmp_path)
+        self.kill_writer_mid_write(path, overwrite=False, shuffle=True)
+        assert not path.exists()
+        with pytest.raises(ooc.DatasetNotFoundError, match="stopped before committing"):
+            ooc.open(path)
+        tmp, spill = _atomic.leftover_temporaries(path)
+        assert spill == _atomic.spill_path(tmp) and any(spill.rglob("*.bin"))
+        for leftover in (tmp, spill):
+            with pytest.raises(ooc.IncompleteDatasetError, match="temporary"):
+                ooc.open(leftover)
+        # the next writer of the path deletes both, as it deletes any dead writer's temporary
+        with ooc.create(path, self.format, shuffle=True) as w:
+            assert _atomic.leftover_temporaries(path) == [w._tmp]
+            w.append("train", np.ones((5, 2), np.float32), np.zeros(5, int))
+        assert not _atomic.leftover_temporaries(path) and len(ooc.open(path).train) == 5
 
     def test_reader_pickles_and_reopens(self, tmp_path):
         import pickle

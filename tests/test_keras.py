@@ -448,3 +448,53 @@ def test_shuffle_window_mixes_class_sorted_rows(tmp_path, fmt):
     assert all(f >= 0.6 for f in mixed_fraction(window))
     # Control: whole-batch shuffling alone leaves all but the 2 boundary batches pure.
     assert all(f < 0.6 for f in mixed_fraction(1))
+
+
+# ---------------------------------------------------------------- batch options
+def _as_dense_batch(x: object) -> np.ndarray:
+    if isinstance(x, tf.SparseTensor):
+        return tf.sparse.to_dense(x).numpy()
+    return dense(x.numpy() if isinstance(x, tf.Tensor) else x)
+
+
+@pytest.mark.parametrize("sparse", ["dense", "csr", "tensor"])
+def test_every_batch_reader_takes_the_same_sparse_values(tmp_path, sparse):
+    x, y = make_arrays(sparse=True)
+    split = write(dataset_path(tmp_path, "npy"), "npy", x, y)
+    readers = {"iter_batches": list(split.iter_batches(BATCH, sparse=sparse)),
+               "batches": [split.batches(BATCH, sparse=sparse)[i]
+                           for i in range(split.steps_per_epoch(BATCH))],
+               "to_tf_dataset": list(split.to_tf_dataset(BATCH, sparse=sparse))}
+    for name, got in readers.items():
+        rows = np.concatenate([_as_dense_batch(bx) for bx, _ in got])
+        np.testing.assert_array_equal(rows, dense(x), err_msg=name)
+    first = readers["iter_batches"][0][0]
+    expected = {"dense": np.ndarray, "csr": scipy.sparse.csr_matrix, "tensor": tf.SparseTensor}
+    assert isinstance(first, expected[sparse])
+
+
+def test_fit_takes_csr_batches(tmp_path, init_weights):
+    x, y = make_arrays(sparse=True)
+    split = write(dataset_path(tmp_path, "hdf5"), "hdf5", x, y)
+    from_csr = fit_weights(init_weights, split.batches(BATCH, sparse="csr"), sparse_input=True)
+    from_tensor = fit_weights(init_weights, split.batches(BATCH, sparse="tensor"),
+                              sparse_input=True)
+    assert_weights_differ(from_csr, init_weights)
+    assert_weights_close(from_csr, from_tensor, rtol=0, atol=0)
+
+
+def test_batch_options_are_one_object_with_one_check(tmp_path):
+    x, y = make_arrays(sparse=False)
+    split = write(dataset_path(tmp_path, "npy"), "npy", x, y)
+    options = ooc.BatchOptions(BATCH, shuffle=True, seed=7, shuffle_window=2)
+    by_object = [b for _, b in split.iter_batches(options)]
+    by_keywords = [b for _, b in split.iter_batches(BATCH, shuffle=True, seed=7,
+                                                    shuffle_window=2)]
+    assert [b.tolist() for b in by_object] == [b.tolist() for b in by_keywords]
+    overridden = next(split.iter_batches(options, shuffle_window=1))[1]
+    assert overridden.tolist() != by_object[0].tolist()
+    for method in (split.iter_batches, split.batches, split.to_tf_dataset):
+        with pytest.raises(TypeError, match=r"shufle.*batch options are shuffle, seed"):
+            next(iter(method(BATCH, shufle=True)))
+        with pytest.raises(ValueError, match=r"'dense', 'csr', 'tensor'.*'coo'"):
+            next(iter(method(BATCH, sparse="coo")))

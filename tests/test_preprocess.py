@@ -437,6 +437,13 @@ def test_class_sorted_source_gives_mixed_batches(textkit, monkeypatch, bucket_ro
     with pytest.raises(AssertionError):
         class_mix_is_uniform(plain.splits["train"].y, 5)
     textkit.assert_same(ds, plain, by_row_id=True)
+    # ooc.create(shuffle=True) with preprocess's seed writes preprocess's order
+    with ooc.create(textkit.tmp_path / "rewritten.h5", shuffle=True, seed=123) as w:
+        w.set_metadata(classes=plain.classes, feature_names=plain.feature_names)
+        for name, split in plain.splits.items():
+            for a in range(0, len(split.y), 700):
+                w.append(name, split.x[a:a + 700], split.y[a:a + 700], split.row_ids[a:a + 700])
+    textkit.assert_same(ds, textkit.load("rewritten.h5"))
 
 
 def test_workers_do_not_change_the_dataset(textkit):

@@ -4,7 +4,8 @@ References: scikit-learn ``TfidfVectorizer(ngram_range=(1, 2), min_df=2,
 strip_accents="unicode", decode_error="replace")`` + ``SelectKBest(f_classif, k)``,
 and tf_keras ``Tokenizer(num_words=top_k)`` + ``pad_sequences(maxlen=min(longest,
 max_length))``, each fitted on exactly the training rows of the dataset that
-``ooc preprocess`` wrote (found through ``row_ids``), in source order.
+``ooc preprocess`` wrote (found through ``row_ids``), in source order; the
+validation and test rows are only transformed.
 """
 
 from __future__ import annotations
@@ -190,6 +191,43 @@ def test_preprocess_sequence_matches_keras(textkit, keras, max_length):
     vec = ds.vectorizer
     assert vec.words == keras_words(tokenizer, top_k)
     np.testing.assert_array_equal(vec.transform(val_texts), x_val)
+
+
+def test_preprocess_ngram_with_a_test_split_matches_sklearn_fitted_on_train(textkit):
+    texts, labels = parity_corpus(textkit, n=1500)
+    path = textkit.write_csv("corpus.csv", texts, labels)
+    textkit.preprocess(path, top_k=1000, val_split=0.15, test_split=0.25, chunk_rows=400)
+    ds = textkit.load("out.h5")
+    train, val, test = (ds.splits[s].by_row_id() for s in ("train", "val", "test"))
+    assert 0.2 < len(test.row_ids) / len(texts) < 0.3
+    check_labels(ds, test, labels)
+    # fitted on the training rows alone, as the guide fits on its training set
+    ref = ngram_reference(pick(texts, train.row_ids), pick(labels, train.row_ids), 1000)
+    assert_ngram_parity(ref, ds.feature_names, [(train.x, pick(texts, train.row_ids)),
+                                                (val.x, pick(texts, val.row_ids)),
+                                                (test.x, pick(texts, test.row_ids))])
+    # and not on training plus test rows (the two fits differ on this corpus)
+    fit_ids = np.sort(np.concatenate([train.row_ids, test.row_ids]))
+    leaky = ngram_reference(pick(texts, fit_ids), pick(labels, fit_ids), 1000)
+    assert leaky.names != ref.names
+
+
+def test_preprocess_sequence_with_test_inputs_matches_keras_fitted_on_train(textkit, keras):
+    texts, labels = parity_corpus(textkit, n=1200)
+    train_path = textkit.write_csv("train.csv", texts[:1000], labels[:1000])
+    test_texts = texts[1000:]
+    test_path = textkit.write_csv("test.csv", test_texts, labels[1000:])
+    textkit.preprocess(train_path, vectorizer="sequence", top_k=500, max_length=40,
+                       test_inputs=(str(test_path),), format="npy", out="seq")
+    ds = textkit.load("seq")
+    train, val, test = (ds.splits[s].by_row_id() for s in ("train", "val", "test"))
+    tokenizer, _, (x_train, x_val, x_test) = keras_reference(
+        keras, pick(texts, train.row_ids), [pick(texts, val.row_ids), test_texts], 500, 40)
+    assert ds.vectorizer.words == keras_words(tokenizer, 500)
+    np.testing.assert_array_equal(train.x, x_train)
+    np.testing.assert_array_equal(val.x, x_val)
+    np.testing.assert_array_equal(test.row_ids, np.arange(len(test_texts)))
+    np.testing.assert_array_equal(test.x, x_test)
 
 
 # ---------------------------------------------------------------- used directly

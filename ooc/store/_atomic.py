@@ -37,11 +37,20 @@ def temporary_path(final: Path) -> Path:
                            f"{secrets.token_hex(3)}")
 
 
+def spill_path(tmp: Path) -> Path:
+    """Where the writer of temporary ``tmp`` keeps rows it shuffles before writing them.
+
+    Named like ``tmp``, so that it is never taken for a dataset and a dead
+    writer's is deleted with its temporary (:func:`remove_dead_temporaries`).
+    """
+    return tmp.with_name(tmp.name + "-spill")
+
+
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "_"
 
 
-_WRITER = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(-old)?\Z")
+_WRITER = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+(-old|-spill)?\Z")
 
 
 def hold_lock(path: Path) -> int | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._hash import splitmix64
+from .._hash import splitmix64
 
 
 @dataclass(frozen=True)

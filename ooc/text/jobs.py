@@ -24,6 +24,7 @@ from ..store._disk import writing
 from .ngram_vectorizer import NgramVectorizer
 from .sequence_vectorizer import pad_sequences, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
+from .splits import TRAIN
 
 PIECE_ROWS = 1024  # rows vectorized at once: bounds the transient arrays of a job
 _CACHE: dict[str, Any] = {}
@@ -106,7 +107,7 @@ def load_fields(chunk_path: Path, *names: str) -> list[np.ndarray]:
 def sequence_longest(state: Path, chunk_path: Path) -> int:
     """Longest training sequence of one token chunk."""
     ranks = _cached(state, lambda d: np.load(d / "ranks.npy", mmap_mode="r"))
-    chunk = load_chunk(chunk_path)[0].split(val=False)
+    chunk = load_chunk(chunk_path)[0].of_split(TRAIN)
     return int(sequence_lengths(np.asarray(ranks), chunk.ids, chunk.offsets).max(initial=0))
 
 
@@ -124,9 +125,9 @@ def load_with_norms(chunk_path: Path) -> TokenChunk:
 
 
 def load_rows(source: tuple[Any, ...]) -> TokenChunk:
-    """Rows to write: ``("chunk", path, val)`` or ``("bucket", root, split, b, seed)``."""
+    """Rows to write: ``("chunk", path, split code)`` or ``("bucket", root, split, b, seed)``."""
     if source[0] == "chunk":
-        return load_with_norms(source[1]).split(val=source[2])
+        return load_with_norms(source[1]).of_split(source[2])
     _, root, split, bucket, seed = source
     return load_bucket(root, split, bucket, seed)
 

@@ -42,6 +42,7 @@ from .ngram_vectorizer import (
 )
 from .ngrams import KeySpace
 from .spill import load_chunk
+from .splits import TRAIN
 
 SHARD_FEATURE_BYTES = 160  # keys, idf, hash index and transients per n-gram
 _TRIPLE = np.dtype([("row", "<i4"), ("key", "<u8"), ("tf", "<i4")])
@@ -253,7 +254,7 @@ def stats_one_shard(shard: Path, space: KeySpace, chunk_path: Path,
     for piece in chunk.pieces(PIECE_ROWS):
         doc, col, value, piece_norms = vocabulary.tfidf(space, piece.ids.astype(np.int64),
                                                         piece.offsets)
-        keep = ~piece.is_val[doc]
+        keep = piece.split[doc] == TRAIN
         entries.append(class_entries(doc[keep], col[keep], value[keep],
                                      classes[piece.labels]))
         norms.append(piece_norms)
@@ -299,9 +300,9 @@ def shard_stats(chunk_path: Path, chunk: int, directory: Path, shard: Path, s: i
     """A chunk's training entries ``(position in shard, class, value)`` for one shard."""
     from .jobs import load_fields, norms_path
 
-    labels, is_val = load_fields(chunk_path, "labels", "is_val")
+    labels, split = load_fields(chunk_path, "labels", "split")
     norms = np.load(norms_path(chunk_path))
     row, pos, value = tfidf_in_shard(read_triples(directory, chunk, s), shard)
-    keep = ~is_val[row]
+    keep = split[row] == TRAIN
     row = row[keep]
     return [class_entries(row, pos[keep], value[keep] / norms[row], classes[labels])]

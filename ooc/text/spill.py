@@ -3,13 +3,9 @@
 The first pass tokenises every row once and writes *token chunks*: the
 token ids of the rows of one input chunk plus their row ids, labels and
 split.  Later passes read these instead of the text.  For the write-time
-shuffle, :func:`scatter` routes every row to one of ``B`` *buckets* chosen
-by a seeded hash of its row id; a bucket is small enough to load.  The
-output order is the order of the hashes (ties, which practically never
-happen, by row id): a uniformly random permutation that depends only on the
-seed and the row ids.  Buckets are consecutive ranges of hash values, so
-each is sorted on its own and the number of buckets (which follows the
-memory budget) does not change the result.
+shuffle, :func:`scatter` routes every row to one of ``B`` *buckets* of the
+seeded external shuffle (:mod:`ooc.shuffle`), whose order depends only on
+the seed and the row ids; a bucket is small enough to load.
 """
 
 from __future__ import annotations
@@ -21,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import shuffle
 from ..store._disk import writing
-from ._hash import splitmix64
+from .splits import SPLITS
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,7 @@ class TokenChunk:
     offsets: np.ndarray
     row_ids: np.ndarray
     labels: np.ndarray
-    is_val: np.ndarray
+    split: np.ndarray  # split code of each row (ooc.text.splits), uint8
     norms: np.ndarray | None = None  # l2 norms of the rows' full tf-idf (n-grams only)
 
     def __len__(self) -> int:
@@ -41,16 +38,13 @@ class TokenChunk:
 
     def take(self, rows: np.ndarray) -> TokenChunk:
         """The chunk of the given rows, in that order."""
-        lengths = np.diff(self.offsets)[rows]
-        starts = self.offsets[:-1][rows]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        index, offsets = shuffle.take_ragged(self.offsets, rows)
         return TokenChunk(self.ids[index], offsets, self.row_ids[rows], self.labels[rows],
-                          self.is_val[rows], None if self.norms is None else self.norms[rows])
+                          self.split[rows], None if self.norms is None else self.norms[rows])
 
-    def split(self, val: bool) -> TokenChunk:
-        """The rows of one split."""
-        return self.take(np.flatnonzero(self.is_val == val))
+    def of_split(self, code: int) -> TokenChunk:
+        """The rows of one split (a code of :data:`~ooc.text.splits.SPLITS`)."""
+        return self.take(np.flatnonzero(self.split == code))
 
     def pieces(self, rows: int) -> Iterator[TokenChunk]:
         """Consecutive pieces of at most ``rows`` rows."""
@@ -63,7 +57,7 @@ def save_chunk(path: Path, chunk: TokenChunk, **extra: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with writing(path), open(tmp, "wb") as f:
         np.savez(f, ids=chunk.ids, offsets=chunk.offsets, row_ids=chunk.row_ids,
-                 labels=chunk.labels, is_val=chunk.is_val, **extra)
+                 labels=chunk.labels, split=chunk.split, **extra)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -73,52 +67,26 @@ def load_chunk(path: Path) -> tuple[TokenChunk, dict[str, np.ndarray]]:
     """Read a token chunk and its extra arrays."""
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
-    fields = ("ids", "offsets", "row_ids", "labels", "is_val")
+    fields = ("ids", "offsets", "row_ids", "labels", "split")
     return TokenChunk(*(arrays.pop(k) for k in fields)), arrays
 
 
-_BUCKET_FIELDS = {"ids": np.int32, "lengths": np.int64, "row_ids": np.int64,
-                  "labels": np.int32, "norms": np.float64}
-
-
-def bucket_dir(root: Path, split: str, bucket: int) -> Path:
-    """Directory of one bucket of one split."""
-    return root / split / f"{bucket:05d}"
-
-
-def bucket_of(row_ids: np.ndarray, n_buckets: int, seed: int) -> np.ndarray:
-    """Bucket of each row: which of ``n_buckets`` equal ranges its hash falls in."""
-    high = splitmix64(row_ids, seed) >> np.uint64(32)
-    return ((high * np.uint64(n_buckets)) >> np.uint64(32)).astype(np.int64)
+_BUCKET_SCHEMA = shuffle.Schema(columns={"labels": ("<i4", ()), "norms": ("<f8", ())},
+                                ragged={"ids": "<i4"})
 
 
 def scatter(chunk: TokenChunk, root: Path, split: str, n_buckets: int, seed: int) -> None:
-    """Append the rows of ``chunk`` (in source order) to their buckets."""
-    bucket = bucket_of(chunk.row_ids, n_buckets, seed)
-    order = np.argsort(bucket, kind="stable")
-    bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
-    for b in np.flatnonzero(np.diff(bounds)):
-        part = chunk.take(order[bounds[b]:bounds[b + 1]])
-        directory = bucket_dir(root, split, int(b))
-        directory.mkdir(parents=True, exist_ok=True)
-        values = {"ids": part.ids, "lengths": np.diff(part.offsets), "row_ids": part.row_ids,
-                  "labels": part.labels, "norms": part.norms}
-        for name, dtype in _BUCKET_FIELDS.items():
-            if values[name] is not None:
-                path = directory / f"{name}.bin"
-                with writing(path), open(path, "ab") as f:
-                    values[name].astype(dtype).tofile(f)
+    """Append the rows of ``chunk`` (in source order) to their buckets of split ``split``."""
+    columns = {"labels": chunk.labels}
+    if chunk.norms is not None:
+        columns["norms"] = chunk.norms
+    rows = shuffle.Rows(chunk.row_ids, columns, {"ids": chunk.ids}, chunk.offsets)
+    shuffle.scatter(root / split, rows, n_buckets, seed, _BUCKET_SCHEMA)
 
 
 def load_bucket(root: Path, split: str, bucket: int, seed: int) -> TokenChunk:
-    """Read one bucket, rows in the order of their seeded hashes."""
-    directory = bucket_dir(root, split, bucket)
-    values = {name: np.fromfile(directory / f"{name}.bin", dtype=dtype)
-              if (directory / f"{name}.bin").exists() else None
-              for name, dtype in _BUCKET_FIELDS.items()}
-    offsets = np.concatenate([[0], np.cumsum(values["lengths"])]).astype(np.int64)
-    n = len(values["row_ids"])
-    chunk = TokenChunk(values["ids"], offsets, values["row_ids"], values["labels"],
-                       np.full(n, split == "val"), values["norms"])
-    order = np.lexsort((chunk.row_ids, splitmix64(chunk.row_ids, seed)))
-    return chunk.take(order)
+    """Read one bucket of split ``split``, rows in shuffled order."""
+    rows = shuffle.load_bucket(shuffle.bucket_dir(root / split, bucket), _BUCKET_SCHEMA, seed)
+    n = len(rows)
+    return TokenChunk(rows.ragged["ids"], rows.offsets, rows.row_ids, rows.columns["labels"],
+                      np.full(n, SPLITS.index(split), np.uint8), rows.columns.get("norms"))

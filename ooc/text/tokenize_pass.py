@@ -9,18 +9,18 @@ checkpoint records how far it got, so ``--resume`` restarts from there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._hash import uniform
 from .counts import SpilledCounts
 from .ngram_vectorizer import ChunkCounts, NgramConfig, count_chunk
 from .sequence_vectorizer import SequenceConfig, WordCounter
 from .spill import TokenChunk, load_chunk, save_chunk
+from .splits import SPLITS, TRAIN
 from .tokenize import Tokens, no_tokens_error
 from .vocab import TokenTable, pack_strings, unpack_strings
 from .workdir import WorkDir
@@ -33,26 +33,32 @@ def tokenize_words(config: SequenceConfig, texts: list[str]) -> Tokens:
 
 @dataclass
 class Labels:
-    """Label strings in order of first appearance, with row counts per split."""
+    """Label strings in order of first appearance, with row counts per split code."""
 
     table: TokenTable = field(default_factory=TokenTable)
-    counts: dict[bool, np.ndarray] = field(
-        default_factory=lambda: {False: np.zeros(0, np.int64), True: np.zeros(0, np.int64)})
+    counts: list[np.ndarray] = field(
+        default_factory=lambda: [np.zeros(0, np.int64) for _ in SPLITS])
 
-    def add(self, labels: list[str], is_val: np.ndarray) -> np.ndarray:
+    def add(self, labels: list[str], split: np.ndarray) -> np.ndarray:
         """Label ids of a chunk's rows (counted)."""
         distinct = list(dict.fromkeys(labels))
         index = dict(zip(distinct, self.table.add(distinct).tolist(), strict=True))
         label_ids = np.fromiter((index[v] for v in labels), np.int64, len(labels))
-        self.count(label_ids, is_val)
+        self.count(label_ids, split)
         return label_ids
 
-    def count(self, label_ids: np.ndarray, is_val: np.ndarray) -> None:
+    def count(self, label_ids: np.ndarray, split: np.ndarray) -> None:
         """Add rows to the per-split counts."""
-        for val in (False, True):
-            c = np.bincount(label_ids[is_val == val], minlength=len(self.table))
-            c[: len(self.counts[val])] += self.counts[val]
-            self.counts[val] = c
+        for code, old in enumerate(self.counts):
+            c = np.bincount(label_ids[split == code], minlength=len(self.table))
+            c[: len(old)] += old
+            self.counts[code] = c
+
+    def per_class(self, code: int) -> np.ndarray:
+        """Rows of one split per label id (every label id of the table)."""
+        counts = np.zeros(len(self.table), np.int64)
+        counts[: len(self.counts[code])] = self.counts[code]
+        return counts
 
 
 class Tokenizer:
@@ -70,13 +76,13 @@ class Tokenizer:
             self.table = self.words.table
         self.labels = Labels()
         self.n_chunks = 0
-        self.rows_per_chunk: list[tuple[int, int]] = []  # (training rows, validation rows)
+        self.rows_per_chunk: list[tuple[int, ...]] = []  # rows per split code
         self.train_tokens = 0
 
-    def job(self, texts: list[str], is_val: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
-        """The worker function and arguments that tokenise a chunk."""
+    def job(self, texts: list[str], split: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
+        """The worker function and arguments that tokenise a chunk (counting training rows)."""
         if self.ngram:
-            return count_chunk, (self.config, texts, ~is_val)
+            return count_chunk, (self.config, texts, split == TRAIN)
         return tokenize_words, (self.config, texts)
 
     def chunk_path(self, k: int) -> Path:
@@ -84,12 +90,12 @@ class Tokenizer:
         return self.chunk_dir / f"{k:06d}.npz"
 
     def add(self, result: ChunkCounts | Tokens, labels: list[str], row_ids: np.ndarray,
-            is_val: np.ndarray) -> None:
+            split: np.ndarray) -> None:
         """Merge one tokenised chunk (in source order) and write it to disk."""
         tokens = result.tokens if isinstance(result, ChunkCounts) else result
         before = len(self.table)
         if self.words is not None:
-            gids = self.words.add(tokens, ~is_val)
+            gids = self.words.add(tokens, split == TRAIN)
         elif tokens.dictionary is not None:
             mapping = self.table.add(tokens.dictionary)
             gids = mapping[tokens.ids]
@@ -98,26 +104,26 @@ class Tokenizer:
             gids = tokens.ids
             self.spill.add(result.keys, result.df)
         labels_before = len(self.labels.table)
-        label_ids = self.labels.add(labels, is_val)
+        label_ids = self.labels.add(labels, split)
         new_words = pack_strings(self.table.words[before:])
         new_labels = pack_strings(self.labels.table.words[labels_before:])
-        chunk = TokenChunk(gids.astype(np.int32), tokens.offsets, row_ids, label_ids, is_val)
+        chunk = TokenChunk(gids.astype(np.int32), tokens.offsets, row_ids, label_ids, split)
         save_chunk(self.chunk_path(self.n_chunks), chunk, words_utf8=new_words["utf8"],
                    words_offsets=new_words["offsets"], labels_utf8=new_labels["utf8"],
                    labels_offsets=new_labels["offsets"])
         self._done(chunk)
 
     def _done(self, chunk: TokenChunk) -> None:
-        n_val = int(chunk.is_val.sum())
-        self.rows_per_chunk.append((len(chunk) - n_val, n_val))
-        self.train_tokens += int(np.diff(chunk.offsets)[~chunk.is_val].sum())
+        self.rows_per_chunk.append(tuple(np.bincount(chunk.split, minlength=len(SPLITS))
+                                         .tolist()))
+        self.train_tokens += int(np.diff(chunk.offsets)[chunk.split == TRAIN].sum())
         self.n_chunks += 1
 
     def check_tokens(self, where: str) -> None:
         """Raise :func:`~ooc.text.tokenize.no_tokens_error` when no training row has a token."""
         if not self.train_tokens:
             analyzer = self.config.analyzer if isinstance(self.config, NgramConfig) else "keras"
-            n_texts = sum(train for train, _ in self.rows_per_chunk)
+            n_texts = sum(rows[TRAIN] for rows in self.rows_per_chunk)
             raise no_tokens_error(analyzer, n_texts, where)
 
     def checkpoint(self) -> dict[str, Any]:
@@ -132,9 +138,9 @@ class Tokenizer:
             chunk, extra = load_chunk(self.chunk_path(k))
             self.table.add(unpack_strings(extra["words_utf8"], extra["words_offsets"]))
             self.labels.table.add(unpack_strings(extra["labels_utf8"], extra["labels_offsets"]))
-            self.labels.count(chunk.labels, chunk.is_val)
+            self.labels.count(chunk.labels, chunk.split)
             if self.words is not None:
-                self.words.count(chunk.split(val=False).ids.astype(np.int64))
+                self.words.count(chunk.of_split(TRAIN).ids.astype(np.int64))
             self._done(chunk)
         if self.spill is not None:
             self.spill.truncate(checkpoint["sizes"] if checkpoint else [0] * self.spill.n_parts)
@@ -148,24 +154,12 @@ class Tokenizer:
         return [self.chunk_path(k) for k in range(self.n_chunks)]
 
 
-def assign_val(row_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """The validation rows: a seeded, stable function of the row id."""
-    if fraction <= 0:
-        return np.zeros(len(row_ids), dtype=bool)
-    return uniform(row_ids, seed) < fraction
-
-
-def labelled_chunks(sources: Iterator[Any], val_fraction: float, seed: int,
-                    val: bool | None) -> Iterator[tuple[list[str], list[str], np.ndarray,
-                                                        np.ndarray]]:
-    """``(texts, labels, row_ids, is_val)`` of every chunk of ``sources``.
-
-    ``val`` None splits by ``val_fraction``; True/False puts every row in one split.
-    """
+def labelled_chunks(sources: Iterator[Any], split_of: Callable[[np.ndarray], np.ndarray]
+                    ) -> Iterator[tuple[list[str], list[str], np.ndarray, np.ndarray]]:
+    """``(texts, labels, row_ids, split)`` of every chunk of ``sources``;
+    ``split_of(row_ids)`` gives the split codes."""
     for rows in sources:
-        is_val = (assign_val(rows.row_ids, val_fraction, seed) if val is None
-                  else np.full(len(rows.row_ids), val))
-        yield rows.texts, rows.labels, rows.row_ids, is_val
+        yield rows.texts, rows.labels, rows.row_ids, split_of(rows.row_ids)
 
 
 class RowEstimate:
