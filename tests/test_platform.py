@@ -161,3 +161,15 @@ def test_chunk_offsets_are_the_same_looked_up_one_by_one(tmp_path, monkeypatch):
     assert found["neither"] is None
     with ooc.open(path) as ds:
         np.testing.assert_array_equal(ds.train.x[1234:4321], x[1234:4321])
+
+
+def test_a_shuffled_write_spills_more_than_once_without_flock(tmp_path, monkeypatch):
+    # without flock the spill's lock is None, which must not read as "no spill yet"
+    monkeypatch.setattr(ooc.writer, "hold_lock", lambda path: None)
+    x = np.arange((12 << 20) // 8, dtype=np.int64).reshape(-1, 64)  # 12 MiB: three spills
+    with ooc.create(tmp_path / "d.h5", shuffle=True, seed=1, memory_budget=16 << 20) as w:
+        for a in range(0, len(x), 4096):
+            w.append("train", x[a:a + 4096], np.zeros(len(x[a:a + 4096]), int))
+    with ooc.open(tmp_path / "d.h5") as ds:
+        got = ds.train.x[:]
+    np.testing.assert_array_equal(got[np.argsort(got[:, 0])], x)
