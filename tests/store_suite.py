@@ -470,6 +470,8 @@ class StoreSuite:
         for leftover in (tmp, spill):
             with pytest.raises(ooc.IncompleteDatasetError, match="temporary"):
                 ooc.open(leftover)
+        if not _platform.PROCESS_PROBE:
+            return  # no probe of the dead writer: its temporaries are left to the user
         # the next writer of the path deletes both, as it deletes any dead writer's temporary
         with ooc.create(path, self.format, shuffle=True) as w:
             assert _atomic.leftover_temporaries(path) == [w._tmp]
