@@ -32,6 +32,7 @@ from .errors import (
     OocError,
     OutputConflictError,
     SplitNotFoundError,
+    UnsupportedPlatformError,
     VectorizerFileError,
 )
 from .reader import Dataset, Split, open
@@ -57,6 +58,7 @@ __all__ = [
     "OutputConflictError",
     "Split",
     "SplitNotFoundError",
+    "UnsupportedPlatformError",
     "VectorizerFileError",
     "__version__",
     "create",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import resource
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._platform import glibc
+from ._platform import MAXRSS_UNIT, PROC_FS, glibc, resource
 
 
 def human_bytes(n: float) -> str:
@@ -20,21 +19,30 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def human_peak(n: int) -> str:
+    """A peak memory for a summary: ``human_bytes``, or ``unknown`` where the OS did not say."""
+    return human_bytes(n) if n > 0 else "unknown"
+
+
 def peak_rss_bytes(pid: int | None = None) -> int:
     """Peak resident set size of this process (or of ``pid``) so far, as the OS counts it.
 
     Reads ``VmHWM`` from /proc on Linux: ``ru_maxrss`` of a process started
-    by fork and exec can report its parent's peak instead of its own.  0 for
-    another process whose /proc entry cannot be read.
+    by fork and exec can report its parent's peak instead of its own.
+    Elsewhere ``getrusage`` for this process; 0 where neither tells (another
+    process without /proc, or no ``getrusage``).
     """
-    try:
-        with open(f"/proc/{pid or os.getpid()}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0 if pid else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if PROC_FS:
+        try:
+            with open(f"/proc/{pid or os.getpid()}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    if pid or resource is None:
+        return 0
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * MAXRSS_UNIT
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -72,12 +80,6 @@ def bytes_on_disk(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def current_rss_bytes() -> int:
-    """Current resident set size of this process, from /proc (Linux)."""
-    with open(f"/proc/{os.getpid()}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 LOG_INTERVAL_S = 10.0

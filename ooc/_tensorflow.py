@@ -9,9 +9,11 @@ A user who set ``TF_CPP_MIN_LOG_LEVEL`` keeps their value.
 from __future__ import annotations
 
 import os
+import re
 from types import ModuleType
 
 TF_LOG_LEVEL = "3"
+KERAS_MIN = (3, 5)  # the first Keras that calls PyDataset.on_epoch_begin
 
 
 def quiet_tensorflow_logs() -> None:
@@ -28,8 +30,19 @@ def import_tensorflow() -> ModuleType:
 
 
 def import_keras() -> ModuleType:
-    """``import keras`` (whose TensorFlow backend loads TensorFlow), quietly."""
+    """``import keras`` (whose TensorFlow backend loads TensorFlow), quietly.
+
+    Raises MissingDependencyError for a Keras older than 3.5, whose ``fit``
+    never calls ``on_epoch_begin``: the epoch shuffle would go wrong silently.
+    """
     quiet_tensorflow_logs()
     import keras
 
+    found = tuple(int(part) for part in re.findall(r"\d+", keras.__version__)[:2])
+    if found < KERAS_MIN:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"ooc's Keras adapter needs keras>=3.5; found keras {keras.__version__}. "
+            "Upgrade it: pip install 'keras>=3.5'")
     return keras

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from ._platform import SIGXFSZ
 from ._report import bytes_on_disk, human_bytes, map_large_blocks
 from .errors import OocError, OocWarning
 from .text._common import escape
@@ -419,9 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error already printed
         return stop.code if isinstance(stop.code, int) else 2
-    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit: an error to report, not a kill
+    if SIGXFSZ is not None:  # past a file-size limit: an error to report, not a kill
         with suppress(ValueError):  # only the main thread may set it
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            signal.signal(SIGXFSZ, signal.SIG_IGN)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(args.command)

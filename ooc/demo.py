@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from ._report import human_bytes, peak_rss_bytes
+from ._report import human_peak, peak_rss_bytes
 from .errors import OutputConflictError
 from .preprocess import PreprocessConfig, preprocess
 from .sample_corpus import write_sample_corpus
@@ -94,5 +94,5 @@ def run_demo(args: argparse.Namespace) -> int:
           f"weights of the best, epoch {result.best_epoch}")
     print(f"  val acc   {result.val_acc:.3f} (chance {1 / args.classes:.3f}), "
           f"val loss {result.val_loss:.3f}")
-    print(f"  peak RSS  {human_bytes(peak_rss_bytes())} (this process)")
+    print(f"  peak RSS  {human_peak(peak_rss_bytes())} (this process)")
     return 0

@@ -100,6 +100,10 @@ class MissingDependencyError(OocError, ImportError):
     """An optional dependency (matplotlib for plots, pyarrow for Parquet) is not installed."""
 
 
+class UnsupportedPlatformError(OocError, OSError):
+    """Datasets cannot be read or written on this platform (not POSIX: Windows)."""
+
+
 class BadRowError(OocError, ValueError):
     """One data row of a text input cannot be used (ragged, empty text, missing label, ...).
 

@@ -24,7 +24,6 @@ import math
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -36,9 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from ._platform import START_METHOD
 from ._report import (
     bytes_on_disk,
     human_bytes,
+    human_peak,
     map_large_blocks,
     peak_rss_bytes,
     progress_bar,
@@ -196,8 +197,8 @@ class Summary:
         lines += [f"  on disk   {human_bytes(self.bytes_written)}",
                   f"  time      {self.seconds:.1f} s ({total / max(self.seconds, 1e-9):,.0f} "
                   "rows/s)",
-                  f"  peak RSS  {human_bytes(self.peak_rss)} (this process), "
-                  f"{human_bytes(self.peak_rss_workers)} (largest worker)"]
+                  f"  peak RSS  {human_peak(self.peak_rss)} (this process), "
+                  f"{human_peak(self.peak_rss_workers)} (largest worker)"]
         if self.skipped:
             lines.append(f"  skipped   {self.skipped:,} bad rows, listed in {self.rejects}")
         return "\n".join(lines)
@@ -582,6 +583,20 @@ def _start_worker() -> None:
     map_large_blocks()
 
 
+def _start_pool(context: Any, workers: int) -> Any:
+    """A pool of ``workers`` that ignore Ctrl-C from their first instruction on.
+
+    A spawned worker (macOS, ``OOC_PORTABLE``) spends its first second importing,
+    before any initializer runs; an ignored SIGINT is inherited across exec, so
+    the parent ignores it while the workers start.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return context.Pool(workers, initializer=_start_worker)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_passes(config: PreprocessConfig, work: WorkDir,
                 rejects_path: Path | None) -> tuple[RejectLog | None, int]:
     with ExitStack() as stack:
@@ -589,8 +604,8 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
         pool = None
         if config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
-            context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-            pool = stack.enter_context(context.Pool(config.workers, initializer=_start_worker))
+            context = multiprocessing.get_context(START_METHOD)
+            pool = stack.enter_context(_start_pool(context, config.workers))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
         classes, class_of, class_counts = resolve_classes(tok, config)

@@ -372,7 +372,8 @@ class _Spill:
         self._held: dict[str, list[Rows]] = {}
         self._held_bytes = 0
         self._schemas: dict[str, Schema] = {}
-        self._lock: int | None = None
+        self._made = False
+        self._lock: int | None = None  # None also where there is no flock
 
     def add(self, split: str, rows: Rows, schema: Schema) -> None:
         """Take the rows of one chunk of ``split`` (copied: the caller may reuse its arrays)."""
@@ -388,9 +389,10 @@ class _Spill:
         """Move the rows held for ``split`` to its buckets on disk."""
         parts = self._held.pop(split)
         self._held_bytes -= sum(p.nbytes for p in parts)
-        if self._lock is None:
+        if not self._made:
             with writing(self.root):
                 self.root.mkdir()
+            self._made = True
             self._lock = hold_lock(self.root)  # tells later writers that this spill is in use
         scatter(self.root / split, concat(parts), SPILL_BUCKETS, self.seed, self._schemas[split])
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from ooc import _buffers
+from ooc import _buffers, _platform
 from ooc._buffers import POOL_BUFFERS, POOL_BYTES, BufferPool, aligned_empty, size_class
 
 SHAPE = (256, 64)  # 64 KiB of float32: large enough to be pooled
@@ -117,6 +117,7 @@ def test_the_pool_stays_bounded_whatever_is_held():
         assert pool._pooled_bytes() <= POOL_BYTES
 
 
+@pytest.mark.skipif(not _platform.FORK_HOOK, reason="no os.register_at_fork here")
 def test_a_forked_child_does_not_share_the_parents_buffers():
     a = aligned_empty(SHAPE, np.float32)
     parent_buffer = address(a)

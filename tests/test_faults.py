@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import ooc
+from ooc import _platform
 from ooc.store import _atomic, _disk
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ def start_writer(path: Path, fmt: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True)
 
 
+@pytest.mark.skipif(not _platform.PROCESS_PROBE, reason="no process probe here")
 @pytest.mark.parametrize("fmt", ["hdf5", "npy"])
 def test_next_writer_removes_only_dead_writers_temporaries(tmp_path, fmt):
     path = tmp_path / ("d.h5" if fmt == "hdf5" else "d")
@@ -59,6 +61,8 @@ def test_next_writer_removes_only_dead_writers_temporaries(tmp_path, fmt):
     assert _atomic.leftover_temporaries(path) == [not_ours]
 
 
+@pytest.mark.skipif(_platform.fcntl is None or not _platform.PROCESS_PROBE,
+                    reason="no flock or process probe here")
 @pytest.mark.parametrize("fmt", ["hdf5", "npy"])
 def test_a_locked_temporary_is_never_taken_for_a_dead_writers(tmp_path, fmt):
     # a live writer whose pid this process cannot see (another PID namespace of a

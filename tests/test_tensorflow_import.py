@@ -6,11 +6,13 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
-from ooc._tensorflow import TF_LOG_LEVEL, quiet_tensorflow_logs
+from ooc._tensorflow import TF_LOG_LEVEL, import_keras, quiet_tensorflow_logs
+from ooc.errors import MissingDependencyError
 
 REPO = Path(__file__).resolve().parents[1]
 IMPORT = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)\b", re.MULTILINE)
@@ -43,3 +45,17 @@ def test_importing_the_tf_adapter_sets_the_level():
                          env={**env, "PYTHONPATH": str(REPO)}, check=True, timeout=300)
     assert res.stdout.strip() == TF_LOG_LEVEL
     assert "E0000" not in res.stderr
+
+
+@pytest.mark.parametrize(("version", "ok"), [("3.4.1", False), ("3.5.0", True), ("3.15.1", True),
+                                             ("2.15.0", False)])
+def test_a_keras_without_on_epoch_begin_is_refused(monkeypatch, version, ok):
+    # Keras < 3.5 never calls PyDataset.on_epoch_begin, which the epoch shuffle needs
+    fake = types.ModuleType("keras")
+    fake.__version__ = version
+    monkeypatch.setitem(sys.modules, "keras", fake)
+    if ok:
+        assert import_keras() is fake
+    else:
+        with pytest.raises(MissingDependencyError, match=r"keras>=3\.5"):
+            import_keras()

@@ -7,13 +7,16 @@ not pay for h5py until an HDF5 dataset is used.
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
+from .._platform import POSIX_FILES
 from ..errors import (
     DatasetChangedError,
     DatasetNotFoundError,
     IncompleteDatasetError,
     NotADatasetError,
+    UnsupportedPlatformError,
 )
 from ..format import HDF5_SIGNATURE
 from ._atomic import is_temporary, leftover_temporaries
@@ -28,6 +31,11 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
 def _backend(fmt: str, role: int) -> type:
     if fmt not in BACKENDS:
         raise ValueError(f"format must be one of {sorted(BACKENDS)}; got {fmt!r}.")
+    if not POSIX_FILES:
+        raise UnsupportedPlatformError(
+            f"ooc datasets need POSIX files (pread, fsync of a directory, a rename over an "
+            f"open file), which this platform ({sys.platform}) lacks; reading and writing "
+            "them is supported on Linux and macOS. On Windows, run ooc under WSL.")
     module_name, *names = BACKENDS[fmt]
     return getattr(importlib.import_module(module_name), names[role])
 

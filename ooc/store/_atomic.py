@@ -10,8 +10,6 @@ leaves either no dataset or the previous one under the final path.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import re
@@ -21,11 +19,7 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: process ids alone tell dead writers
-    fcntl = None  # type: ignore[assignment]
-
+from .._platform import PROC_FS, PROCESS_PROBE, fcntl, glibc
 from ..errors import DatasetExistsError, OutputConflictError
 from ..format import FORMAT_NAME, HDF5_SIGNATURE, MANIFEST_FILENAME, TMP_MARKER
 
@@ -105,8 +99,8 @@ def _writer_is_dead(tmp: Path) -> bool:
     if match is None or match["host"] != _host():
         return False  # another host's writer, or not named by ooc: not ours to judge
     pid = int(match["pid"])
-    if pid == os.getpid():
-        return False
+    if pid == os.getpid() or not PROCESS_PROBE:
+        return False  # without a probe, a temporary is left for its writer or the user
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -117,6 +111,8 @@ def _writer_is_dead(tmp: Path) -> bool:
 
 
 def _is_zombie(pid: int) -> bool:
+    if not PROC_FS:
+        return False
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -243,12 +239,9 @@ def fsync_tree(root: Path) -> None:
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with renameat2; False where unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    fn = getattr(libc, "renameat2", None)
+    """Atomically swap two paths with renameat2; False where unsupported (not glibc, or
+    a file system without RENAME_EXCHANGE)."""
+    fn = glibc("renameat2")
     if fn is None:
         return False
     rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)

@@ -12,11 +12,15 @@ Two ways to get rows out of a file, both keeping resident memory bounded:
   read-only memory map of the file: no copy at all, the batch *is* the page
   cache, which is how Arrow and Megatron-LM's indexed datasets hand out
   rows.  Mapped pages count as resident, so once views handed out could
-  have mapped ``VIEW_RELEASE_BYTES`` (counted in the huge page-cache
+  have mapped ``VIEW_RELEASE_BYTES`` (counted in the large page-cache
   folios, 2 MiB, that Linux may map at once), the map's page-table entries are dropped
   (``MADV_DONTNEED``).  That is safe while views are alive: the file is
   read-only and shared, so a view touched again is mapped again from the
-  page cache, with the same bytes.
+  page cache, with the same bytes.  Where ``madvise`` is missing
+  (:data:`ooc._platform.MADVISE`) a view is a read-only copy instead.
+
+Where ``preadv`` is missing (:data:`ooc._platform.PREADV`), ``pread``
+reads and the bytes are copied into the caller's buffer.
 
 What a map changes: a file that shrinks under the process, or a disk,
 network or FUSE read error while a view's page is brought in, ends the
@@ -40,11 +44,28 @@ import crc32c
 import numpy as np
 
 from .._buffers import empty_for_read
+from .._platform import MADVISE, PREADV
 from ..errors import ChecksumError, DatasetChangedError
 
 VIEW_RELEASE_BYTES = 16 << 20  # mapped by views handed out between two releases
-# a touched view maps at most the huge pages it overlaps (2 MiB with 4 KiB pages)
-MAP_GRAIN = mmap.PAGESIZE * (mmap.PAGESIZE // 8)
+# what touching a view may map at once: the large page-cache folios it overlaps,
+# counted as 2 MiB whatever the page size (a grain derived from the page size,
+# 32 or 512 MiB on 16 or 64 KiB-page kernels, would exceed VIEW_RELEASE_BYTES
+# and make every view drop the whole map)
+MAP_GRAIN = max(mmap.PAGESIZE, 2 << 20)
+
+
+def pread_into(fd: int, buf: Any, offset: int) -> int:
+    """Read into ``buf`` (a writable, C-contiguous buffer) the bytes at ``offset``.
+
+    Returns how many bytes were read (fewer at the end of the file).
+    """
+    if PREADV:
+        return os.preadv(fd, [buf], offset)
+    target = np.frombuffer(buf, np.uint8)  # no preadv: read, then copy
+    data = os.pread(fd, len(target), offset)
+    target[:len(data)] = np.frombuffer(data, np.uint8)
+    return len(data)
 
 
 def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -94,8 +115,7 @@ class PreadFile(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = os.preadv(self._fd, [view], self._pos)
+        n = pread_into(self._fd, memoryview(buffer).cast("B"), self._pos)
         self._pos += n
         return n
 
@@ -136,7 +156,7 @@ class PerProcessFile:
     def read_into(self, buf: np.ndarray, offset: int) -> None:
         """Fill ``buf`` (C-contiguous) with the bytes at ``offset``."""
         fd = self._fd if self._fd is not None else self.fd()
-        done = os.preadv(fd, [buf], offset)
+        done = pread_into(fd, buf, offset)
         if done < buf.nbytes:
             self._read_rest(fd, memoryview(buf.reshape(-1).view(np.uint8)), offset, done)
 
@@ -144,14 +164,20 @@ class PerProcessFile:
         """A read-only array over the file's bytes at ``offset``, without a copy.
 
         The map is made on first use and kept (a forked child shares it).
+        Without ``madvise``, a read-only copy.
         """
+        if not MADVISE:  # no way to let the map's pages go: bounded copies instead
+            out = empty_for_read(shape, dtype, offset)
+            self.read_into(out, offset)
+            out.flags.writeable = False
+            return out
         mapped = self._map
         if mapped is None:
             mapped = self._open_map()
         nbytes = dtype.itemsize * math.prod(shape)
         if offset + nbytes > len(mapped):
             raise self._truncated(len(mapped), nbytes, offset)
-        # count what touching the view can map: whole huge page-cache folios
+        # count what touching the view can map: whole large page-cache folios
         # (or less), so that even views of a few bytes keep the map bounded
         grain = MAP_GRAIN
         span = -(-(offset + nbytes) // grain) * grain - offset // grain * grain
@@ -169,7 +195,7 @@ class PerProcessFile:
     def _read_rest(self, fd: int, view: memoryview, offset: int, done: int) -> None:
         """After a short read: go on, or fail if the file ended early."""
         while done < len(view):
-            n = os.preadv(fd, [view[done:]], offset + done)
+            n = pread_into(fd, view[done:], offset + done)
             if n == 0:
                 raise self._truncated(offset + done, len(view), offset)
             done += n

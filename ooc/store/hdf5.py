@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from .._buffers import empty_for_read
+from .._platform import chunk_info, chunk_iter
 from ..errors import (
     ChecksumError,
     DamagedDatasetError,
@@ -305,7 +306,8 @@ def _chunk_offsets(ds: h5py.Dataset, row_nbytes: int) -> np.ndarray | None:
     """Byte offset of every chunk, or None where they cannot be read directly.
 
     The fast path needs chunks that hold whole rows, stored as raw bytes plus
-    a 4-byte fletcher32 sum, with no other filter.
+    a 4-byte fletcher32 sum, with no other filter, and an HDF5 that tells
+    where chunks are (:func:`ooc._platform.chunk_iter`, else ``chunk_info``).
     """
     filters = ds.id.get_create_plist()
     only_fletcher = filters.get_nfilters() == 1 and ds.fletcher32
@@ -320,8 +322,14 @@ def _chunk_offsets(ds: h5py.Dataset, row_nbytes: int) -> np.ndarray | None:
         if info.filter_mask == 0 and info.size == expected_size:
             offsets[info.chunk_offset[0] // rows] = info.byte_offset
 
-    if n_chunks:
+    if n_chunks and chunk_iter():
         ds.id.chunk_iter(visit)
+    elif n_chunks and chunk_info():  # HDF5 before 1.12.3: one look-up per chunk
+        rest = (0,) * (len(ds.shape) - 1)
+        for chunk in range(n_chunks):
+            visit(ds.id.get_chunk_info_by_coord((chunk * rows, *rest)))
+    elif n_chunks:
+        return None  # no chunk index to read: every read goes through h5py
     return offsets if (offsets >= 0).all() else None
 
 

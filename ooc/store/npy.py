@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +21,7 @@ import crc32c
 import numpy as np
 
 from .._buffers import empty_for_read
+from .._platform import DIR_FD
 from ..errors import (
     ChecksumError,
     DamagedDatasetError,
@@ -236,6 +238,21 @@ def _check_stored(path: Path, found: tuple[np.dtype, tuple[int, ...]], spec: Arr
             "file is damaged or not this dataset's; restore it or write the dataset again.")
 
 
+def _open_dir(path: Path) -> tuple[int | None, os.stat_result]:
+    """A descriptor of the dataset directory (None without DIR_FD) and its identity."""
+    try:
+        if not DIR_FD:
+            found = os.stat(path)
+            if not stat.S_ISDIR(found.st_mode):
+                raise NotADirectoryError(path)
+            return None, found
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        return fd, os.fstat(fd)
+    except NotADirectoryError:
+        raise NotADatasetError(f"{path}: expected an ooc dataset directory; found a "
+                               "file.") from None
+
+
 def _stat_or_none(path: Path) -> os.stat_result | None:
     try:
         return os.stat(path)
@@ -248,32 +265,39 @@ class NpyReader(StoreReader):
 
     Every file is opened here, through one descriptor of the directory, so
     that the manifest and the arrays read are of one and the same dataset
-    even while another process replaces it.
+    even while another process replaces it.  Where ``open`` takes no
+    directory descriptor (:data:`ooc._platform.DIR_FD`), files are opened
+    by path and the directory is checked to be the same one before and
+    after; a dataset replaced in between raises DatasetChangedError, and
+    :func:`ooc.open` opens it again.
     """
 
     def __init__(self, path: Path, verify: Verify = "once") -> None:
         super().__init__(path, verify)
-        try:
-            self._dir = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        except NotADirectoryError:
-            raise NotADatasetError(f"{path}: expected an ooc dataset directory; found a "
-                                   "file.") from None
+        self._dir, self._dir_stat = _open_dir(path)
         try:
             self.manifest = self._read_manifest()
             self._open_arrays(str(path / MANIFEST_FILENAME))
+            if self._dir is None:
+                self._check_same_dir()
         except BaseException:
             self.close()
+            if self._dir is None:  # files of two datasets look damaged: say replaced
+                self._check_same_dir()
             raise
         finally:
-            os.close(self._dir)
+            if self._dir is not None:
+                os.close(self._dir)
 
     def _open_in(self, name: str) -> int:
-        """Open ``name`` inside the dataset directory held open as ``self._dir``."""
+        """Open ``name`` inside the dataset directory opened as ``self._dir``."""
         try:
+            if self._dir is None:
+                return os.open(self.path / name, os.O_RDONLY)  # checked by _check_same_dir
             return os.open(name, os.O_RDONLY, dir_fd=self._dir)
         except FileNotFoundError:
             now = _stat_or_none(self.path)
-            if now is None or not os.path.samestat(os.fstat(self._dir), now):
+            if now is None or not os.path.samestat(self._dir_stat, now):
                 raise DatasetChangedError(
                     f"{self.path}: the dataset was replaced or deleted while it was being "
                     "opened. Open it again.") from None
@@ -284,6 +308,14 @@ class NpyReader(StoreReader):
             raise DamagedDatasetError(
                 f"{self.path / name}: this file of the dataset is missing. The dataset is "
                 "damaged; restore the file or write the dataset again.") from None
+
+    def _check_same_dir(self) -> None:
+        """Raise DatasetChangedError unless the path still names the directory first opened."""
+        now = _stat_or_none(self.path)
+        if now is None or not os.path.samestat(self._dir_stat, now):
+            raise DatasetChangedError(
+                f"{self.path}: the dataset was replaced or deleted while it was being "
+                "opened. Open it again.")
 
     def _read_manifest(self) -> dict[str, Any]:
         with open(self._open_in(MANIFEST_FILENAME), "rb") as f:
