@@ -241,7 +241,12 @@ def _run_training(args: argparse.Namespace, build: Any) -> int:
         result = train_from_disk(model, ds, batch_size=args.batch_size, epochs=args.epochs,
                                  seed=args.seed, patience=args.patience,
                                  workers=args.workers, verbose=0 if args.quiet else 2)
-    print(result.format())
+        print(result.format())
+        if "test" in ds:  # held out from training and from early stopping alike
+            loss, acc = model.evaluate(ds.test.batches(args.batch_size, workers=args.workers),
+                                       verbose=0)
+            print(f"Test accuracy: {acc:.4f}, loss: {loss:.4f} ({len(ds.test):,} rows, "
+                  f"the best epoch's weights)")
     if args.save:
         model.save(args.save)
         print(f"saved {args.save}")

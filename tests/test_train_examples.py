@@ -121,7 +121,8 @@ def _diverging_dataset(path: Path) -> Path:
     with ooc.create(path, format="npy") as w:
         w.set_metadata(classes=["neg", "pos"])
         w.append("train", x[:400], y[:400])
-        w.append("val", x[400:], 1 - y[400:])
+        w.append("val", x[400:450], 1 - y[400:450])
+        w.append("test", x[450:], y[450:])
     return path
 
 
@@ -140,6 +141,13 @@ def test_training_ends_with_the_best_epochs_weights(tmp_path: Path,
         loss, acc = keras.models.load_model(saved).evaluate(ds.val.x[:], ds.val.y[:], verbose=0)
     assert loss == pytest.approx(printed_loss, abs=1e-3)
     assert acc == pytest.approx(_accuracy(out), abs=1e-3)
+    with ooc.open(path) as ds:  # the held-out test split is scored with the same weights
+        loss, acc = keras.models.load_model(saved).evaluate(ds.test.x[:], ds.test.y[:],
+                                                            verbose=0)
+    test_line = out.split("Test accuracy:")[1]
+    assert float(test_line.split(",")[0]) == pytest.approx(acc, abs=1e-3)
+    assert float(test_line.split("loss:")[1].split()[0]) == pytest.approx(loss, abs=1e-3)
+    assert "(50 rows" in test_line
 
 
 def test_train_sequence_model_rejects_ngram_dataset(
