@@ -764,10 +764,10 @@ def test_npy_output_holds_the_same_data_as_hdf5(textkit):
         assert (x != y).sum() == 0
 
 
-MAPPED_AFTER_FREE = """
+# glibc's counters of mapped blocks, in a fresh interpreter (mallopt lasts for the process)
+MALLINFO2 = """
 import ctypes, sys
 import numpy as np
-from ooc._report import map_large_blocks
 
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
@@ -775,17 +775,26 @@ class Info(ctypes.Structure):
                                                "keepcost")]
 mallinfo2 = ctypes.CDLL(None).mallinfo2
 mallinfo2.restype = Info
-if sys.argv[1] == "on":
-    map_large_blocks()
+"""
+# prints whether a large block allocated after a large free is mapped on its own
+LARGE_BLOCK_MAPPED = """
 a = np.ones(3 << 20, np.uint8)
 del a  # glibc's default raises its mmap threshold past 3 MiB here
+before = mallinfo2().hblkhd
 b = np.ones(3 << 20, np.uint8)
-print(mallinfo2().hblkhd >= 3 << 20)
+print(mallinfo2().hblkhd - before >= 3 << 20)
 """
+NEEDS_MALLOPT = pytest.mark.skipif(
+    not hasattr(ctypes.CDLL(None), "mallinfo2") or not _platform.glibc("mallopt"),
+    reason="needs glibc >= 2.33 and its mallopt")
+MAPPED_AFTER_FREE = MALLINFO2 + """
+from ooc._report import map_large_blocks
+if sys.argv[1] == "on":
+    map_large_blocks()
+""" + LARGE_BLOCK_MAPPED
 
 
-@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2") or not _platform.glibc("mallopt"),
-                    reason="needs glibc >= 2.33 and its mallopt")
+@NEEDS_MALLOPT
 def test_large_blocks_stay_mapped_after_a_free():
     # Freed large NumPy temporaries must go back to the OS, not fragment the heap.
     def mapped(mode: str) -> str:
@@ -796,33 +805,18 @@ def test_large_blocks_stay_mapped_after_a_free():
     assert mapped("off") == "False"  # the glibc default this guards against
 
 
-LEAVES_ALLOCATOR = """
-import ctypes, sys
-import numpy as np
+LEAVES_ALLOCATOR = MALLINFO2 + """
 import ooc
 from ooc.cli import main
-
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                                               "usmblks", "fsmblks", "uordblks", "fordblks",
-                                               "keepcost")]
-mallinfo2 = ctypes.CDLL(None).mallinfo2
-mallinfo2.restype = Info
 csv, out, how = sys.argv[1:]
 if how == "api":
     ooc.preprocess_text(csv, out, top_k=50, workers=2, progress=False)
 else:
     main(["preprocess", csv, "--out", out, "--top-k", "50", "--workers", "2", "--quiet"])
-a = np.ones(3 << 20, np.uint8)
-del a  # glibc's default raises its mmap threshold past 3 MiB here
-before = mallinfo2().hblkhd
-b = np.ones(3 << 20, np.uint8)
-print(mallinfo2().hblkhd - before >= 3 << 20)
-"""
+""" + LARGE_BLOCK_MAPPED
 
 
-@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2") or not _platform.glibc("mallopt"),
-                    reason="needs glibc >= 2.33 and its mallopt")
+@NEEDS_MALLOPT
 def test_the_python_api_leaves_the_callers_allocator_alone(textkit):
     # mallopt lasts for the process and glibc cannot say what it was: the API must not call it
     # in the caller's process (its workers may); the CLI, which owns its process, does.
