@@ -10,7 +10,7 @@ imported only when the first two are called.
 from __future__ import annotations
 
 import functools
-from collections.abc import ItemsView, Iterator, KeysView
+from collections.abc import Callable, ItemsView, Iterator, KeysView
 from copy import copy as shallow_copy
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +66,10 @@ class Column:
     def view(self, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)`` read-only, where possible without a copy (batch plans)."""
         return self._store.view(self.key, start, stop)
+
+    def viewer(self) -> Callable[[int, int], np.ndarray]:
+        """:meth:`view` without the lookups in between, for a loop over many batches."""
+        return self._store.viewer(self.key)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return np.asarray(self[:], dtype=dtype)

@@ -99,6 +99,23 @@ def reopen(path: Path, expected: tuple[int, ...] | None) -> int:
     return fd
 
 
+def _release(mapped: mmap.mmap, grains: set[int]) -> None:
+    """Drop the map's pages in ``grains`` (of ``MAP_GRAIN`` bytes), one call per run.
+
+    Only the runs views touched: a call over the whole map walks all of its
+    page tables, three times the cost of a 16 MiB run (docs/BENCHMARKS.md).
+    """
+    runs: list[list[int]] = []
+    for g in sorted(grains):
+        if runs and runs[-1][1] == g:
+            runs[-1][1] = g + 1
+        else:
+            runs.append([g, g + 1])
+    for first, end in runs:
+        start = first * MAP_GRAIN
+        mapped.madvise(mmap.MADV_DONTNEED, start, min(end * MAP_GRAIN, len(mapped)) - start)
+
+
 class PreadFile(io.RawIOBase):
     """A read-only file object over a descriptor it does not own, with its own
     position: ``pread`` leaves the descriptor's shared offset alone, so forked
@@ -145,7 +162,7 @@ class PerProcessFile:
         self._fd = fd
         self.identity = file_identity(os.fstat(fd)) if fd is not None else identity
         self._map: mmap.mmap | None = None
-        self._viewed = 0  # bytes the views since the last release can map
+        self._touched: set[int] = set()  # grains the views since the last release can map
 
     def fd(self) -> int:
         """The descriptor, opened again (and checked) after unpickling or close."""
@@ -171,20 +188,19 @@ class PerProcessFile:
             self.read_into(out, offset)
             out.flags.writeable = False
             return out
-        mapped = self._map
-        if mapped is None:
-            mapped = self._open_map()
-        nbytes = dtype.itemsize * math.prod(shape)
-        if offset + nbytes > len(mapped):
-            raise self._truncated(len(mapped), nbytes, offset)
-        # count what touching the view can map: whole large page-cache folios
-        # (or less), so that even views of a few bytes keep the map bounded
-        grain = MAP_GRAIN
-        span = -(-(offset + nbytes) // grain) * grain - offset // grain * grain
-        self._viewed += span
-        if self._viewed >= VIEW_RELEASE_BYTES:
-            self._viewed = span  # this view is touched after the release
-            mapped.madvise(mmap.MADV_DONTNEED)
+        mapped = self._map or self._open_map()
+        end = offset + dtype.itemsize * math.prod(shape)
+        if end > len(mapped):
+            raise self._truncated(len(mapped), end - offset, offset)
+        # what touching the view can map: whole large page-cache folios (or less),
+        # so that even views of a few bytes keep the map bounded
+        grains = range(offset // MAP_GRAIN, -(-end // MAP_GRAIN))
+        if not self._touched.issuperset(grains):  # most views fall in grains already counted
+            touched = self._touched.union(grains)
+            if len(touched) * MAP_GRAIN > VIEW_RELEASE_BYTES and len(touched) > len(grains):
+                _release(mapped, self._touched)
+                touched = set(grains)  # this view is touched after the release
+            self._touched = touched
         return np.ndarray(shape, dtype, mapped, offset)
 
     def _open_map(self) -> mmap.mmap:

@@ -108,6 +108,10 @@ class StoreReader(ABC):
         """Rows ``[start, stop)`` of ``key``, read-only and where possible without a copy."""
         return self._array(key).view(start, stop)
 
+    def viewer(self, key: str) -> Callable[[int, int], np.ndarray]:
+        """``view`` of ``key`` as a function of ``(start, stop)``."""
+        return self._array(key).view
+
     def verify(self, key: str) -> None:
         """Check every stored block of ``key``; raise ChecksumError on damage."""
         self._array(key).verifier.check_all()
