@@ -145,6 +145,24 @@ def test_class_stats_scores_are_f_classifs_bit_for_bit(n_classes, buffer_bytes):
     np.testing.assert_array_equal(stats.scores(), expected)  # equal, not close
 
 
+def test_class_stats_held_densely_or_by_pair_score_alike():
+    # dense when features x classes fit the buffer, else pairs; a class
+    # without training rows (it has rows in another split) adds nothing to either
+    rng = np.random.default_rng(5)
+    x, y = equal_columns_matrix(rng, 500, 3)
+    counts = np.append(np.bincount(y, minlength=3), 0)
+    scores = []
+    for buffer_bytes in (1 << 20, 4000):
+        stats = ClassStats(counts, x.shape[1], buffer_bytes)
+        for lo in range(0, x.shape[0], 64):
+            piece = x[lo:lo + 64].tocoo()
+            stats.add(piece.col.astype(np.int32), y[lo:lo + 64][piece.row], piece.data)
+        scores.append(stats.scores())
+    assert [ClassStats(counts, x.shape[1], b).dense for b in (1 << 20, 4000)] == [True, False]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert np.isfinite(scores[0]).any()
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scores=st.lists(st.sampled_from([0.0, -0.0, 1.5, 2.0, np.inf, -np.inf, np.nan]),
                        min_size=1, max_size=40),

@@ -199,17 +199,19 @@ def compact_tokens(space: KeySpace, keys: np.ndarray,
 
 CLASS_PAIR_BYTES = 64  # key, sum, sum of squares of a (feature, class) pair, and merge copies
 CLASS_ENTRY_BYTES = 56  # one buffered entry, and its pair key and position while merged
+CLASS_DENSE_BYTES = 16  # sum and sum of squares of every (feature, class) pair
 
 
 class ClassStats:
-    """Sufficient statistics of ``f_classif`` for ``n_features`` features, held sparsely.
+    """Sufficient statistics of ``f_classif`` for ``n_features`` features.
 
-    Only the (feature, class) pairs that occur are kept: memory follows the
-    number of such pairs (at most ``min(classes, df)`` per feature), not
-    features times classes.  Every sum is accumulated in the order
-    scikit-learn's ``f_oneway`` uses (rows in order within a class, then
-    classes in order), so equal columns give bit-equal scores and ties at
-    the k-th score are the same ties as scikit-learn's.  Entries are
+    Every sum is accumulated in the order scikit-learn's ``f_oneway`` uses
+    (rows in order within a class, then classes in order), so equal columns
+    give bit-equal scores and ties at the k-th score are the same ties as
+    scikit-learn's.  Held densely (features x classes) when that fits in
+    ``buffer_bytes``: each chunk is added in place.  Otherwise only the
+    (feature, class) pairs that occur are kept, memory following the number
+    of pairs (at most ``min(classes, df)`` per feature); entries are then
     buffered and merged when the buffer passes ``buffer_bytes``.
     """
 
@@ -217,15 +219,23 @@ class ClassStats:
                  buffer_bytes: int = 64 << 20) -> None:
         self.class_counts = np.asarray(class_counts, dtype=np.int64)
         self.n_features = n_features
+        n_pairs = n_features * len(self.class_counts)
+        self.dense = n_pairs * CLASS_DENSE_BYTES <= buffer_bytes
         self.buffer_entries = max(1, buffer_bytes // CLASS_ENTRY_BYTES)
-        self.keys = np.zeros(0, np.int64)  # feature * n_classes + class, sorted
-        self.sums = np.zeros(0)
-        self.sumsq = np.zeros(0)
+        # pairs feature * n_classes + class: all of them (dense) or those seen, sorted
+        self.keys = np.zeros(0, np.int64)
+        self.sums = np.zeros(n_pairs if self.dense else 0)
+        self.sumsq = np.zeros(n_pairs if self.dense else 0)
         self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._buffered = 0
 
     def add(self, cols: np.ndarray, classes: np.ndarray, values: np.ndarray) -> None:
         """Add one chunk's :func:`class_entries` (chunks in row order)."""
+        if self.dense:
+            at = cols.astype(np.int64) * len(self.class_counts) + classes
+            np.add.at(self.sums, at, values)  # one addition at a time, in the entries' order
+            np.add.at(self.sumsq, at, values * values)
+            return
         self._buffer.append((cols, classes, values))
         self._buffered += len(cols)
         if self._buffered >= self.buffer_entries:
@@ -249,24 +259,32 @@ class ClassStats:
         np.add.at(sumsq, at, values * values)
         self.keys, self.sums, self.sumsq = keys, sums, sumsq
 
-    def scores(self) -> np.ndarray:
-        """ANOVA F of every feature, as ``sklearn.feature_selection.f_classif`` computes it.
+    def _per_feature(self, pair_values: np.ndarray) -> np.ndarray:
+        """Sum over classes, in class order from 0.0, of a value per pair.
 
-        ``np.bincount`` adds a feature's pairs one at a time in class order,
-        starting from 0.0, like ``f_oneway``'s loops over the classes (the
-        classes where a feature is absent add 0.0, which changes nothing).
+        The classes where a feature is absent add 0.0, which changes nothing.
         """
+        n_classes = len(self.class_counts)
+        if not self.dense:
+            return np.bincount(self.keys // n_classes, weights=pair_values,
+                               minlength=self.n_features)
+        out = np.zeros(self.n_features)
+        for column in pair_values.reshape(self.n_features, n_classes).T:
+            out += column
+        return out
+
+    def scores(self) -> np.ndarray:
+        """ANOVA F of every feature, as ``sklearn.feature_selection.f_classif`` computes it."""
         self._merge()
         n_classes = len(self.class_counts)
         n = float(self.class_counts.sum())
-        feature, klass = np.divmod(self.keys, n_classes)
-
-        def per_feature(weights: np.ndarray) -> np.ndarray:
-            return np.bincount(feature, weights=weights, minlength=self.n_features)
-
-        square_of_total = per_feature(self.sums) ** 2
-        sstot = per_feature(self.sumsq) - square_of_total / n
-        ssbn = per_feature(self.sums ** 2 / self.class_counts[klass]) - square_of_total / n
+        rows = (self.class_counts[self.keys % n_classes] if not self.dense
+                else np.tile(self.class_counts, self.n_features))
+        # a class without rows has no pairs (sparse) or zero sums (dense): it adds nothing
+        of_class = np.divide(self.sums ** 2, rows, out=np.zeros(len(rows)), where=rows > 0)
+        square_of_total = self._per_feature(self.sums) ** 2
+        sstot = self._per_feature(self.sumsq) - square_of_total / n
+        ssbn = self._per_feature(of_class) - square_of_total / n
         msb = ssbn / float(n_classes - 1)
         msw = (sstot - ssbn) / float(n - n_classes)
         with np.errstate(divide="ignore", invalid="ignore"):
