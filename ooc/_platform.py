@@ -112,3 +112,19 @@ def glibc(name: str) -> Any:
         return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError, TypeError):
         return None
+
+
+@functools.cache
+def numba() -> bool:
+    """Whether numba compiles ooc's kernels here (an optional extra, ``ooc[numba]``).
+
+    A function, so that ``import ooc`` does not import numba; an install that
+    fails to import (a NumPy too new for it) counts as absent.
+    """
+    if PORTABLE:
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True

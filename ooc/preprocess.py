@@ -47,7 +47,7 @@ from ._report import (
 from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
 from .store._atomic import check_output, remove_dead_temporaries
 from .store._disk import writing
-from .text import jobs, ngram_fit
+from .text import jobs, kernels, ngram_fit
 from .text._common import check_decoding, describe_columns, escape
 from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
@@ -604,6 +604,7 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
         pool = None
         if config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
+            kernels.warm_up()
             context = multiprocessing.get_context(START_METHOD)
             pool = stack.enter_context(_start_pool(context, config.workers))
         run = _Run(config, pool, work, rejects)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._hash import splitmix64
+from . import kernels
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class HashIndex:
     def lookup(self, queries: np.ndarray) -> np.ndarray:
         """Position of every query key, -1 where absent."""
         bits = self.bits
+        if kernels.compiled():
+            return kernels.lookup(self.slots_keys, self.slots_values, queries, bits)
         mask = np.uint64((1 << bits) - 1)
         slot = _home(queries, bits)
         out = np.full(len(queries), -1, dtype=np.int64)

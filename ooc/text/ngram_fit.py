@@ -37,10 +37,9 @@ from .ngram_vectorizer import (
     Vocabulary,
     class_entries,
     idf_of,
-    term_counts,
     top_k,
 )
-from .ngrams import KeySpace
+from .ngrams import KeySpace, term_counts
 from .spill import load_chunk
 from .splits import TRAIN
 

@@ -34,7 +34,7 @@ from ._common import text_list
 from .counts import SpilledCounts, sum_counts
 from .hashindex import HashIndex
 from .labels import fit_classes
-from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, doc_term_counts, document_frequencies
+from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, document_frequencies, term_counts
 from .saved import SavedVectorizer
 from .tokenize import FIT_TEXTS, Tokens, no_tokens_error, tokenize
 from .vocab import TokenTable, pack_strings, unpack_strings
@@ -98,11 +98,8 @@ def count_chunk(config: NgramConfig, texts: list[str], train: np.ndarray) -> Chu
     for a in range(0, tokens.n_docs, COUNT_PIECE_DOCS):
         b = min(a + COUNT_PIECE_DOCS, tokens.n_docs)
         lo, hi = tokens.offsets[a], tokens.offsets[b]
-        piece = Tokens(tokens.ids[lo:hi], tokens.offsets[a:b + 1] - lo, tokens.dictionary)
-        keys, docs = config.space.keys(piece)
-        keep = train[a:b][docs]
-        parts.append(document_frequencies(config.space, keys[keep], docs[keep]))
-        del keys, docs, keep
+        parts.append(document_frequencies(config.space, tokens.ids[lo:hi],
+                                          tokens.offsets[a:b + 1] - lo, train[a:b]))
     if len(parts) == 1:
         return ChunkCounts(tokens, *parts[0])
     if not parts:
@@ -139,13 +136,6 @@ class Vocabulary:
         value = tf[hit] * self.idf[col]
         norms = np.sqrt(np.bincount(doc, weights=value * value, minlength=len(offsets) - 1))
         return doc, col, value / norms[doc], norms
-
-
-def term_counts(space: KeySpace, ids: np.ndarray,
-                offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct ``(row, n-gram key)`` pairs of pre-tokenised rows with their counts."""
-    keys, docs = space.keys(Tokens(ids, offsets, None), ids)
-    return doc_term_counts(space, keys, docs)
 
 
 def csr_rows(doc: np.ndarray, col: np.ndarray, value: np.ndarray, n_rows: int,

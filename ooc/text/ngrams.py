@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .tokenize import Tokens
 
 WORD_BITS = 25
@@ -53,9 +54,7 @@ class KeySpace:
         negative ids mark unknown tokens, and n-grams containing one are left out.
         """
         ids = tokens.ids if ids is None else ids
-        if len(ids) and ids.max() > self.max_token:
-            raise ValueError(f"token id {int(ids.max())} does not fit a {self.bits}-bit slot; "
-                             "the corpus has too many distinct tokens for this n-gram range.")
+        self.check_ids(ids)
         doc = tokens.doc_of_token().astype(np.int32)
         slot = ids.astype(np.uint64)
         slot += np.uint64(1)
@@ -75,6 +74,12 @@ class KeySpace:
             docs[pos:pos + m] = doc if starts is None else doc[starts]
             pos += m
         return keys, docs
+
+    def check_ids(self, ids: np.ndarray) -> None:
+        """Raise ValueError unless every token id fits a slot."""
+        if len(ids) and ids.max() > self.max_token:
+            raise ValueError(f"token id {int(ids.max())} does not fit a {self.bits}-bit slot; "
+                             "the corpus has too many distinct tokens for this n-gram range.")
 
     @staticmethod
     def _starts(doc: np.ndarray, unknown: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -129,6 +134,8 @@ class KeySpace:
 
 
 def _unique_counts(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if kernels.compiled():
+        return kernels.run_lengths(sorted_values)
     if not len(sorted_values):
         return sorted_values, np.zeros(0, np.int64)
     first = np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]])
@@ -158,9 +165,24 @@ def doc_term_counts(space: KeySpace, keys: np.ndarray,
             distinct[(pairs & np.uint64(0xFFFFFFFF)).astype(np.int64)], counts)
 
 
-def document_frequencies(space: KeySpace, keys: np.ndarray,
-                         docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct keys (sorted) and the number of documents holding each."""
-    _, doc_keys, _ = doc_term_counts(space, keys, docs)
+def term_counts(space: KeySpace, ids: np.ndarray, offsets: np.ndarray,
+                rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ``(row, n-gram key)`` pairs of tokenised rows (``ids[offsets[r]:offsets[r
+    + 1]]``; negative ids unknown) with their counts, sorted by row then key; only rows
+    where ``rows`` when given."""
+    space.check_ids(ids)
+    if kernels.compiled():
+        return kernels.term_counts(ids, offsets, space.ngram_range, space.bits, rows)
+    keys, docs = space.keys(Tokens(ids, offsets, None), ids)
+    if rows is not None:
+        keep = rows[docs]
+        keys, docs = keys[keep], docs[keep]
+    return doc_term_counts(space, keys, docs)
+
+
+def document_frequencies(space: KeySpace, ids: np.ndarray, offsets: np.ndarray,
+                         rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys (sorted) and the number of rows (where ``rows``) holding each."""
+    _, doc_keys, _ = term_counts(space, ids, offsets, rows)
     doc_keys.sort()
     return _unique_counts(doc_keys)

@@ -1,0 +1,74 @@
+"""The compiled kernels (numba) give exactly what their NumPy fallbacks give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ooc.text import kernels, ngrams
+from ooc.text.hashindex import HashIndex
+from ooc.text.ngrams import KeySpace
+
+pytest.importorskip("numba")
+pytestmark = pytest.mark.skipif(not kernels.compiled(), reason="kernels not compiled here")
+
+
+def both(monkeypatch: pytest.MonkeyPatch, call) -> tuple:
+    """``call()`` with the compiled kernels, then with the NumPy fallbacks."""
+    compiled = call()
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "compiled", lambda: False)
+        fallback = call()
+    return compiled, fallback
+
+
+def assert_same(a: tuple, b: tuple) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x, np.int64) if x.dtype != np.uint64 else x,
+                                      np.asarray(y, np.int64) if y.dtype != np.uint64 else y)
+
+
+rows_of_ids = st.lists(st.lists(st.integers(-1, 40), max_size=30), max_size=25)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs=rows_of_ids, ngram_range=st.sampled_from([(1, 1), (1, 2), (2, 2), (1, 3), (2, 3)]),
+       masked=st.booleans(), seed=st.integers(0, 99))
+def test_term_counts_and_document_frequencies(monkeypatch, docs, ngram_range, masked, seed):
+    space = KeySpace(ngram_range, 21)
+    ids = np.array([t for d in docs for t in d], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+    rows = np.random.default_rng(seed).random(len(docs)) < 0.6 if masked else None
+    assert_same(*both(monkeypatch, lambda: ngrams.term_counts(space, ids, offsets, rows)))
+    assert_same(*both(monkeypatch,
+                      lambda: ngrams.document_frequencies(space, ids, offsets, rows)))
+
+
+def test_term_counts_of_a_real_sized_chunk(monkeypatch):
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 300, 500)
+    ids = rng.zipf(1.3, lengths.sum()).astype(np.int64) % 50_000
+    ids[rng.random(len(ids)) < 0.01] = -1  # unknown tokens
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    space = KeySpace((1, 2), 25)
+    compiled, fallback = both(monkeypatch, lambda: ngrams.term_counts(space, ids, offsets))
+    assert len(compiled[0]) > 50_000
+    assert_same(compiled, fallback)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.sets(st.integers(1, 2**64 - 1), max_size=300),
+       absent=st.lists(st.integers(1, 2**64 - 1), max_size=100))
+def test_hash_index_lookup(monkeypatch, keys, absent):
+    stored = np.array(sorted(keys), dtype=np.uint64)
+    index = HashIndex.build(stored)
+    queries = np.array(list(keys)[::2] + absent, dtype=np.uint64)
+    compiled, fallback = both(monkeypatch, lambda: index.lookup(queries))
+    np.testing.assert_array_equal(compiled, fallback)
+    found = compiled >= 0
+    np.testing.assert_array_equal(stored[compiled[found]], queries[found])
