@@ -24,7 +24,12 @@ and ``aΣ{c}Σ1``, that make each of its properties visible in the tokens:
   after ``c`` only when ``c`` is cased or ignorable (then skipped to ``Σ``).
 
 So every code point meets the final-sigma rule from the left and from the
-right, and next to ASCII letters, Greek letters and a space.
+right, and next to ASCII letters, Greek letters and a space.  The analyzers
+also run without lowercasing and accent stripping (``RAW``), where the
+character classes see the code points that preprocessing would have mapped
+away (capitals, ``²``, ``İ``, no-break spaces).  The Keras reference is
+tf_keras' own ``text_to_word_sequence``: importing TensorFlow takes seconds,
+but the full suite pays that once (``tests/test_vectorizers.py`` needs it too).
 """
 
 from __future__ import annotations
@@ -83,9 +88,9 @@ def every_code_point() -> list[tuple[list[int], str]]:
                      for i in range(0, 128, 32))]
 
 
-def tokens_by_doc(docs: list[str], analyzer: str) -> Iterator[list[Any]]:
+def tokens_by_doc(docs: list[str], analyzer: str, **options: Any) -> Iterator[list[Any]]:
     """ooc's tokens of every document, as strings (code points for ``char``)."""
-    tokens = tokenize(docs, analyzer)
+    tokens = tokenize(docs, analyzer, **options)
     values = tokens.ids if tokens.dictionary is None else np.array(
         tokens.dictionary, dtype=object)[tokens.ids]
     for start, stop in zip(tokens.offsets[:-1], tokens.offsets[1:], strict=True):
@@ -93,52 +98,68 @@ def tokens_by_doc(docs: list[str], analyzer: str) -> Iterator[list[Any]]:
 
 
 def assert_tokenizes_like(cases: list[tuple[list[int], str]], analyzer: str,
-                          reference: Analyzer) -> None:
+                          reference: Analyzer, **options: Any) -> None:
     """ooc tokenises every document of ``cases`` as ``reference`` does; if not, the
     message names the code points that differ (those of the first failing documents)."""
     docs = [doc for _, doc in cases]
     step = -(-len(docs) // CALLS)
     failing = []
     for first in range(0, len(docs), step):
-        got = tokens_by_doc(docs[first:first + step], analyzer)
+        got = tokens_by_doc(docs[first:first + step], analyzer, **options)
         for (points, doc), ours in zip(cases[first:first + step], got, strict=True):
             if ours != reference(doc):
                 failing.append(points)
     if failing:
-        found = culprits([c for points in failing[:3] for c in points], analyzer, reference)
+        found = culprits([c for points in failing[:3] for c in points], analyzer, reference,
+                         **options)
         pytest.fail(f"{len(failing)} of {len(docs)} documents of {analyzer!r} tokens differ; "
                     f"{len(found)} code points of the first ones differ on their own:\n"
                     + "\n".join(found[:20]))
 
 
-def culprits(points: list[int], analyzer: str, reference: Analyzer) -> list[str]:
+def culprits(points: list[int], analyzer: str, reference: Analyzer,
+             **options: Any) -> list[str]:
     """Which of ``points`` are tokenised unlike ``reference`` in a document of their own,
     each with both token lists."""
     docs = [document([c]) for c in points]
     found = []
-    for c, doc, ours in zip(points, docs, tokens_by_doc(docs, analyzer), strict=True):
+    for c, doc, ours in zip(points, docs, tokens_by_doc(docs, analyzer, **options),
+                            strict=True):
         expected = reference(doc)
         if ours != expected:
             found.append(f"U+{c:04X} {doc!r}: ooc {ours!r}, reference {expected!r}")
     return found
 
 
-def sklearn_reference(analyzer: str) -> Analyzer:
-    """scikit-learn's analyzer with the guide's preprocessing, n-grams of one token."""
-    analyze = TfidfVectorizer(analyzer=analyzer, strip_accents="unicode").build_analyzer()
+def sklearn_reference(analyzer: str, options: dict[str, Any]) -> Analyzer:
+    """scikit-learn's analyzer with ``options`` (default: the guide's preprocessing),
+    n-grams of one token; the char analyzer's tokens as code points."""
+    settings = {"strip_accents": "unicode", **options}
+    analyze = TfidfVectorizer(analyzer=analyzer, **settings).build_analyzer()
     if analyzer == "word":
         return analyze
     return lambda doc: [ord(ch) for ch in analyze(doc)]
 
 
+RAW = {"lowercase": False, "strip_accents": None}
+"""No preprocessing: the character classes see every code point as it is."""
+
+
+@pytest.mark.parametrize("options", [{}, RAW], ids=["guide", "raw"])
 @pytest.mark.parametrize("analyzer", ["word", "char"])
-def test_every_code_point_tokenizes_like_sklearn(every_code_point, analyzer):
-    assert_tokenizes_like(every_code_point, analyzer, sklearn_reference(analyzer))
+def test_every_code_point_tokenizes_like_sklearn(every_code_point, analyzer, options):
+    reference = sklearn_reference(analyzer, options)
+    assert_tokenizes_like(every_code_point, analyzer, reference, **options)
 
 
-def test_every_code_point_tokenizes_like_keras(every_code_point):
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_every_code_point_tokenizes_like_keras(every_code_point, lowercase):
     text = pytest.importorskip("tf_keras.preprocessing.text")
-    assert_tokenizes_like(every_code_point, "keras", text.text_to_word_sequence)
+
+    def reference(doc: str) -> list[str]:
+        return text.text_to_word_sequence(doc, lower=lowercase)
+
+    assert_tokenizes_like(every_code_point, "keras", reference, lowercase=lowercase)
 
 
 @pytest.mark.parametrize(("c", "kind", "sigmas"), [
