@@ -32,6 +32,10 @@ UNICODE_DOCS = [
     "Emoji 😀👍 and “curly quotes” — dashes… ★★★★★ 数据 中文 文本 test-case don't.",
     "Ελληνικά ΚΕΊΜΕΝΑ και ΣΊΣΥΦΟΣ, русский ТЕКСТ и ёлка; العربية نص hello wörld.",  # noqa: RUF001
     "tabs\tand\r\nCRLF\nlines   and  multiple    spaces; under_score _x 3rd 42 a1 b2.",
+    "日本語のテキスト、ひらがなとカタカナ。東京タワーへ行きました！ 漢字仮名交じり文",  # noqa: RUF001
+    "ｶﾀｶﾅ ＡＢＣ１２３ 中华人民共和国 繁體中文 ☕ 🇯🇵 👩‍👩‍👧 x²+y² ½",  # noqa: RUF001
+    "İstanbul IĞDIR ılık ışık KIZ kız İi Iı; TÜRKÇE türkçe ŞEHİR şehir.",  # noqa: RUF001
+    "ὈΔΥΣΣΕΎΣ ὀδυσσεύς λόγος ΛΌΓΟΣ σοφός ΣΟΦΌΣ'Σ Σ σ ς ΑΣ. x² y³ ½ ⅓ ① ﬁﬂ ŉ.",  # noqa: RUF001
     "A ! b ? c ... 1 2 3 -- I",  # no word of two characters: an empty row
 ]
 
