@@ -72,3 +72,43 @@ def test_hash_index_lookup(monkeypatch, keys, absent):
     np.testing.assert_array_equal(compiled, fallback)
     found = compiled >= 0
     np.testing.assert_array_equal(stored[compiled[found]], queries[found])
+
+
+def test_add_squares_adds_in_np_add_at_order(monkeypatch):
+    rng = np.random.default_rng(4)
+    at = rng.integers(0, 50, 20_000)
+    values = rng.random(20_000) * 10.0 ** rng.integers(-8, 8, 20_000)  # order shows in the sums
+
+    def add() -> tuple:
+        sums, sumsq = np.zeros(50), np.zeros(50)
+        kernels.add_squares(sums, sumsq, at, values)
+        return sums, sumsq
+
+    compiled, fallback = both(monkeypatch, add)
+    assert compiled[0].tobytes() == fallback[0].tobytes()
+    assert compiled[1].tobytes() == fallback[1].tobytes()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(groups=st.lists(st.integers(0, 9), max_size=200), extra=st.integers(0, 3))
+def test_group_order_is_a_stable_sort_with_bounds(monkeypatch, groups, extra):
+    values = np.array(groups, dtype=np.int64)
+    compiled, fallback = both(monkeypatch, lambda: kernels.group_order(values, 10 + extra))
+    assert_same(compiled, fallback)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(["a", "ab", "ba", "é", "数据", "😀", "abc", "x" * 40]),
+                      max_size=120))
+def test_dictionary_encoding_gives_ids_in_order_of_first_appearance(monkeypatch, words):
+    from ooc.text.tokenize import _dictionary_encode
+
+    data = np.frombuffer(" ".join(words).encode(), np.uint8)
+    lengths = np.array([len(w.encode()) for w in words], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths + 1)])[:len(words)].astype(np.int64)
+    compiled, fallback = both(monkeypatch, lambda: _dictionary_encode(data, starts,
+                                                                      starts + lengths))
+    np.testing.assert_array_equal(compiled[0], fallback[0])
+    assert compiled[1] == fallback[1] == list(dict.fromkeys(words))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store._disk import writing
+from . import kernels
 
 _RECORD = np.dtype([("key", "<u8"), ("count", "<i8")])
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -37,8 +38,7 @@ def partition_of(keys: np.ndarray, bits: int) -> np.ndarray:
 
 def _scatter(records: np.ndarray, parts: np.ndarray, n_parts: int,
              paths: list[Path]) -> None:
-    order = np.argsort(parts, kind="stable")
-    bounds = np.searchsorted(parts[order], np.arange(n_parts + 1))
+    order, bounds = kernels.group_order(parts, n_parts)
     sorted_records = records[order]
     for p in range(n_parts):
         piece = sorted_records[bounds[p]:bounds[p + 1]]

@@ -127,7 +127,80 @@ def _kernels() -> dict[str, Any]:
                 s = (s + np.uint64(1)) & mask
         return out
 
-    return {"term_counts": term_counts, "run_lengths": run_lengths, "lookup": lookup}
+    @jit
+    def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray,
+                    values: np.ndarray) -> None:
+        for i in range(len(at)):  # one addition at a time, in the entries' order
+            v = values[i]
+            sums[at[i]] += v
+            sumsq[at[i]] += v * v
+
+    @jit
+    def group_order(groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+        bounds = np.zeros(n_groups + 1, np.int64)
+        for g in groups:
+            bounds[g + 1] += 1
+        for g in range(n_groups):
+            bounds[g + 1] += bounds[g]
+        fill = bounds[:-1].copy()
+        order = np.empty(len(groups), np.int64)
+        for i in range(len(groups)):  # a stable counting sort
+            order[fill[groups[i]]] = i
+            fill[groups[i]] += 1
+        return order, bounds
+
+    @jit
+    def encode_runs(data: np.ndarray, starts: np.ndarray,
+                    stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # open addressing over the distinct strings only, doubled at half full,
+        # so that the table stays in cache (sized for every token it did not)
+        n = len(starts)
+        bits = 10
+        slots = np.full(1 << bits, -1, np.int64)
+        ids = np.empty(n, np.int64)
+        firsts = np.empty(n, np.int64)
+        hashes = np.empty(n, np.uint64)
+        n_ids = 0
+        for i in range(n):
+            a, b = starts[i], stops[i]
+            h = np.uint64(0xCBF29CE484222325)  # FNV-1a
+            for j in range(a, b):
+                h = (h ^ np.uint64(data[j])) * np.uint64(0x100000001B3)
+            h = splitmix64(h)
+            mask = np.uint64((1 << bits) - 1)
+            s = h & mask
+            while True:
+                k = slots[s]
+                if k < 0:
+                    slots[s] = n_ids
+                    firsts[n_ids], hashes[n_ids], ids[i] = i, h, n_ids
+                    n_ids += 1
+                    break
+                if hashes[k] == h:
+                    f = firsts[k]
+                    same = stops[f] - starts[f] == b - a
+                    j = 0
+                    while same and j < b - a:
+                        same = data[starts[f] + j] == data[a + j]
+                        j += 1
+                    if same:
+                        ids[i] = k
+                        break
+                s = (s + np.uint64(1)) & mask
+            if 2 * n_ids > (1 << bits):
+                bits += 1
+                mask = np.uint64((1 << bits) - 1)
+                slots = np.full(1 << bits, -1, np.int64)
+                for k in range(n_ids):
+                    s = hashes[k] & mask
+                    while slots[s] >= 0:
+                        s = (s + np.uint64(1)) & mask
+                    slots[s] = k
+        return ids, firsts[:n_ids]
+
+    return {"term_counts": term_counts, "run_lengths": run_lengths, "lookup": lookup,
+            "add_squares": add_squares, "group_order": group_order,
+            "encode_runs": encode_runs}
 
 
 def warm_up() -> None:
@@ -139,6 +212,10 @@ def warm_up() -> None:
                                np.zeros(0, bool))
         kernels["run_lengths"](empty)
         kernels["lookup"](np.zeros(16, np.uint64), np.zeros(16, np.int64), empty, 4)
+        kernels["add_squares"](np.zeros(1), np.zeros(1), np.zeros(0, np.int64), np.zeros(0))
+        kernels["group_order"](np.zeros(0, np.int64), 1)
+        kernels["encode_runs"](np.zeros(0, np.uint8), np.zeros(0, np.int64),
+                               np.zeros(0, np.int64))
 
 
 def term_counts(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, int], bits: int,
@@ -160,3 +237,32 @@ def lookup(slots_keys: np.ndarray, slots_values: np.ndarray, queries: np.ndarray
     """Compiled :meth:`ooc.text.hashindex.HashIndex.lookup`."""
     return _kernels()["lookup"](slots_keys, slots_values,
                                 np.ascontiguousarray(queries, np.uint64), bits)
+
+
+def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray, values: np.ndarray) -> None:
+    """``sums[at] += values`` and ``sumsq[at] += values**2``, one entry at a time in order
+    (``np.add.at``'s order, so the same floats)."""
+    if compiled():
+        _kernels()["add_squares"](sums, sumsq, np.ascontiguousarray(at, np.int64),
+                                  np.ascontiguousarray(values, np.float64))
+    else:
+        np.add.at(sums, at, values)
+        np.add.at(sumsq, at, values * values)
+
+
+def group_order(groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices that sort ``groups`` (ints in ``[0, n_groups)``) stably, and where each
+    group starts in that order (``n_groups + 1`` bounds)."""
+    if compiled():
+        return _kernels()["group_order"](np.ascontiguousarray(groups, np.int64), n_groups)
+    order = np.argsort(groups, kind="stable")
+    return order, np.searchsorted(groups[order], np.arange(n_groups + 1))
+
+
+def encode_runs(data: np.ndarray, starts: np.ndarray,
+                stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compiled dictionary encoding of the byte strings ``data[starts[i]:stops[i]]``:
+    each string's id (ids in order of first appearance) and where each id first occurs."""
+    return _kernels()["encode_runs"](np.ascontiguousarray(data, np.uint8),
+                                     np.ascontiguousarray(starts, np.int64),
+                                     np.ascontiguousarray(stops, np.int64))

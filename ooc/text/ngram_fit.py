@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import kernels
 from .counts import SpilledCounts, partition_of
 from .hashindex import HashIndex
 from .ngram_vectorizer import (
@@ -158,8 +159,7 @@ def write_triples(directory: Path, chunk: int, rows: np.ndarray, keys: np.ndarra
     """Split one chunk's ``(row, key, tf)`` triples by shard, one file each."""
     triples = np.empty(len(rows), dtype=_TRIPLE)
     triples["row"], triples["key"], triples["tf"] = rows, keys, tf
-    order = np.argsort(shard_of, kind="stable")
-    bounds = np.searchsorted(shard_of[order], np.arange(n_shards + 1))
+    order, bounds = kernels.group_order(shard_of, n_shards)
     for s in range(n_shards):
         np.save(triples_path(directory, chunk, s), triples[order[bounds[s]:bounds[s + 1]]])
 

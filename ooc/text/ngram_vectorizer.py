@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from . import kernels
 from ._common import text_list
 from .counts import SpilledCounts, sum_counts
 from .hashindex import HashIndex
@@ -223,8 +224,7 @@ class ClassStats:
         """Add one chunk's :func:`class_entries` (chunks in row order)."""
         if self.dense:
             at = cols.astype(np.int64) * len(self.class_counts) + classes
-            np.add.at(self.sums, at, values)  # one addition at a time, in the entries' order
-            np.add.at(self.sumsq, at, values * values)
+            kernels.add_squares(self.sums, self.sumsq, at, values)
             return
         self._buffer.append((cols, classes, values))
         self._buffered += len(cols)
@@ -245,8 +245,7 @@ class ClassStats:
         sums[old], sumsq[old] = self.sums, self.sumsq
         at = np.searchsorted(keys, pair)
         del pair
-        np.add.at(sums, at, values)  # one addition at a time, in the entries' order
-        np.add.at(sumsq, at, values * values)
+        kernels.add_squares(sums, sumsq, at, values)
         self.keys, self.sums, self.sumsq = keys, sums, sumsq
 
     def _per_feature(self, pair_values: np.ndarray) -> np.ndarray:

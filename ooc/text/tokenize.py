@@ -30,6 +30,7 @@ from functools import cache
 import numpy as np
 
 from ..errors import CorpusError
+from . import kernels
 
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 ANALYZERS = ("word", "char", "keras")
@@ -157,7 +158,13 @@ def _char_mask(data: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _dictionary_encode(data: np.ndarray, starts: np.ndarray,
                        stops: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Ids of the byte strings ``data[starts[i]:stops[i]]`` and the distinct strings."""
+    """Ids of the byte strings ``data[starts[i]:stops[i]]`` and the distinct strings
+    (in order of first appearance)."""
+    if kernels.compiled():
+        ids, firsts = kernels.encode_runs(data, starts, stops)
+        raw = data.tobytes()
+        return ids, [raw[a:b].decode("utf-8", "surrogatepass")
+                     for a, b in zip(starts[firsts].tolist(), stops[firsts].tolist(), strict=True)]
     import pyarrow as pa
     import pyarrow.compute as pc
 
