@@ -1,0 +1,172 @@
+"""The compiled kernels of :mod:`ooc.text.kernels` (imported only where numba is).
+
+Defined at module level so that numba's on-disk cache finds them again in
+every process (functions made inside a function are compiled anew).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+jit = numba.njit(cache=True, nogil=True)
+
+
+@jit
+def term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: int,
+                rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # each document's n-gram keys made in a buffer, sorted and counted
+    n_docs = len(offsets) - 1
+    total, longest = 0, 0
+    for d in range(n_docs):
+        if len(rows) and not rows[d]:
+            continue
+        length = offsets[d + 1] - offsets[d]
+        longest = max(longest, length)
+        for n in range(lo, hi + 1):
+            total += max(0, length - n + 1)
+    out_doc = np.empty(total, np.int32)
+    out_key = np.empty(total, np.uint64)
+    out_count = np.empty(total, np.int64)
+    buf = np.empty(longest * (hi - lo + 1), np.uint64)
+    shift = np.uint64(bits)
+    k = 0
+    for d in range(n_docs):
+        if len(rows) and not rows[d]:
+            continue
+        a, b = offsets[d], offsets[d + 1]
+        m = 0
+        for n in range(lo, hi + 1):
+            for p in range(a, b - n + 1):
+                key = np.uint64(0)
+                for j in range(n):
+                    t = ids[p + j]
+                    if t < 0:  # an unknown token: no n-gram through it
+                        break
+                    key = (key << shift) | np.uint64(t + 1)
+                else:
+                    buf[m] = key
+                    m += 1
+        part = buf[:m]
+        part.sort()
+        i = 0
+        while i < m:
+            j = i + 1
+            while j < m and part[j] == part[i]:
+                j += 1
+            out_doc[k], out_key[k], out_count[k] = d, part[i], j - i
+            k += 1
+            i = j
+    return out_doc[:k], out_key[:k], out_count[:k]
+
+@jit
+def run_lengths(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values = np.empty(len(sorted_values), sorted_values.dtype)
+    counts = np.empty(len(sorted_values), np.int64)
+    n, i = 0, 0
+    while i < len(sorted_values):
+        j = i + 1
+        while j < len(sorted_values) and sorted_values[j] == sorted_values[i]:
+            j += 1
+        values[n], counts[n] = sorted_values[i], j - i
+        n += 1
+        i = j
+    return values[:n], counts[:n]
+
+@jit
+def splitmix64(z: np.uint64) -> np.uint64:
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+@jit
+def lookup(slots_keys: np.ndarray, slots_values: np.ndarray, queries: np.ndarray,
+           bits: int) -> np.ndarray:
+    mask = np.uint64((1 << bits) - 1)
+    shift = np.uint64(64 - bits)
+    out = np.empty(len(queries), np.int64)
+    for i in range(len(queries)):
+        q = queries[i]
+        s = splitmix64(q) >> shift
+        out[i] = -1
+        while True:
+            found = slots_keys[s]
+            if found == q:
+                out[i] = slots_values[s]
+                break
+            if found == 0:
+                break
+            s = (s + np.uint64(1)) & mask
+    return out
+
+@jit
+def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray,
+                values: np.ndarray) -> None:
+    for i in range(len(at)):  # one addition at a time, in the entries' order
+        v = values[i]
+        sums[at[i]] += v
+        sumsq[at[i]] += v * v
+
+@jit
+def group_order(groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    bounds = np.zeros(n_groups + 1, np.int64)
+    for g in groups:
+        bounds[g + 1] += 1
+    for g in range(n_groups):
+        bounds[g + 1] += bounds[g]
+    fill = bounds[:-1].copy()
+    order = np.empty(len(groups), np.int64)
+    for i in range(len(groups)):  # a stable counting sort
+        order[fill[groups[i]]] = i
+        fill[groups[i]] += 1
+    return order, bounds
+
+@jit
+def encode_runs(data: np.ndarray, starts: np.ndarray,
+                stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # open addressing over the distinct strings only, doubled at half full,
+    # so that the table stays in cache (sized for every token it did not)
+    n = len(starts)
+    bits = 10
+    slots = np.full(1 << bits, -1, np.int64)
+    ids = np.empty(n, np.int64)
+    firsts = np.empty(n, np.int64)
+    hashes = np.empty(n, np.uint64)
+    n_ids = 0
+    for i in range(n):
+        a, b = starts[i], stops[i]
+        h = np.uint64(0xCBF29CE484222325)  # FNV-1a
+        for j in range(a, b):
+            h = (h ^ np.uint64(data[j])) * np.uint64(0x100000001B3)
+        h = splitmix64(h)
+        mask = np.uint64((1 << bits) - 1)
+        s = h & mask
+        while True:
+            k = slots[s]
+            if k < 0:
+                slots[s] = n_ids
+                firsts[n_ids], hashes[n_ids], ids[i] = i, h, n_ids
+                n_ids += 1
+                break
+            if hashes[k] == h:
+                f = firsts[k]
+                same = stops[f] - starts[f] == b - a
+                j = 0
+                while same and j < b - a:
+                    same = data[starts[f] + j] == data[a + j]
+                    j += 1
+                if same:
+                    ids[i] = k
+                    break
+            s = (s + np.uint64(1)) & mask
+        if 2 * n_ids > (1 << bits):
+            bits += 1
+            mask = np.uint64((1 << bits) - 1)
+            slots = np.full(1 << bits, -1, np.int64)
+            for k in range(n_ids):
+                s = hashes[k] & mask
+                while slots[s] >= 0:
+                    s = (s + np.uint64(1)) & mask
+                slots[s] = k
+    return ids, firsts[:n_ids]
