@@ -580,6 +580,18 @@ def test_resume_with_other_inputs_is_refused(textkit):
         ooc.preprocess.preprocess(textkit.config(corpus, top_k=200, resume=True))
 
 
+def test_resume_of_a_work_directory_of_another_version_is_refused(textkit):
+    corpus = textkit.corpus("c.csv", docs=300, seed=38)
+    out = textkit.tmp_path / "out.h5"
+    config = textkit.config(corpus, top_k=200)
+    work = ooc.preprocess.WorkDir(out, config.fingerprint(), resume=False)
+    work.state.pop("work_format", None)  # as the versions before work formats wrote it
+    work.save("tokenize_checkpoint", {"chunks": 0, "sizes": [0] * 256})
+    with pytest.raises(ResumeError, match="another version of ooc.*--restart"):
+        ooc.preprocess.preprocess(textkit.config(corpus, top_k=200, resume=True))
+    assert textkit.preprocess(corpus, top_k=200, restart=True)
+
+
 # ----------------------------------------------------------- memory budget
 def test_smallest_memory_budget_equals_a_large_one(textkit, monkeypatch):
     corpus = textkit.corpus("c.csv", docs=3000, seed=39, vocab=6000, words_per_doc=40)
@@ -664,7 +676,7 @@ def test_spilled_counts_are_exact(pool, batches, bits, budget, min_count):
                 expected[k] += c
         got = reduced(counts, budget, min_count)
         assert got == {k: c for k, c in expected.items() if c >= min_count}
-        assert sorted(os.listdir(tmp)) == sorted(p.name for p in counts.paths if p.exists())
+        assert sorted(os.listdir(tmp)) == [f"run-{k:06d}.bin" for k in range(counts.n_runs)]
 
 
 def test_spilled_counts_split_oversized_partitions(monkeypatch, tmp_path):
@@ -689,7 +701,7 @@ def test_spilled_counts_split_oversized_partitions(monkeypatch, tmp_path):
     assert reduced(counts, 16 << 10) == dict(expected)
     assert max(levels) >= 3
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
-        p.name for p in counts.paths if p.exists()]
+        f"run-{k:06d}.bin" for k in range(6)]  # one run per add, no split files left
 
 
 def test_spilled_counts_reduce_stays_within_its_memory_budget(tmp_path):
@@ -711,13 +723,78 @@ def test_spilled_counts_reduce_stays_within_its_memory_budget(tmp_path):
     assert peaks[1 << 20] <= 1.5 * (1 << 20)  # ... yet reducing them stays within it
 
 
-def test_spilled_counts_truncate_undoes_appends(tmp_path):
+def test_spilled_counts_truncate_undoes_adds(tmp_path):
     counts = SpilledCounts(tmp_path, partition_bits=3)
-    counts.add(np.arange(1, 200, dtype=np.uint64), np.ones(199, np.int64))
-    sizes = counts.sizes()
+    for start in range(1, 200, 50):
+        counts.add(np.arange(start, start + 50, dtype=np.uint64), np.ones(50, np.int64))
+    checkpoint = counts.n_runs
     counts.add(np.arange(100, 400, dtype=np.uint64), np.full(300, 5, np.int64))
-    counts.truncate(sizes)
-    assert reduced(counts, 1 << 20) == {k: 1 for k in range(1, 200)}
+    counts.add(np.arange(1, 3, dtype=np.uint64), np.full(2, 5, np.int64))
+    resumed = SpilledCounts(tmp_path, partition_bits=3)  # a new process after a crash
+    assert resumed.n_runs == checkpoint + 2
+    resumed.truncate(checkpoint)
+    assert sorted(os.listdir(tmp_path)) == [f"run-{k:06d}.bin" for k in range(checkpoint)]
+    resumed.add(np.array([7], np.uint64), np.array([2], np.int64))
+    assert reduced(resumed, 1 << 20) == {k: 1 + 2 * (k == 7) for k in range(1, 201)}
+
+
+def test_spilled_counts_ignore_an_add_stopped_while_writing(tmp_path, monkeypatch):
+    counts = SpilledCounts(tmp_path, partition_bits=2)
+    counts.add(np.arange(1, 100, dtype=np.uint64), np.ones(99, np.int64))
+
+    def crash(*args):
+        raise KeyboardInterrupt  # stopped after writing, before the rename
+
+    monkeypatch.setattr(ooc.text.counts.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        counts.add(np.arange(1, 100, dtype=np.uint64), np.ones(99, np.int64))
+    monkeypatch.undo()
+    assert (tmp_path / "run-000001.bin.tmp").exists()
+    assert reduced(counts, 1 << 20) == {k: 1 for k in range(1, 100)}
+    resumed = SpilledCounts(tmp_path, partition_bits=2)
+    assert resumed.n_runs == 1 and os.listdir(tmp_path) == ["run-000000.bin"]
+    resumed.truncate(1)
+    assert reduced(resumed, 1 << 20) == {k: 1 for k in range(1, 100)}
+
+
+def test_spilled_counts_many_adds_with_a_small_budget_are_exact(tmp_path, monkeypatch):
+    levels: list[int] = []
+    reduce_file = ooc.text.counts._reduce_file
+
+    def spy(records, budget, min_count, level, bits, first_bits):
+        levels.append(level)
+        return reduce_file(records, budget, min_count, level, bits, first_bits)
+
+    monkeypatch.setattr(ooc.text.counts, "_reduce_file", spy)
+    rng = np.random.default_rng(2)
+    counts = SpilledCounts(tmp_path, partition_bits=3)
+    expected: Counter[int] = Counter()
+    for _ in range(200):  # one file per add, whatever the number of partitions
+        keys = rng.integers(1, 3000, size=rng.integers(0, 60)).astype(np.uint64)
+        values = rng.integers(1, 5, size=len(keys))
+        counts.add(keys, values)
+        for k, v in zip(keys.tolist(), values.tolist(), strict=True):
+            expected[k] += v
+    assert len(os.listdir(tmp_path)) == counts.n_runs <= 200
+    assert reduced(counts, 1 << 30) == dict(expected)
+    assert reduced(counts, 2048) == dict(expected)
+    assert max(levels) >= 3  # partitions were split again, twice
+    assert reduced(counts, 2048, min_count=20) == {k: v for k, v in expected.items()
+                                                    if v >= 20}
+    assert len(os.listdir(tmp_path)) == counts.n_runs
+
+
+def test_spilled_counts_refuse_a_damaged_run(tmp_path):
+    counts = SpilledCounts(tmp_path, partition_bits=2)
+    counts.add(np.arange(1, 100, dtype=np.uint64), np.ones(99, np.int64))
+    counts.add(np.arange(1, 100, dtype=np.uint64), np.ones(99, np.int64))
+    run = tmp_path / "run-000001.bin"
+    os.truncate(run, run.stat().st_size - 16)
+    with pytest.raises(ResumeError, match="run-000001.bin.*damaged"):
+        reduced(counts, 1 << 20)
+    run.unlink()
+    with pytest.raises(ResumeError, match="run-000001.bin.*missing"):
+        SpilledCounts(tmp_path, partition_bits=2).truncate(2)
 
 
 @settings(max_examples=80, deadline=None)

@@ -1,27 +1,43 @@
 """Exact counting of more distinct keys than fit in memory.
 
-Partial counts ``(key, count)`` are appended to ``P`` partition files on
-disk, the partition chosen by a hash of the key.  :meth:`SpilledCounts.reduce`
-then sums one partition at a time; a partition larger than the memory
-budget is split again by further hash bits before it is summed.  Memory is
-bounded by the budget, not by the number of distinct keys, and the result
-is exact (this is the shuffle-and-reduce of a map-reduce job).
+Every :meth:`SpilledCounts.add` writes one *run* file of partial counts
+``(key, count)``, its records grouped by ``P`` partitions (chosen by a hash
+of the key) in partition order.  :meth:`SpilledCounts.reduce` then sums one
+partition at a time, reading that partition's byte range from every run; a
+partition larger than the memory budget is split again by further hash
+bits before it is summed.  Memory is bounded by the budget, not by the
+number of distinct keys, and the result is exact (this is the file-based
+shuffle-and-reduce of a map-reduce job: one output file per map task).
+
+Layout of ``run-NNNNNN.bin`` (all little-endian):
+
+* ``P + 1`` int64 bounds: partition ``p``'s records are numbers
+  ``bounds[p]`` to ``bounds[p + 1]`` (``bounds[0] == 0``);
+* the records, 16 bytes each: uint64 key, int64 count.
+
+A run is written to ``run-NNNNNN.bin.tmp`` and renamed, so a run that is
+visible is whole; runs are numbered from 0 in the order they were added.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import ResumeError
 from ..store._disk import writing
 from . import kernels
 
 _RECORD = np.dtype([("key", "<u8"), ("count", "<i8")])
+_BOUND = np.dtype("<i8")
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FANOUT_BITS = 4
+_RUN_NAME = re.compile(r"run-(\d{6})\.bin")
 
 
 def _partition(keys: np.ndarray, level: int, bits: int) -> np.ndarray:
@@ -38,6 +54,7 @@ def partition_of(keys: np.ndarray, bits: int) -> np.ndarray:
 
 def _scatter(records: np.ndarray, parts: np.ndarray, n_parts: int,
              paths: list[Path]) -> None:
+    """Append each record to the file of its part (splitting an oversized partition)."""
     order, bounds = kernels.group_order(parts, n_parts)
     sorted_records = records[order]
     for p in range(n_parts):
@@ -57,31 +74,100 @@ def sum_counts(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nda
     return keys[starts], np.add.reduceat(counts, starts)
 
 
+@dataclass(frozen=True)
+class _Records:
+    """Records stored as byte ranges of files; ``stem`` names the files a split writes."""
+
+    stem: Path
+    segments: tuple[tuple[Path, int, int], ...]  # (file, byte offset, records)
+
+    @classmethod
+    def of_file(cls, path: Path) -> _Records:
+        """Every record of one file of records."""
+        return cls(path, ((path, 0, path.stat().st_size // _RECORD.itemsize),))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all the records."""
+        return sum(n for _, _, n in self.segments) * _RECORD.itemsize
+
+    def read(self) -> np.ndarray:
+        """All the records in one array."""
+        out = np.empty(self.nbytes // _RECORD.itemsize, dtype=_RECORD)
+        at = 0
+        for path, offset, n in self.segments:
+            out[at:at + n] = _read_records(path, offset, n)
+            at += n
+        return out
+
+    def pieces(self, rows: int) -> Iterator[np.ndarray]:
+        """The records in pieces of at most ``rows``."""
+        for path, offset, n in self.segments:
+            for start in range(0, n, rows):
+                yield _read_records(path, offset + start * _RECORD.itemsize,
+                                    min(rows, n - start))
+
+
+def _read_records(path: Path, offset: int, n: int) -> np.ndarray:
+    records = np.fromfile(path, dtype=_RECORD, count=n, offset=offset)
+    if len(records) != n:
+        raise _damaged(path, f"expected {n} count records at byte {offset}, found "
+                             f"{len(records)}")
+    return records
+
+
+def _damaged(path: Path, what: str) -> ResumeError:
+    return ResumeError(f"{path}: {what}: these spilled counts are damaged. If they are in the "
+                       "work directory of an interrupted `ooc preprocess`, run it again with "
+                       "--restart to start over.")
+
+
 class SpilledCounts:
-    """Counts keyed by uint64, spilled to partition files under ``directory``."""
+    """Counts keyed by uint64, spilled to run files under ``directory``."""
 
     def __init__(self, directory: str | Path, partition_bits: int = 6) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.bits = partition_bits
         self.n_parts = 1 << partition_bits
-        self.paths = [self.directory / f"part-{p:04d}.bin" for p in range(self.n_parts)]
+        found = [int(m.group(1)) for p in self.directory.iterdir()
+                 if (m := _RUN_NAME.fullmatch(p.name))]
+        self.n_runs = max(found, default=-1) + 1
+        self._remove_unfinished()
+
+    def run_path(self, k: int) -> Path:
+        """The file of the ``k``-th run written."""
+        return self.directory / f"run-{k:06d}.bin"
 
     def add(self, keys: np.ndarray, counts: np.ndarray) -> None:
-        """Append partial counts (keys may repeat, within and across calls)."""
+        """Write partial counts as one run (keys may repeat, within and across calls)."""
+        if not len(keys):
+            return
+        order, bounds = kernels.group_order(_partition(keys, 0, self.bits), self.n_parts)
         records = np.empty(len(keys), dtype=_RECORD)
-        records["key"], records["count"] = keys, counts
-        _scatter(records, _partition(keys, 0, self.bits), self.n_parts, self.paths)
+        records["key"], records["count"] = keys[order], counts[order]
+        path = self.run_path(self.n_runs)
+        tmp = path.with_name(path.name + ".tmp")
+        with writing(tmp), open(tmp, "wb") as f:
+            np.asarray(bounds, dtype=_BOUND).tofile(f)
+            records.tofile(f)
+        os.replace(tmp, path)
+        self.n_runs += 1
 
-    def sizes(self) -> list[int]:
-        """Bytes in each partition file."""
-        return [p.stat().st_size if p.exists() else 0 for p in self.paths]
+    def truncate(self, n_runs: int) -> None:
+        """Forget every run after the first ``n_runs`` (undo adds after a checkpoint)."""
+        missing = [k for k in range(n_runs) if not self.run_path(k).exists()]
+        if missing:
+            raise _damaged(self.run_path(missing[0]), "this run of counts is missing")
+        for k in range(n_runs, self.n_runs):
+            self.run_path(k).unlink(missing_ok=True)
+        self.n_runs = n_runs
+        self._remove_unfinished()
 
-    def truncate(self, sizes: list[int]) -> None:
-        """Cut every partition back to ``sizes`` (undo appends after a crash)."""
-        for path, size in zip(self.paths, sizes, strict=True):
-            if path.exists():
-                os.truncate(path, size)
+    def _remove_unfinished(self) -> None:
+        # an add stopped before its rename left its run under a temporary name
+        for path in self.directory.glob("run-*.bin.tmp"):
+            path.unlink()
 
     def reduce(self, memory_budget: int, min_count: int = 1) -> Iterator[
             tuple[np.ndarray, np.ndarray]]:
@@ -95,37 +181,47 @@ class SpilledCounts:
     def reduce_partitions(self, memory_budget: int, min_count: int = 1) -> Iterator[
             tuple[int, np.ndarray, np.ndarray]]:
         """Like :meth:`reduce`, with the partition of each piece: ``(p, keys, totals)``."""
-        for p, path in enumerate(self.paths):
-            if path.exists():
-                for keys, totals in _reduce_file(path, memory_budget, min_count, level=1,
+        runs = [self.run_path(k) for k in range(self.n_runs)]
+        bounds = np.array([self._bounds(path) for path in runs], dtype=np.int64)
+        header = (self.n_parts + 1) * _BOUND.itemsize
+        for p in range(self.n_parts):
+            segments = tuple((path, header + int(b[p]) * _RECORD.itemsize, int(b[p + 1] - b[p]))
+                             for path, b in zip(runs, bounds, strict=True) if b[p + 1] > b[p])
+            if segments:
+                records = _Records(self.directory / f"part-{p:04d}", segments)
+                for keys, totals in _reduce_file(records, memory_budget, min_count, level=1,
                                                  bits=_FANOUT_BITS, first_bits=self.bits):
                     yield p, keys, totals
 
+    def _bounds(self, path: Path) -> np.ndarray:
+        """A run's partition bounds, checked against the size of its file."""
+        bounds = np.fromfile(path, dtype=_BOUND, count=self.n_parts + 1)
+        header = (self.n_parts + 1) * _BOUND.itemsize
+        if (len(bounds) != self.n_parts + 1 or bounds[0] != 0 or np.any(np.diff(bounds) < 0)
+                or path.stat().st_size != header + int(bounds[-1]) * _RECORD.itemsize):
+            raise _damaged(path, f"this run of counts does not hold {self.n_parts} "
+                                 "partitions of records")
+        return bounds
 
 
-
-def _reduce_file(path: Path, budget: int, min_count: int, level: int, bits: int,
+def _reduce_file(records: _Records, budget: int, min_count: int, level: int, bits: int,
                  first_bits: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    size = path.stat().st_size
     # argsort plus gathered copies need about four times the records in memory
-    if size * 4 <= budget or level * bits + first_bits + bits > 60:
-        records = np.fromfile(path, dtype=_RECORD)
-        keys, totals = sum_counts(records["key"], records["count"])
+    if records.nbytes * 4 <= budget or level * bits + first_bits + bits > 60:
+        held = records.read()
+        keys, totals = sum_counts(held["key"], held["count"])
         keep = totals >= min_count
         yield keys[keep], totals[keep]
         return
     n_parts = 1 << bits
-    sub_paths = [path.with_name(f"{path.name}.{level}-{p:02d}") for p in range(n_parts)]
+    stem = records.stem
+    sub_paths = [stem.with_name(f"{stem.name}.{level}-{p:02d}") for p in range(n_parts)]
     for p in sub_paths:
         p.unlink(missing_ok=True)
-    piece_rows = max(1, budget // (4 * _RECORD.itemsize))
-    records_file = np.memmap(path, dtype=_RECORD, mode="r")
-    for start in range(0, len(records_file), piece_rows):
-        piece = np.array(records_file[start:start + piece_rows])
-        hashed_level = _partition(piece["key"] * _MIX, level, bits)
-        _scatter(piece, hashed_level, n_parts, sub_paths)
-    del records_file
+    for piece in records.pieces(max(1, budget // (4 * _RECORD.itemsize))):
+        _scatter(piece, _partition(piece["key"] * _MIX, level, bits), n_parts, sub_paths)
     for sub in sub_paths:
         if sub.exists():
-            yield from _reduce_file(sub, budget, min_count, level + 1, bits, first_bits)
+            yield from _reduce_file(_Records.of_file(sub), budget, min_count, level + 1, bits,
+                                    first_bits)
             sub.unlink()

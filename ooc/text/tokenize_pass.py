@@ -128,7 +128,7 @@ class Tokenizer:
 
     def checkpoint(self) -> dict[str, Any]:
         """What :meth:`restore` needs to continue after the chunks written so far."""
-        return {"chunks": self.n_chunks, "sizes": self.spill.sizes() if self.spill else None}
+        return {"chunks": self.n_chunks, "runs": self.spill.n_runs if self.spill else None}
 
     def restore(self, checkpoint: dict[str, Any] | None) -> None:
         """Rebuild the tables and counts of the chunks a checkpoint recorded."""
@@ -143,7 +143,7 @@ class Tokenizer:
                 self.words.count(chunk.of_split(TRAIN).ids.astype(np.int64))
             self._done(chunk)
         if self.spill is not None:
-            self.spill.truncate(checkpoint["sizes"] if checkpoint else [0] * self.spill.n_parts)
+            self.spill.truncate(checkpoint["runs"] if checkpoint else 0)
         for path in self.chunk_dir.glob("*.npz*"):
             if int(path.name[:6]) >= done:
                 path.unlink()

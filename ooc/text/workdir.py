@@ -5,8 +5,10 @@ which steps finished and, for the first pass, a checkpoint after every
 chunk; it is replaced atomically, so a run killed at any moment resumes
 from the last recorded step.  A fingerprint of the settings and of the
 inputs (size and modification time) guards against resuming someone
-else's run.  A run never deletes a work directory it did not make unless
-told to (``restart``): an interrupted run's progress is the user's.
+else's run, and ``WORK_FORMAT``, the layout of the files, one made by
+another version of ooc.  A run never deletes a work directory it did not
+make unless told to (``restart``): an interrupted run's progress is the
+user's.
 
 The directory is removed once the dataset is committed: first renamed to
 ``<out>.ooc-work-removed`` (one atomic step), then deleted, so a run
@@ -29,6 +31,8 @@ from .._report import bytes_on_disk, human_bytes
 from ..errors import InterruptedRunError, ResumeError
 
 _STEPS = ("tokenize", "vocab", "norms", "select", "shuffle")
+# the layout of the work directory's files; 2: spilled counts are one run file per chunk
+WORK_FORMAT = 2
 
 
 def input_fingerprint(paths: list[str]) -> list[list[Any]]:
@@ -118,6 +122,12 @@ class WorkDir:
         self.resumed = resume and state is not None
         if self.resumed:
             self.state = state
+            if state.get("work_format", 1) != WORK_FORMAT:
+                raise ResumeError(
+                    f"{self.path}: this work directory was made by another version of ooc "
+                    f"(work format {state.get('work_format', 1)}, this one reads "
+                    f"{WORK_FORMAT}). Run again with --restart (instead of --resume) to "
+                    "discard it and start over.")
             if not same_fingerprint(state, fingerprint):
                 raise ResumeError(
                     f"{self.path}: this work directory belongs to a run with other settings "
@@ -132,7 +142,8 @@ class WorkDir:
                     "--resume to continue it, or --restart to discard it and start over.")
             discard(out)
             self.path.mkdir(parents=True)
-            self.state = {"fingerprint": self.fingerprint, "run_id": secrets.token_hex(8)}
+            self.state = {"fingerprint": self.fingerprint, "run_id": secrets.token_hex(8),
+                          "work_format": WORK_FORMAT}
             self._write()
 
     def get(self, step: str) -> Any:
