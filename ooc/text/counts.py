@@ -37,6 +37,7 @@ _RECORD = np.dtype([("key", "<u8"), ("count", "<i8")])
 _BOUND = np.dtype("<i8")
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FANOUT_BITS = 4
+_GROUP_BYTES = 8 << 20  # partitions read together (one read per run), at most
 _RUN_NAME = re.compile(r"run-(\d{6})\.bin")
 
 
@@ -75,45 +76,65 @@ def sum_counts(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 @dataclass(frozen=True)
+class _FileRange:
+    """``n`` records of a file from byte ``offset``; slices are ranges too, not reads."""
+
+    path: Path
+    offset: int
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, rows: slice) -> _FileRange:
+        start, stop, _ = rows.indices(self.n)
+        return _FileRange(self.path, self.offset + start * _RECORD.itemsize, stop - start)
+
+    def read(self) -> np.ndarray:
+        """The records."""
+        records = np.fromfile(self.path, dtype=_RECORD, count=self.n, offset=self.offset)
+        if len(records) != self.n:
+            raise _damaged(self.path, f"expected {self.n} count records at byte "
+                                      f"{self.offset}, found {len(records)}")
+        return records
+
+
+def _values(records: np.ndarray | _FileRange) -> np.ndarray:
+    return records.read() if isinstance(records, _FileRange) else records
+
+
+@dataclass(frozen=True)
 class _Records:
-    """Records stored as byte ranges of files; ``stem`` names the files a split writes."""
+    """Records held in pieces (arrays, or file ranges read when needed); ``stem`` names
+    the files a split writes."""
 
     stem: Path
-    segments: tuple[tuple[Path, int, int], ...]  # (file, byte offset, records)
+    segments: tuple[np.ndarray | _FileRange, ...]
 
     @classmethod
     def of_file(cls, path: Path) -> _Records:
         """Every record of one file of records."""
-        return cls(path, ((path, 0, path.stat().st_size // _RECORD.itemsize),))
+        return cls(path, (_FileRange(path, 0, path.stat().st_size // _RECORD.itemsize),))
 
     @property
     def nbytes(self) -> int:
         """Bytes of all the records."""
-        return sum(n for _, _, n in self.segments) * _RECORD.itemsize
+        return sum(len(segment) for segment in self.segments) * _RECORD.itemsize
 
     def read(self) -> np.ndarray:
         """All the records in one array."""
         out = np.empty(self.nbytes // _RECORD.itemsize, dtype=_RECORD)
         at = 0
-        for path, offset, n in self.segments:
-            out[at:at + n] = _read_records(path, offset, n)
-            at += n
+        for segment in self.segments:
+            out[at:at + len(segment)] = _values(segment)
+            at += len(segment)
         return out
 
     def pieces(self, rows: int) -> Iterator[np.ndarray]:
         """The records in pieces of at most ``rows``."""
-        for path, offset, n in self.segments:
-            for start in range(0, n, rows):
-                yield _read_records(path, offset + start * _RECORD.itemsize,
-                                    min(rows, n - start))
-
-
-def _read_records(path: Path, offset: int, n: int) -> np.ndarray:
-    records = np.fromfile(path, dtype=_RECORD, count=n, offset=offset)
-    if len(records) != n:
-        raise _damaged(path, f"expected {n} count records at byte {offset}, found "
-                             f"{len(records)}")
-    return records
+        for segment in self.segments:
+            for start in range(0, len(segment), rows):
+                yield _values(segment[start:start + rows])
 
 
 def _damaged(path: Path, what: str) -> ResumeError:
@@ -183,15 +204,26 @@ class SpilledCounts:
         """Like :meth:`reduce`, with the partition of each piece: ``(p, keys, totals)``."""
         runs = [self.run_path(k) for k in range(self.n_runs)]
         bounds = np.array([self._bounds(path) for path in runs], dtype=np.int64)
+        bounds = bounds.reshape(len(runs), self.n_parts + 1)
         header = (self.n_parts + 1) * _BOUND.itemsize
-        for p in range(self.n_parts):
-            segments = tuple((path, header + int(b[p]) * _RECORD.itemsize, int(b[p + 1] - b[p]))
-                             for path, b in zip(runs, bounds, strict=True) if b[p + 1] > b[p])
-            if segments:
-                records = _Records(self.directory / f"part-{p:04d}", segments)
-                for keys, totals in _reduce_file(records, memory_budget, min_count, level=1,
-                                                 bits=_FANOUT_BITS, first_bits=self.bits):
-                    yield p, keys, totals
+        ranges = [_FileRange(path, header, int(b[-1])) for path, b in zip(runs, bounds,
+                                                                           strict=True)]
+        part_bytes = np.diff(bounds, axis=1).sum(axis=0) * _RECORD.itemsize
+        for first, stop in _groups(part_bytes, min(memory_budget // 8, _GROUP_BYTES)):
+            # partitions that fit together are read with one read per run; a larger one
+            # is left to _reduce_file, which reads it piece by piece if it must
+            held = [r[b[first]:b[stop]] for r, b in zip(ranges, bounds, strict=True)]
+            if stop - first > 1:
+                held = [_values(h) for h in held]
+            for p in range(first, stop):
+                segments = tuple(h[b[p] - b[first]:b[p + 1] - b[first]]
+                                 for h, b in zip(held, bounds, strict=True) if b[p + 1] > b[p])
+                if segments:
+                    records = _Records(self.directory / f"part-{p:04d}", segments)
+                    for keys, totals in _reduce_file(records, memory_budget, min_count,
+                                                     level=1, bits=_FANOUT_BITS,
+                                                     first_bits=self.bits):
+                        yield p, keys, totals
 
     def _bounds(self, path: Path) -> np.ndarray:
         """A run's partition bounds, checked against the size of its file."""
@@ -202,6 +234,20 @@ class SpilledCounts:
             raise _damaged(path, f"this run of counts does not hold {self.n_parts} "
                                  "partitions of records")
         return bounds
+
+
+def _groups(sizes: np.ndarray, limit: int) -> Iterator[tuple[int, int]]:
+    """Runs ``[first, stop)`` of consecutive sizes: as many as fit in ``limit`` together,
+    or a single one (whatever its size)."""
+    first = 0
+    while first < len(sizes):
+        stop = first + 1
+        total = sizes[first]
+        while stop < len(sizes) and total + sizes[stop] <= limit:
+            total += sizes[stop]
+            stop += 1
+        yield first, stop
+        first = stop
 
 
 def _reduce_file(records: _Records, budget: int, min_count: int, level: int, bits: int,
