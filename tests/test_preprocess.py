@@ -776,12 +776,13 @@ def test_spilled_counts_many_adds_with_a_small_budget_are_exact(tmp_path, monkey
         for k, v in zip(keys.tolist(), values.tolist(), strict=True):
             expected[k] += v
     assert len(os.listdir(tmp_path)) == counts.n_runs <= 200
-    reads: list[object] = []
-    read = ooc.text.counts._FileRange.read
-    monkeypatch.setattr(ooc.text.counts._FileRange, "read",
-                        lambda self: reads.append(self) or read(self))
+    opened: list[object] = []
+    open_file = os.open
+    monkeypatch.setattr(ooc.text.counts.os, "open",
+                        lambda *args: opened.append(args[0]) or open_file(*args))
     assert reduced(counts, 1 << 30) == dict(expected)
-    assert len(reads) == counts.n_runs  # partitions that fit together: one read per run
+    assert len(opened) == counts.n_runs  # partitions that fit together: one open per run
+    monkeypatch.setattr(ooc.text.counts.os, "open", open_file)
     assert reduced(counts, 2048) == dict(expected)
     assert max(levels) >= 3  # partitions were split again, twice
     assert reduced(counts, 2048, min_count=20) == {k: v for k, v in expected.items()

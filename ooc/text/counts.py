@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import ResumeError
 from ..store._disk import writing
+from ..store._file import pread_into
 from . import kernels
 
 _RECORD = np.dtype([("key", "<u8"), ("count", "<i8")])
@@ -123,6 +124,8 @@ class _Records:
 
     def read(self) -> np.ndarray:
         """All the records in one array."""
+        if len(self.segments) == 1:
+            return _values(self.segments[0])
         out = np.empty(self.nbytes // _RECORD.itemsize, dtype=_RECORD)
         at = 0
         for segment in self.segments:
@@ -202,28 +205,35 @@ class SpilledCounts:
     def reduce_partitions(self, memory_budget: int, min_count: int = 1) -> Iterator[
             tuple[int, np.ndarray, np.ndarray]]:
         """Like :meth:`reduce`, with the partition of each piece: ``(p, keys, totals)``."""
+        for p, segments in self._partitions(memory_budget):
+            records = _Records(self.directory / f"part-{p:04d}", segments)
+            for keys, totals in _reduce_file(records, memory_budget, min_count, level=1,
+                                             bits=_FANOUT_BITS, first_bits=self.bits):
+                yield p, keys, totals
+
+    def _partitions(self, memory_budget: int) -> Iterator[tuple[int, tuple[
+            np.ndarray | _FileRange, ...]]]:
+        """Every non-empty partition's records: consecutive partitions that fit together
+        in an eighth of the budget read at once (one open per run), a larger one as file
+        ranges (that :func:`_reduce_file` reads piece by piece if it must)."""
         runs = [self.run_path(k) for k in range(self.n_runs)]
         bounds = np.array([self._bounds(path) for path in runs], dtype=np.int64)
         bounds = bounds.reshape(len(runs), self.n_parts + 1)
         header = (self.n_parts + 1) * _BOUND.itemsize
-        ranges = [_FileRange(path, header, int(b[-1])) for path, b in zip(runs, bounds,
-                                                                           strict=True)]
         part_bytes = np.diff(bounds, axis=1).sum(axis=0) * _RECORD.itemsize
         for first, stop in _groups(part_bytes, min(memory_budget // 8, _GROUP_BYTES)):
-            # partitions that fit together are read with one read per run; a larger one
-            # is left to _reduce_file, which reads it piece by piece if it must
-            held = [r[b[first]:b[stop]] for r, b in zip(ranges, bounds, strict=True)]
-            if stop - first > 1:
-                held = [_values(h) for h in held]
-            for p in range(first, stop):
-                segments = tuple(h[b[p] - b[first]:b[p + 1] - b[first]]
-                                 for h, b in zip(held, bounds, strict=True) if b[p + 1] > b[p])
+            if stop - first == 1:
+                segments = tuple(_FileRange(path, header + int(b[first]) * _RECORD.itemsize,
+                                            int(b[stop] - b[first]))
+                                 for path, b in zip(runs, bounds, strict=True)
+                                 if b[stop] > b[first])
                 if segments:
-                    records = _Records(self.directory / f"part-{p:04d}", segments)
-                    for keys, totals in _reduce_file(records, memory_budget, min_count,
-                                                     level=1, bits=_FANOUT_BITS,
-                                                     first_bits=self.bits):
-                        yield p, keys, totals
+                    yield first, segments
+                continue
+            held, starts = _read_group(runs, bounds[:, first:stop + 1], header)
+            for i in range(stop - first):
+                if starts[i + 1] > starts[i]:
+                    yield first + i, (held[starts[i]:starts[i + 1]],)
 
     def _bounds(self, path: Path) -> np.ndarray:
         """A run's partition bounds, checked against the size of its file."""
@@ -234,6 +244,27 @@ class SpilledCounts:
             raise _damaged(path, f"this run of counts does not hold {self.n_parts} "
                                  "partitions of records")
         return bounds
+
+
+def _read_group(runs: list[Path], bounds: np.ndarray, header: int) -> tuple[
+        np.ndarray, np.ndarray]:
+    """The records of consecutive partitions of every run (``bounds``: theirs in each
+    run), in one array grouped by partition, and where each partition starts in it."""
+    rows = np.diff(bounds, axis=1)
+    starts = np.concatenate([[0], np.cumsum(rows.sum(axis=0))])
+    held = np.empty(int(starts[-1]), dtype=_RECORD)
+    raw, at = held.view(np.uint8), starts[:-1].copy()
+    for path, b, n in zip(runs, bounds, rows, strict=True):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for i in np.flatnonzero(n):  # straight into place: no second copy
+                buf = raw[at[i] * _RECORD.itemsize:(at[i] + n[i]) * _RECORD.itemsize]
+                if pread_into(fd, buf, header + int(b[i]) * _RECORD.itemsize) != len(buf):
+                    raise _damaged(path, "a partition is cut short")
+                at[i] += n[i]
+        finally:
+            os.close(fd)
+    return held, starts
 
 
 def _groups(sizes: np.ndarray, limit: int) -> Iterator[tuple[int, int]]:
