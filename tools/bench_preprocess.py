@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs", type=int, default=100_000)
     p.add_argument("--scale", type=int, default=8)
     p.add_argument("--words", type=int, default=120)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--workers", type=int, nargs="+", default=[os.cpu_count() or 1],
+                   help="ooc worker counts, each run side by side with the others")
     p.add_argument("--repeats", type=int, default=3, help="runs at N (medians)")
     p.add_argument("--repeats-large", type=int, default=1, help="runs at scale x N")
     p.add_argument("--skip-sklearn-large", action="store_true")
@@ -173,12 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for docs, repeats in ((args.docs, args.repeats), (args.docs * args.scale,
                                                       args.repeats_large)):
+        if not repeats:
+            continue
         corpus = ensure_corpus(args.dir, docs, args.words)
         dataset = args.dir / f"ooc_{docs}.h5"
         result = args.dir / f"sklearn_{docs}.json"
-        runs: dict[str, list[dict[str, float]]] = {"ooc": [], "sklearn": []}
-        for _ in range(repeats):  # interleaved, so both see the same machine load
-            runs["ooc"].append(run_ooc(corpus, dataset, args.workers))
+        names = [f"ooc -w{w}" for w in args.workers]
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*names, "sklearn"]}
+        for _ in range(repeats):  # interleaved, so all see the same machine load
+            for name, workers in zip(names, args.workers, strict=True):
+                runs[name].append(run_ooc(corpus, dataset, workers))
             if docs == args.docs or not args.skip_sklearn_large:
                 runs["sklearn"].append(run_sklearn(corpus, dataset, result))
         parity = check_parity(dataset, result) if runs["sklearn"] else "not run"
@@ -188,30 +193,39 @@ def main(argv: list[str] | None = None) -> int:
                 rss = max(r["peak_tree_rss"] for r in rs)
                 pss = max(r["peak_tree_pss"] for r in rs)
                 rows.append((name, docs, len(rs), sec, docs / sec, rss, pss, parity))
-        print_table(rows, args.workers)
+        print_table(rows)
     (args.dir / "bench_preprocess.json").write_text(json.dumps(rows))
     return 0
 
 
-def print_table(rows: list[tuple], workers: int) -> None:
+def print_table(rows: list[tuple]) -> None:
     """The results as a Markdown table, with ratios at each size."""
     print(f"\n| pipeline | documents | runs | median s | documents/s | peak RSS (tree) "
-          f"| peak PSS (tree) | parity |   (ooc workers={workers}, {os.cpu_count()} cores)")
+          f"| peak PSS (tree) | parity |   ({os.cpu_count()} cores; ooc -wN: --workers N)")
     print("|---|---|---|---|---|---|---|---|")
     for name, docs, n, sec, rate, rss, pss, parity in rows:
         print(f"| {name} | {docs:,} | {n} | {sec:.1f} | {rate:,.0f} | {rss / 2**20:,.0f} MiB "
-              f"| {pss / 2**20:,.0f} MiB | {parity if name == 'ooc' else ''} |")
+              f"| {pss / 2**20:,.0f} MiB | {parity if name != 'sklearn' else ''} |")
     by = {(r[0], r[1]): r for r in rows}
+    oocs = sorted({r[0] for r in rows if r[0] != "sklearn"}, key=lambda n: int(n[6:]))
     for docs in sorted({r[1] for r in rows}):
-        if ("ooc", docs) in by and ("sklearn", docs) in by:
-            o, s = by[("ooc", docs)], by[("sklearn", docs)]
-            print(f"at {docs:,}: ooc/sklearn documents/s {o[4] / s[4]:.2f}x, "
-                  f"peak RSS {o[5] / s[5]:.2f}x, peak PSS {o[6] / s[6]:.2f}x")
-    sizes = sorted({r[1] for r in rows if r[0] == "ooc"})
-    if len(sizes) == 2:
-        a, b = by[("ooc", sizes[0])], by[("ooc", sizes[1])]
-        print(f"ooc peak at {sizes[1]:,} vs {sizes[0]:,}: RSS {b[5] / a[5] - 1:+.1%}, "
-              f"PSS {b[6] / a[6] - 1:+.1%}")
+        s = by.get(("sklearn", docs))
+        for name in oocs:
+            o = by.get((name, docs))
+            if o and s:
+                print(f"at {docs:,}: {name} / sklearn documents/s {o[4] / s[4]:.2f}x, "
+                      f"peak RSS {o[5] / s[5]:.2f}x, peak PSS {o[6] / s[6]:.2f}x")
+        if len(oocs) > 1 and all((n, docs) in by for n in oocs):
+            first = by[(oocs[0], docs)]
+            for name in oocs[1:]:
+                print(f"at {docs:,}: {name} / {oocs[0]} documents/s "
+                      f"{by[(name, docs)][4] / first[4]:.2f}x")
+    for name in oocs:
+        sizes = sorted({r[1] for r in rows if r[0] == name})
+        if len(sizes) == 2:
+            a, b = by[(name, sizes[0])], by[(name, sizes[1])]
+            print(f"{name} peak at {sizes[1]:,} vs {sizes[0]:,}: RSS {b[5] / a[5] - 1:+.1%}, "
+                  f"PSS {b[6] / a[6] - 1:+.1%}")
 
 
 if __name__ == "__main__":
