@@ -38,8 +38,8 @@ _RECORD = np.dtype([("key", "<u8"), ("count", "<i8")])
 _BOUND = np.dtype("<i8")
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FANOUT_BITS = 4
-_GROUP_BYTES = 8 << 20  # partitions read together (one read per run), at most
-_RUN_NAME = re.compile(r"run-(\d{6})\.bin")
+_GROUP_BYTES = 8 << 20  # partitions read together (one open per run), at most
+_RUN_NAME = re.compile(r"run-(\d{6,})\.bin")
 
 
 def _partition(keys: np.ndarray, level: int, bits: int) -> np.ndarray:
