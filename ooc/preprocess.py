@@ -361,8 +361,7 @@ def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
     if config.analyzer == "word":
         namer.set_tokens(tok.table.words)
     for s, shard in enumerate(ngram_fit.shard_paths(shards)):
-        stats = ClassStats(class_counts, shards.sizes[s],
-                           ngram_fit.class_stats_bytes(run.config.memory_budget))
+        stats = ClassStats(class_counts, shards.sizes[s], run.config.memory_budget // 16)
         if shards.count == 1:
             items = ((shard, config.space, p, class_of) for p in tok.chunk_paths)
             results = run.map(ngram_fit.stats_one_shard, items)

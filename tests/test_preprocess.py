@@ -644,24 +644,6 @@ def test_ngram_vectorizer_fit_with_a_tiny_budget_equals_a_large_one(textkit):
     assert (tiny.transform(texts[:300]) != large.transform(texts[:300])).nnz == 0
 
 
-def test_a_shard_holds_what_dense_class_statistics_fit(tmp_path):
-    # 30,000 n-grams in 3 classes: 90,000 (n-gram, class) pairs, more than a
-    # sparse shard may hold under a 16 MiB budget (2 MiB / 64 bytes a pair),
-    # but dense statistics (30,000 x 3 x 16 bytes = 1.4 MB) fit: one shard.
-    # With 100 classes neither form fits and the vocabulary is split.
-    from ooc.text.ngram_vectorizer import NgramConfig
-
-    spill = SpilledCounts(tmp_path / "counts", partition_bits=4)
-    keys = np.arange(1, 30_001, dtype=np.uint64) * np.uint64(7919)
-    spill.add(keys, np.full(len(keys), 200))
-    budget = 16 << 20
-    built = [ooc.text.ngram_fit.build_shards(NgramConfig(), spill, 1000, n_classes, budget,
-                                             tmp_path / f"shards-{n_classes}")
-             for n_classes in (3, 100)]
-    assert built[0].count == 1 and sum(built[0].sizes) == 30_000
-    assert built[1].count > 1 and sum(built[1].sizes) == 30_000
-
-
 def reduced(counts: SpilledCounts, budget: int, min_count: int = 1) -> dict[int, int]:
     """Every key and total that reduce yields; each key once, sorted in its partition."""
     out: dict[int, int] = {}

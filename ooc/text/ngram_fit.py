@@ -32,7 +32,6 @@ from . import kernels
 from .counts import SpilledCounts, partition_of
 from .hashindex import HashIndex
 from .ngram_vectorizer import (
-    CLASS_DENSE_BYTES,
     CLASS_PAIR_BYTES,
     NgramConfig,
     NgramVectorizer,
@@ -50,20 +49,14 @@ _TRIPLE = np.dtype([("row", "<i4"), ("key", "<u8"), ("tf", "<i4")])
 
 
 def shard_features(memory_budget: int) -> int:
-    """Most n-grams in one shard: a quarter of the memory budget."""
-    return max(1 << 16, memory_budget // 4 // SHARD_FEATURE_BYTES)
+    """Most n-grams in one shard: an eighth of the memory budget."""
+    return max(1 << 16, memory_budget // 8 // SHARD_FEATURE_BYTES)
 
 
-def class_stats_bytes(memory_budget: int) -> int:
-    """What one shard's class statistics may hold: an eighth of the memory budget."""
-    return memory_budget // 8
-
-
-def stats_fit(n_features: int, pairs: int, n_classes: int, memory_budget: int) -> bool:
-    """Whether a shard's class statistics fit their share of the budget, held densely
-    (every (n-gram, class) pair) or, failing that, by the ``pairs`` that occur."""
-    return min(n_features * n_classes * CLASS_DENSE_BYTES,
-               pairs * CLASS_PAIR_BYTES) <= class_stats_bytes(memory_budget)
+def shard_class_pairs(memory_budget: int) -> int:
+    """Most (n-gram, class) pairs one shard's class statistics may hold: an eighth of
+    the memory budget."""
+    return max(1 << 16, memory_budget // 8 // CLASS_PAIR_BYTES)
 
 
 def class_pairs(df: np.ndarray, n_classes: int) -> int:
@@ -105,12 +98,13 @@ def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_class
                  memory_budget: int, directory: Path) -> Shards:
     """Reduce the spilled counts to vocabulary shards on disk.
 
-    A shard holds at most :func:`shard_features` n-grams, and its class
-    statistics fit their share of the budget (:func:`stats_fit`).
+    A shard holds at most :func:`shard_features` n-grams and, with many
+    classes, at most :func:`shard_class_pairs` (n-gram, class) pairs, so its
+    class statistics fit in the budget too.
     """
     from .jobs import save_state
 
-    target = shard_features(memory_budget)
+    target, pair_target = shard_features(memory_budget), shard_class_pairs(memory_budget)
     part_to_shard = np.zeros(spill.n_parts, dtype=np.int64)
     sizes: list[int] = []
     pieces: list[tuple[np.ndarray, np.ndarray]] = []
@@ -131,9 +125,8 @@ def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_class
     for part, keys, df in spill.reduce_partitions(memory_budget // 2, config.min_df):
         pairs = class_pairs(df, n_classes)
         # a partition (possibly reduced in several pieces) never straddles two shards
-        if part != last and pieces and (
-                held[0] + len(df) > target
-                or not stats_fit(held[0] + len(df), held[1] + pairs, n_classes, memory_budget)):
+        if part != last and pieces and (held[0] + len(df) > target
+                                        or held[1] + pairs > pair_target):
             close_shard()
         part_to_shard[part], last = len(sizes), part
         pieces.append((keys, df))
