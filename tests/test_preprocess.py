@@ -679,15 +679,22 @@ def test_spilled_counts_are_exact(pool, batches, bits, budget, min_count):
         assert sorted(os.listdir(tmp)) == [f"run-{k:06d}.bin" for k in range(counts.n_runs)]
 
 
-def test_spilled_counts_split_oversized_partitions(monkeypatch, tmp_path):
+@pytest.fixture
+def reduce_levels(monkeypatch) -> list[int]:
+    """The split level of every ``_reduce_file`` call, in order."""
     levels: list[int] = []
     reduce_file = ooc.text.counts._reduce_file
 
-    def spy(path, budget, min_count, level, bits, first_bits):
+    def spy(records, budget, min_count, level, bits, first_bits):
         levels.append(level)
-        return reduce_file(path, budget, min_count, level, bits, first_bits)
+        return reduce_file(records, budget, min_count, level, bits, first_bits)
 
     monkeypatch.setattr(ooc.text.counts, "_reduce_file", spy)
+    return levels
+
+
+def test_spilled_counts_split_oversized_partitions(reduce_levels, tmp_path):
+    levels = reduce_levels
     rng = np.random.default_rng(0)
     keys = rng.integers(1, 5000, size=40_000).astype(np.uint64) * np.uint64(0x1234567)
     keys[:5000] = 77  # one heavy key: splitting never shrinks its file
@@ -757,15 +764,9 @@ def test_spilled_counts_ignore_an_add_stopped_while_writing(tmp_path, monkeypatc
     assert reduced(resumed, 1 << 20) == {k: 1 for k in range(1, 100)}
 
 
-def test_spilled_counts_many_adds_with_a_small_budget_are_exact(tmp_path, monkeypatch):
-    levels: list[int] = []
-    reduce_file = ooc.text.counts._reduce_file
-
-    def spy(records, budget, min_count, level, bits, first_bits):
-        levels.append(level)
-        return reduce_file(records, budget, min_count, level, bits, first_bits)
-
-    monkeypatch.setattr(ooc.text.counts, "_reduce_file", spy)
+def test_spilled_counts_many_adds_with_a_small_budget_are_exact(tmp_path, monkeypatch,
+                                                               reduce_levels):
+    levels = reduce_levels
     rng = np.random.default_rng(2)
     counts = SpilledCounts(tmp_path, partition_bits=3)
     expected: Counter[int] = Counter()
