@@ -627,6 +627,37 @@ def test_smallest_memory_budget_equals_a_large_one(textkit, monkeypatch):
     textkit.assert_same(textkit.load("large.h5"), textkit.load(out), by_row_id=True)
 
 
+@pytest.mark.slow
+def test_f_scores_and_idf_do_not_depend_on_workers_chunks_or_shards(textkit, monkeypatch):
+    # sums in one order whatever the run's shape, so near-ties pick the same features
+    corpus = textkit.corpus("c.csv", docs=3000, seed=43, vocab=6000, words_per_doc=60)
+    scored: list[dict[int, float]] = []
+    merge_top = ooc.text.ngram_fit.merge_top
+
+    def spy(best, scores, keys, idf, k, names):
+        scored[-1].update(zip(keys.tolist(), scores.tolist(), strict=True))
+        return merge_top(best, scores, keys, idf, k, names)
+
+    monkeypatch.setattr(ooc.text.ngram_fit, "merge_top", spy)
+    runs = {"one": {"chunk_rows": 512}, "two": {"chunk_rows": 97, "workers": 2},
+            "shards": {"chunk_rows": 300, "shards": 4000}}
+    idf = {}
+    for name, options in runs.items():
+        scored.append({})
+        shard_size = options.pop("shards", None)
+        with monkeypatch.context() as m:
+            if shard_size:
+                m.setattr(ooc.text.ngram_fit, "shard_features", lambda _, n=shard_size: n)
+            textkit.preprocess(corpus, out=f"{name}.h5", top_k=1000, **options)
+        with ooc.open(textkit.tmp_path / f"{name}.h5") as ds:
+            idf[name] = ds.vectorizer.idf_.copy()
+    assert len(scored[0]) > 5000 and all(s.keys() == scored[0].keys() for s in scored)
+    for name, other in zip(list(runs)[1:], scored[1:], strict=True):  # bit for bit
+        assert [other[k] for k in scored[0]] == list(scored[0].values()), name
+    for name in runs:
+        assert idf[name].tobytes() == idf["one"].tobytes(), name
+
+
 def test_memory_budget_below_16_mib_is_refused(textkit, capsys):
     out = textkit.tmp_path / "out.h5"
     corpus = textkit.corpus("c.csv", docs=50, seed=40)

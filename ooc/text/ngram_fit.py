@@ -171,12 +171,12 @@ def read_triples(directory: Path, chunk: int, shard: int) -> np.ndarray:
 
 def tfidf_in_shard(triples: np.ndarray, shard: Path) -> tuple[np.ndarray, np.ndarray,
                                                                 np.ndarray]:
-    """``(row, position in shard, tf * idf)`` of the triples whose n-gram is in the shard."""
+    """The triples whose n-gram is in the shard, its position in the shard, and tf * idf."""
     _, idf, index = load_shard(shard)
     pos = index.lookup(triples["key"])
     hit = pos >= 0
-    pos = pos[hit]
-    return triples["row"][hit], pos, triples["tf"][hit] * np.asarray(idf)[pos]
+    pos, triples = pos[hit], triples[hit]
+    return triples, pos, triples["tf"] * np.asarray(idf)[pos]
 
 
 def merge_top(best: tuple[np.ndarray, np.ndarray, np.ndarray], scores: np.ndarray,
@@ -284,13 +284,20 @@ def split_triples(space: KeySpace, chunk_path: Path, chunk: int, directory: Path
 
 def chunk_norms(chunk_path: Path, chunk: int, directory: Path, shards: list[Path],
                 n_rows: int) -> None:
-    """A chunk's row norms over the whole vocabulary, one shard at a time (saved)."""
+    """A chunk's row norms over the whole vocabulary (saved).
+
+    Each row's squares are summed in n-gram key order, as with one shard
+    (:meth:`Vocabulary.tfidf`), so the norms and the F scores built on them
+    are the same floats however many shards the vocabulary took.
+    """
     from .jobs import norms_path
 
-    squares = np.zeros(n_rows)
-    for s, shard in enumerate(shards):
-        row, _, value = tfidf_in_shard(read_triples(directory, chunk, s), shard)
-        squares += np.bincount(row, weights=value * value, minlength=n_rows)
+    found = [tfidf_in_shard(read_triples(directory, chunk, s), shard)
+             for s, shard in enumerate(shards)]
+    hits = np.concatenate([triples for triples, _, _ in found])
+    squares = np.concatenate([value * value for _, _, value in found])
+    order = np.lexsort((hits["key"], hits["row"]))
+    squares = np.bincount(hits["row"][order], weights=squares[order], minlength=n_rows)
     np.save(norms_path(chunk_path), np.sqrt(squares))
 
 
@@ -301,7 +308,8 @@ def shard_stats(chunk_path: Path, chunk: int, directory: Path, shard: Path, s: i
 
     labels, split = load_fields(chunk_path, "labels", "split")
     norms = np.load(norms_path(chunk_path))
-    row, pos, value = tfidf_in_shard(read_triples(directory, chunk, s), shard)
+    triples, pos, value = tfidf_in_shard(read_triples(directory, chunk, s), shard)
+    row = triples["row"]
     keep = split[row] == TRAIN
     row = row[keep]
     return [class_entries(row, pos[keep], value[keep] / norms[row], classes[labels])]
