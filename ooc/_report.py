@@ -45,24 +45,6 @@ def peak_rss_bytes(pid: int | None = None) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * MAXRSS_UNIT
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD_BYTES = 2 << 20
-
-
-def map_large_blocks() -> None:
-    """Have glibc serve every block of 2 MiB or more with its own ``mmap``.
-
-    By default glibc raises this threshold (up to 32 MiB) each time a large
-    block is freed, after which large NumPy temporaries come from the heap,
-    and a heap fragmented by them stays resident.  Blocks that are mapped
-    one by one go back to the OS when freed.  Inherited by forked workers;
-    elsewhere than glibc a no-op.
-    """
-    mallopt = glibc("mallopt")
-    if mallopt is not None:
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-
-
 def release_memory() -> None:
     """Hand freed heap pages back to the OS (glibc's ``malloc_trim``; elsewhere a no-op).
 

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from ._platform import SIGXFSZ
-from ._report import bytes_on_disk, human_bytes, map_large_blocks
+from ._report import bytes_on_disk, human_bytes
 from .errors import OocError, OocWarning
 from .text._common import escape
 
@@ -191,8 +191,6 @@ def _column(text: str) -> str | int:
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from .preprocess import preprocess_text
-
-    map_large_blocks()  # for good, which the Python API leaves to its caller
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
     inputs = options.pop("input")

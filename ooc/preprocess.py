@@ -40,7 +40,6 @@ from ._report import (
     bytes_on_disk,
     human_bytes,
     human_peak,
-    map_large_blocks,
     peak_rss_bytes,
     progress_bar,
 )
@@ -576,11 +575,8 @@ def _run_id_of(out: Path) -> str | None:
 
 def _start_worker() -> None:
     """Pool initializer.  Ctrl-C is the main process' to handle (one line, not a traceback
-    from each worker); the pool's workers are terminated when it stops.  The worker's
-    allocator maps large blocks (:func:`map_large_blocks`): a setting that lasts for the
-    process, so the calling process is left as it was (``ooc preprocess`` sets its own)."""
+    from each worker); the pool's workers are terminated when it stops."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    map_large_blocks()
 
 
 def _start_pool(context: Any, workers: int) -> Any:
