@@ -8,8 +8,9 @@ index on disk, and every step below holds one shard at a time:
 
 1. **vocabulary**: reduce the spilled counts partition by partition, shard
    by shard;
-2. **norms**: a row's l2 norm over the whole vocabulary is the root of the
-   sum, over shards, of its squared tf-idf values in each shard;
+2. **norms**: a row's l2 norm over the whole vocabulary, its squared tf-idf
+   values gathered from every shard and summed in n-gram key order, as with
+   one shard;
 3. **statistics**: per shard, per-class sums of the normalised values give
    the F scores of its n-grams; a running top k (score, then key) is kept.
 
@@ -154,14 +155,22 @@ def triples_path(directory: Path, chunk: int, shard: int) -> Path:
     return directory / f"{chunk:06d}-{shard:04d}.npy"
 
 
+def shard_of_path(directory: Path, chunk: int) -> Path:
+    """Where the shard of each of one chunk's triples, in the chunk's order, is kept."""
+    return directory / f"{chunk:06d}-shards.npy"
+
+
 def write_triples(directory: Path, chunk: int, rows: np.ndarray, keys: np.ndarray,
                   tf: np.ndarray, shard_of: np.ndarray, n_shards: int) -> None:
-    """Split one chunk's ``(row, key, tf)`` triples by shard, one file each."""
+    """Split one chunk's ``(row, key, tf)`` triples by shard, one file each, and keep
+    which shard each went to."""
     triples = np.empty(len(rows), dtype=_TRIPLE)
     triples["row"], triples["key"], triples["tf"] = rows, keys, tf
     order, bounds = kernels.group_order(shard_of, n_shards)
     for s in range(n_shards):
-        np.save(triples_path(directory, chunk, s), triples[order[bounds[s]:bounds[s + 1]]])
+        np.save(triples_path(directory, chunk, s), triples.take(order[bounds[s]:bounds[s + 1]]))
+    np.save(shard_of_path(directory, chunk),
+            shard_of.astype(np.min_scalar_type(max(n_shards - 1, 0))))
 
 
 def read_triples(directory: Path, chunk: int, shard: int) -> np.ndarray:
@@ -171,12 +180,13 @@ def read_triples(directory: Path, chunk: int, shard: int) -> np.ndarray:
 
 def tfidf_in_shard(triples: np.ndarray, shard: Path) -> tuple[np.ndarray, np.ndarray,
                                                                 np.ndarray]:
-    """The triples whose n-gram is in the shard, its position in the shard, and tf * idf."""
+    """Which triples have their n-gram in the shard (indices), its position in the shard,
+    and tf * idf."""
     _, idf, index = load_shard(shard)
     pos = index.lookup(triples["key"])
-    hit = pos >= 0
-    pos, triples = pos[hit], triples[hit]
-    return triples, pos, triples["tf"] * np.asarray(idf)[pos]
+    hit = np.flatnonzero(pos >= 0)
+    pos = pos[hit]
+    return hit, pos, triples["tf"][hit] * np.asarray(idf)[pos]
 
 
 def merge_top(best: tuple[np.ndarray, np.ndarray, np.ndarray], scores: np.ndarray,
@@ -292,13 +302,18 @@ def chunk_norms(chunk_path: Path, chunk: int, directory: Path, shards: list[Path
     """
     from .jobs import norms_path
 
-    found = [tfidf_in_shard(read_triples(directory, chunk, s), shard)
-             for s, shard in enumerate(shards)]
-    hits = np.concatenate([triples for triples, _, _ in found])
-    squares = np.concatenate([value * value for _, _, value in found])
-    order = np.lexsort((hits["key"], hits["row"]))
-    squares = np.bincount(hits["row"][order], weights=squares[order], minlength=n_rows)
-    np.save(norms_path(chunk_path), np.sqrt(squares))
+    shard_of = np.load(shard_of_path(directory, chunk))
+    order, bounds = kernels.group_order(shard_of, len(shards))
+    # back in the chunk's (row, key) order; n-grams outside the vocabulary add 0.0,
+    # which leaves every partial sum as it was
+    rows, squares = np.empty(len(shard_of), np.int64), np.zeros(len(shard_of))
+    for s, shard in enumerate(shards):
+        triples = read_triples(directory, chunk, s)
+        at = order[bounds[s]:bounds[s + 1]]
+        rows[at] = triples["row"]
+        hit, _, value = tfidf_in_shard(triples, shard)
+        squares[at[hit]] = value * value
+    np.save(norms_path(chunk_path), np.sqrt(np.bincount(rows, squares, minlength=n_rows)))
 
 
 def shard_stats(chunk_path: Path, chunk: int, directory: Path, shard: Path, s: int,
@@ -308,8 +323,9 @@ def shard_stats(chunk_path: Path, chunk: int, directory: Path, shard: Path, s: i
 
     labels, split = load_fields(chunk_path, "labels", "split")
     norms = np.load(norms_path(chunk_path))
-    triples, pos, value = tfidf_in_shard(read_triples(directory, chunk, s), shard)
-    row = triples["row"]
+    triples = read_triples(directory, chunk, s)
+    hit, pos, value = tfidf_in_shard(triples, shard)
+    row = triples["row"][hit]
     keep = split[row] == TRAIN
     row = row[keep]
     return [class_entries(row, pos[keep], value[keep] / norms[row], classes[labels])]
