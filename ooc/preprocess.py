@@ -307,7 +307,8 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
     n_train = int(class_counts.sum())
     if not run.work.get("vocab"):
         shards = build_shards(config, tok.spill, n_train, len(class_counts),
-                              run.config.memory_budget, run.work.fresh("shards"))
+                              run.config.memory_budget, run.work.fresh("shards"),
+                              run.config.workers)
         if not sum(shards.sizes):
             raise CorpusError(f"no n-gram occurs in at least min_df={config.min_df} training "
                               "rows; lower --min-df or add rows.")
@@ -350,32 +351,38 @@ def _norms_by_shard(run: _Run, tok: Tokenizer, shards: Shards) -> None:
 
 def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
             class_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """F scores shard by shard; the running top k ``(scores, keys, idf)``."""
+    """F scores shard by shard; the running top k ``(scores, keys, idf)``.
+
+    One shard: a sweep over the chunks computes their norms and entries, added
+    here.  Several: each shard is a job of its own, its statistics held in the
+    worker, which sends back only the n-grams that could make the top k.
+    """
     config: NgramConfig = tok.config  # type: ignore[assignment]
     n_train = int(class_counts.sum())
     bar = run.bar("select features", n_train * shards.count)
-    best = ngram_fit.empty_top()
-    directory = run.work.path / "triples"
     namer = NgramVectorizer(config)
     if config.analyzer == "word":
         namer.set_tokens(tok.table.words)
-    for s, shard in enumerate(ngram_fit.shard_paths(shards)):
-        stats = ClassStats(class_counts, shards.sizes[s], run.config.memory_budget // 16)
-        if shards.count == 1:
-            items = ((shard, config.space, p, class_of) for p in tok.chunk_paths)
-            results = run.map(ngram_fit.stats_one_shard, items)
-        else:
-            items = ((p, k, directory, shard, s, class_of)
-                     for k, p in enumerate(tok.chunk_paths))
-            results = run.map(ngram_fit.shard_stats, items)
-        for entries, (n_train_rows, *_) in zip(results, tok.rows_per_chunk, strict=True):
+    if shards.count == 1:
+        shard = shards.path(0)
+        stats = ClassStats(class_counts, shards.sizes[0], run.config.memory_budget // 16)
+        items = ((shard, config.space, p, class_of) for p in tok.chunk_paths)
+        for entries, (n_train_rows, *_) in zip(run.map(ngram_fit.stats_one_shard, items),
+                                               tok.rows_per_chunk, strict=True):
             for entry in entries:
                 stats.add(*entry)
             bar.update(n_train_rows)
-        keys, idf, _ = ngram_fit.load_shard(shard)
-        best = ngram_fit.merge_top(best, stats.scores(), np.asarray(keys), np.asarray(idf),
-                                   config.top_k, namer.feature_names)
-        del stats
+        found = [ngram_fit.shard_scores(stats, shard)]
+    else:
+        items = ((shard, s, shards.sizes[s], tok.chunk_paths, run.work.path / "triples",
+                  class_of, class_counts, config.top_k,
+                  run.config.memory_budget // run.config.workers // 16)
+                 for s, shard in enumerate(ngram_fit.shard_paths(shards)))
+        found = run.map(ngram_fit.select_in_shard, items)
+    best = ngram_fit.empty_top()
+    for scores, keys, idf in found:
+        best = ngram_fit.merge_top(best, scores, keys, idf, config.top_k, namer.feature_names)
+        bar.update(n_train if shards.count > 1 else 0)
     bar.close()
     return best
 

@@ -631,19 +631,29 @@ def test_smallest_memory_budget_equals_a_large_one(textkit, monkeypatch):
 def test_f_scores_and_idf_do_not_depend_on_workers_chunks_or_shards(textkit, monkeypatch):
     # sums in one order whatever the run's shape, so near-ties pick the same features
     corpus = textkit.corpus("c.csv", docs=3000, seed=43, vocab=6000, words_per_doc=60)
-    scored: list[dict[int, float]] = []
-    merge_top = ooc.text.ngram_fit.merge_top
+    shard_scores = ooc.text.ngram_fit.shard_scores
 
-    def spy(best, scores, keys, idf, k, names):
-        scored[-1].update(zip(keys.tolist(), scores.tolist(), strict=True))
-        return merge_top(best, scores, keys, idf, k, names)
+    def spy(stats, shard):  # in the workers too: each shard's scores saved to a file
+        scores, keys, idf = shard_scores(stats, shard)
+        np.savez(scored / f"{os.getpid()}-{time.monotonic_ns()}.npz", keys=keys, scores=scores)
+        return scores, keys, idf
 
-    monkeypatch.setattr(ooc.text.ngram_fit, "merge_top", spy)
+    monkeypatch.setattr(ooc.text.ngram_fit, "shard_scores", spy)
     runs = {"one": {"chunk_rows": 512}, "two": {"chunk_rows": 97, "workers": 2},
-            "shards": {"chunk_rows": 300, "shards": 4000}}
-    idf = {}
+            "shards": {"chunk_rows": 300, "shards": 4000},
+            "shards, two": {"chunk_rows": 200, "shards": 3000, "workers": 2}}
+    found, idf, n_shards = {}, {}, {}
+    build_shards = ooc.preprocess.build_shards
+
+    def count_shards(*args):
+        result = build_shards(*args)
+        n_shards[name] = result.count
+        return result
+
+    monkeypatch.setattr(ooc.preprocess, "build_shards", count_shards)
     for name, options in runs.items():
-        scored.append({})
+        scored = textkit.tmp_path / f"scores-{len(found)}"
+        scored.mkdir()
         shard_size = options.pop("shards", None)
         with monkeypatch.context() as m:
             if shard_size:
@@ -651,10 +661,18 @@ def test_f_scores_and_idf_do_not_depend_on_workers_chunks_or_shards(textkit, mon
             textkit.preprocess(corpus, out=f"{name}.h5", top_k=1000, **options)
         with ooc.open(textkit.tmp_path / f"{name}.h5") as ds:
             idf[name] = ds.vectorizer.idf_.copy()
-    assert len(scored[0]) > 5000 and all(s.keys() == scored[0].keys() for s in scored)
-    for name, other in zip(list(runs)[1:], scored[1:], strict=True):  # bit for bit
-        assert [other[k] for k in scored[0]] == list(scored[0].values()), name
-    for name in runs:
+        found[name] = {}
+        for path in scored.iterdir():
+            with np.load(path) as saved:
+                found[name].update(zip(saved["keys"].tolist(), saved["scores"].tolist(),
+                                       strict=True))
+    assert n_shards["one"] == n_shards["two"] == 1
+    assert n_shards["shards"] > 2 and n_shards["shards, two"] > 2
+    first = found["one"]
+    assert len(first) > 5000
+    for name in runs:  # bit for bit
+        assert found[name].keys() == first.keys(), name
+        assert [found[name][k] for k in first] == list(first.values()), name
         assert idf[name].tobytes() == idf["one"].tobytes(), name
 
 

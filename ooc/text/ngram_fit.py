@@ -34,11 +34,13 @@ from .counts import SpilledCounts, partition_of
 from .hashindex import HashIndex
 from .ngram_vectorizer import (
     CLASS_PAIR_BYTES,
+    ClassStats,
     NgramConfig,
     NgramVectorizer,
     Vocabulary,
     class_entries,
     idf_of,
+    top_candidates,
     top_k,
 )
 from .ngrams import KeySpace, term_counts
@@ -96,16 +98,17 @@ class Shards:
 
 
 def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_classes: int,
-                 memory_budget: int, directory: Path) -> Shards:
+                 memory_budget: int, directory: Path, workers: int = 1) -> Shards:
     """Reduce the spilled counts to vocabulary shards on disk.
 
     A shard holds at most :func:`shard_features` n-grams and, with many
     classes, at most :func:`shard_class_pairs` (n-gram, class) pairs, so its
-    class statistics fit in the budget too.
+    class statistics fit in the budget too, ``workers`` shards at once.
     """
     from .jobs import save_state
 
-    target, pair_target = shard_features(memory_budget), shard_class_pairs(memory_budget)
+    per_shard = memory_budget // workers
+    target, pair_target = shard_features(per_shard), shard_class_pairs(per_shard)
     part_to_shard = np.zeros(spill.n_parts, dtype=np.int64)
     sizes: list[int] = []
     pieces: list[tuple[np.ndarray, np.ndarray]] = []
@@ -200,6 +203,12 @@ def merge_top(best: tuple[np.ndarray, np.ndarray, np.ndarray], scores: np.ndarra
     all_idf = np.concatenate([best[2], idf])
     kept = top_k(all_scores, k, lambda idx: names(all_keys[idx]))
     return all_scores[kept], all_keys[kept], all_idf[kept]
+
+
+def shard_scores(stats: ClassStats, shard: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """F scores of every n-gram of a shard from its class statistics; keys and idf."""
+    keys, idf, _ = load_shard(shard)
+    return stats.scores(), np.asarray(keys), np.asarray(idf)
 
 
 def empty_top() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -314,6 +323,21 @@ def chunk_norms(chunk_path: Path, chunk: int, directory: Path, shards: list[Path
         hit, _, value = tfidf_in_shard(triples, shard)
         squares[at[hit]] = value * value
     np.save(norms_path(chunk_path), np.sqrt(np.bincount(rows, squares, minlength=n_rows)))
+
+
+def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path],
+                    directory: Path, classes: np.ndarray, class_counts: np.ndarray, k: int,
+                    buffer_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One shard's F scores, its chunks' entries added in row order as in one process;
+    ``(scores, keys, idf)`` of the n-grams that could be in the top ``k`` (ties included),
+    so that only those go back to be merged."""
+    stats = ClassStats(class_counts, n_features, buffer_bytes)
+    for chunk, chunk_path in enumerate(chunk_paths):
+        for entry in shard_stats(chunk_path, chunk, directory, shard, s, classes):
+            stats.add(*entry)
+    scores, keys, idf = shard_scores(stats, shard)
+    keep = top_candidates(scores, k)
+    return scores[keep], keys[keep], idf[keep]
 
 
 def shard_stats(chunk_path: Path, chunk: int, directory: Path, shard: Path, s: int,

@@ -283,6 +283,21 @@ class ClassStats:
 Names = Callable[[np.ndarray], Sequence[str]]
 
 
+def _nan_lowest(scores: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(scores), np.finfo(np.float64).min, scores)
+
+
+def top_candidates(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the features scoring at least the k-th highest score (NaN lowest):
+    every feature :func:`top_k` may keep, ties at the cut included, in index order."""
+    cleaned = _nan_lowest(scores)
+    k = min(k, len(cleaned))
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    cut = np.partition(cleaned, len(cleaned) - k)[len(cleaned) - k]
+    return np.flatnonzero(cleaned >= cut)
+
+
 def top_k(scores: np.ndarray, k: int, names: Names) -> np.ndarray:
     """Indices of the features ``SelectKBest(k)`` keeps, in the order of their names.
 
@@ -292,12 +307,9 @@ def top_k(scores: np.ndarray, k: int, names: Names) -> np.ndarray:
     gives the names of some features; it is asked only about the features
     that score at least the k-th highest score.
     """
-    cleaned = np.where(np.isnan(scores), np.finfo(np.float64).min, scores)
-    k = min(k, len(cleaned))
-    if k <= 0:
-        return np.zeros(0, dtype=np.intp)
-    cut = np.partition(cleaned, len(cleaned) - k)[len(cleaned) - k]
-    candidates = np.flatnonzero(cleaned >= cut)
+    cleaned = _nan_lowest(scores)
+    candidates = top_candidates(scores, k)
+    k = min(k, len(candidates))
     named = list(zip(cleaned[candidates].tolist(), names(candidates), candidates.tolist(),
                      strict=True))
     kept = sorted(named, key=lambda t: (t[0], t[1]))[len(named) - k:]
