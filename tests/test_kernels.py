@@ -112,3 +112,19 @@ def test_dictionary_encoding_gives_ids_in_order_of_first_appearance(monkeypatch,
                                                                       starts + lengths))
     np.testing.assert_array_equal(compiled[0], fallback[0])
     assert compiled[1] == fallback[1] == list(dict.fromkeys(words))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.lists(st.integers(0, 40), max_size=200), seed=st.integers(0, 2**32 - 1),
+       ngram_range=st.sampled_from([(1, 1), (1, 2), (2, 3), (1, 2)]))
+def test_remap_keys(monkeypatch, ids, seed, ngram_range):
+    space = KeySpace(ngram_range, 21)
+    token_ids = np.array(ids, dtype=np.int64)
+    keys, _ = space.keys(ngrams.Tokens(token_ids, np.array([0, len(ids)]), None))
+    mapping = np.random.default_rng(seed).permutation(space.max_token + 1)[:41]
+    compiled, fallback = both(monkeypatch, lambda: space.remap(keys, mapping))
+    np.testing.assert_array_equal(compiled, fallback)
+    # the same keys as made from the mapped ids
+    np.testing.assert_array_equal(compiled, space.keys(
+        ngrams.Tokens(mapping[token_ids], np.array([0, len(ids)]), None))[0])

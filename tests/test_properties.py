@@ -232,3 +232,19 @@ def test_coo_indices_equal_tocoo(n_rows, n_cols, seed):
     coo = x.tocoo()
     np.testing.assert_array_equal(coo_indices(x), np.stack([coo.row, coo.col], axis=1))
     assert coo_indices(x).dtype == np.int64
+
+
+@settings(max_examples=100, deadline=None)
+@given(chunks=st.lists(st.lists(st.sampled_from(["a", "b", "é", "数据", "😀", "", "a b"]),
+                                max_size=12), max_size=6))
+def test_token_table_assigns_ids_in_order_of_first_appearance(chunks):
+    from ooc.text.vocab import TokenTable
+
+    table, expected = TokenTable(), {}
+    for words in chunks:
+        ids = table.add(words)
+        for word in words:
+            expected.setdefault(word, len(expected))
+        assert ids.tolist() == [expected[w] for w in words]
+    assert table.words == list(expected)
+    assert table.lookup(["zz", *expected]).tolist() == [-1, *expected.values()]

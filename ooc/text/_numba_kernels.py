@@ -170,3 +170,19 @@ def encode_runs(data: np.ndarray, starts: np.ndarray,
                     s = (s + np.uint64(1)) & mask
                 slots[s] = k
     return ids, firsts[:n_ids]
+
+
+@jit
+def remap_keys(keys: np.ndarray, mapping: np.ndarray, bits: int) -> np.ndarray:
+    # every slot t + 1 of a key replaced by mapping[t] + 1, lowest slot first
+    mask = np.uint64((1 << bits) - 1)
+    width = np.uint64(bits)
+    out = np.empty(len(keys), np.uint64)
+    for i in range(len(keys)):
+        key, new, shift = keys[i], np.uint64(0), np.uint64(0)
+        while key:
+            new |= np.uint64(mapping[np.int64(key & mask) - 1] + 1) << shift
+            key >>= width
+            shift += width
+        out[i] = new
+    return out

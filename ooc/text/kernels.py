@@ -48,6 +48,7 @@ def warm_up() -> None:
         kernels.group_order(np.zeros(0, np.int64), 1)
         kernels.encode_runs(np.zeros(0, np.uint8), np.zeros(0, np.int64),
                             np.zeros(0, np.int64))
+        kernels.remap_keys(empty, np.zeros(0, np.int64), 25)
 
 
 def term_counts(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, int], bits: int,
@@ -98,3 +99,9 @@ def encode_runs(data: np.ndarray, starts: np.ndarray,
     return _kernels().encode_runs(np.ascontiguousarray(data, np.uint8),
                                      np.ascontiguousarray(starts, np.int64),
                                      np.ascontiguousarray(stops, np.int64))
+
+
+def remap_keys(keys: np.ndarray, mapping: np.ndarray, bits: int) -> np.ndarray:
+    """Compiled :meth:`ooc.text.ngrams.KeySpace.remap`."""
+    return _kernels().remap_keys(np.ascontiguousarray(keys, np.uint64),
+                                 np.ascontiguousarray(mapping, np.int64), bits)

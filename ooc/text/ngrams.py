@@ -127,6 +127,8 @@ class KeySpace:
 
     def remap(self, keys: np.ndarray, mapping: np.ndarray) -> np.ndarray:
         """Re-encode keys after mapping every token id ``t`` to ``mapping[t]``."""
+        if kernels.compiled():
+            return kernels.remap_keys(keys, mapping, self.bits)
         slots = self.slots(keys)
         used = slots >= 0
         slots[used] = mapping[slots[used]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
+from itertools import pairwise, repeat
 
 import numpy as np
 
@@ -24,22 +24,22 @@ class TokenTable:
         return len(self.words)
 
     def add(self, local_words: list[str]) -> np.ndarray:
-        """Global id of every local word, adding the new ones."""
-        index, words = self.index, self.words
-        out = np.empty(len(local_words), dtype=np.int64)
-        for i, word in enumerate(local_words):
-            gid = index.get(word)
-            if gid is None:
-                gid = index[word] = len(words)
-                words.append(word)
-            out[i] = gid
+        """Global id of every local word, adding the new ones in order of appearance."""
+        out = self.lookup(local_words)
+        new = np.flatnonzero(out < 0)
+        if len(new):
+            start = len(self.words)
+            # a word new here twice gets the id of its first appearance
+            first = dict.fromkeys(local_words[i] for i in new.tolist())
+            self.index.update(zip(first, range(start, start + len(first)), strict=True))
+            self.words.extend(first)
+            out[new] = self.lookup([local_words[i] for i in new.tolist()])
         return out
 
     def lookup(self, local_words: list[str]) -> np.ndarray:
         """Global id of every local word, -1 for words not in the table."""
-        get = self.index.get
-        return np.fromiter((get(w, -1) for w in local_words), dtype=np.int64,
-                           count=len(local_words))
+        return np.fromiter(map(self.index.get, local_words, repeat(-1, len(local_words))),
+                           dtype=np.int64, count=len(local_words))
 
 
 def pack_strings(strings: list[str]) -> dict[str, np.ndarray]:
