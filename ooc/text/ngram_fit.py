@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._report import release_memory
 from . import kernels
 from .counts import SpilledCounts, partition_of
 from .hashindex import HashIndex
@@ -335,6 +336,7 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
     for chunk, chunk_path in enumerate(chunk_paths):
         for entry in shard_stats(chunk_path, chunk, directory, shard, s, classes):
             stats.add(*entry)
+        release_memory()  # a chunk's transients, as after every job
     scores, keys, idf = shard_scores(stats, shard)
     keep = top_candidates(scores, k)
     return scores[keep], keys[keep], idf[keep]
