@@ -248,3 +248,22 @@ def test_token_table_assigns_ids_in_order_of_first_appearance(chunks):
         assert ids.tolist() == [expected[w] for w in words]
     assert table.words == list(expected)
     assert table.lookup(["zz", *expected]).tolist() == [-1, *expected.values()]
+
+
+@settings(max_examples=100, deadline=None)
+@given(chunks=st.lists(st.lists(st.integers(0, 30), max_size=40), max_size=6))
+def test_word_counter_counts_and_first_positions_over_chunks(chunks):
+    from ooc.text.sequence_vectorizer import WordCounter
+
+    counter, first, position = WordCounter(), {}, 0
+    for ids in chunks:  # global ids, as in source order, each chunk's training tokens
+        counter.table.add([str(i) for i in range(max(ids, default=-1) + 1)])
+        counter.count(np.array(ids, dtype=np.int64))
+        for offset, i in enumerate(ids):
+            first.setdefault(i, position + offset)
+        position += len(ids)
+    seen = sorted(first)
+    assert [int(counter.first[i]) for i in seen] == [first[i] for i in seen]
+    counts = np.bincount(np.array([i for ids in chunks for i in ids], dtype=np.int64),
+                         minlength=len(counter.counts))
+    np.testing.assert_array_equal(counter.counts, counts)

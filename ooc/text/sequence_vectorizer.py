@@ -69,9 +69,11 @@ class WordCounter:
         """Count training tokens given by global id, in source order."""
         self._grow(len(self.table))
         self.counts += np.bincount(seen, minlength=len(self.counts))
-        distinct, first = np.unique(seen, return_index=True)
-        new = self.first[distinct] == _UNSEEN
-        self.first[distinct[new]] = self.position + first[new]
+        # only the tokens of words not seen in training before are sorted: after the
+        # first chunks, few
+        at = np.flatnonzero(self.first[seen] == _UNSEEN)
+        distinct, first = np.unique(seen[at], return_index=True)
+        self.first[distinct] = self.position + at[first]
         self.position += len(seen)
 
     def _grow(self, n: int) -> None:
