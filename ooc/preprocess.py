@@ -595,7 +595,7 @@ def _start_pool(context: Any, workers: int) -> Any:
     """
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return context.Pool(workers, initializer=_start_worker)
+        return jobs.WorkerPool(context.Pool(workers, initializer=_start_worker))
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -623,7 +623,6 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
                           default=0)
         if pool is not None:
             pool.close()
-            pool.join()
     return rejects, worker_peak
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -28,6 +29,45 @@ from .splits import TRAIN
 
 PIECE_ROWS = 1024  # rows vectorized at once: bounds the transient arrays of a job
 _CACHE: dict[str, Any] = {}
+
+
+class WorkerPool:
+    """A ``multiprocessing`` pool that, when stopped on an error or Ctrl-C, first waits
+    (at most :attr:`DRAIN_S` seconds) for the jobs it started to hand back their results.
+
+    ``Pool.terminate()`` deadlocks when a worker is caught half-way through sending a
+    large result: it waits for the result pipe's lock, which that worker holds while
+    nobody reads the pipe any more (python/cpython#73945).
+    """
+
+    DRAIN_S = 60.0
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._started: list[Any] = []
+
+    def apply_async(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """Start ``fn(*args)`` in a worker; its ``AsyncResult``."""
+        result = self._pool.apply_async(fn, args)
+        self._started = [r for r in self._started if not r.ready()]
+        self._started.append(result)
+        return result
+
+    def close(self) -> None:
+        """Take no more jobs; wait for the workers to exit."""
+        self._pool.close()
+        self._pool.join()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        deadline = time.monotonic() + self.DRAIN_S
+        try:
+            for result in self._started:
+                result.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            self._pool.terminate()
 
 
 def ordered_map(pool: Any, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]],
