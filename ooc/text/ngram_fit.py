@@ -182,11 +182,10 @@ def read_triples(directory: Path, chunk: int, shard: int) -> np.ndarray:
     return np.load(triples_path(directory, chunk, shard))
 
 
-def tfidf_in_shard(triples: np.ndarray, shard: Path) -> tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray]:
-    """Which triples have their n-gram in the shard (indices), its position in the shard,
-    and tf * idf."""
-    _, idf, index = load_shard(shard)
+def tfidf_in_shard(triples: np.ndarray, idf: np.ndarray, index: HashIndex) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray]:
+    """Which triples have their n-gram in a shard (its ``idf`` and ``index``; indices),
+    its position in the shard, and tf * idf."""
     pos = index.lookup(triples["key"])
     hit = np.flatnonzero(pos >= 0)
     pos = pos[hit]
@@ -321,7 +320,7 @@ def chunk_norms(chunk_path: Path, chunk: int, directory: Path, shards: list[Path
         triples = read_triples(directory, chunk, s)
         at = order[bounds[s]:bounds[s + 1]]
         rows[at] = triples["row"]
-        hit, _, value = tfidf_in_shard(triples, shard)
+        hit, _, value = tfidf_in_shard(triples, *load_shard(shard)[1:])
         squares[at[hit]] = value * value
     np.save(norms_path(chunk_path), np.sqrt(np.bincount(rows, squares, minlength=n_rows)))
 
@@ -333,8 +332,9 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
     ``(scores, keys, idf)`` of the n-grams that could be in the top ``k`` (ties included),
     so that only those go back to be merged."""
     stats = ClassStats(class_counts, n_features, buffer_bytes)
+    _, idf, index = load_shard(shard)  # once for all chunks
     for chunk, chunk_path in enumerate(chunk_paths):
-        for entry in shard_stats(chunk_path, chunk, directory, shard, s, classes):
+        for entry in shard_stats(chunk_path, chunk, directory, s, idf, index, classes):
             stats.add(*entry)
         release_memory()  # a chunk's transients, as after every job
     scores, keys, idf = shard_scores(stats, shard)
@@ -342,15 +342,16 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
     return scores[keep], keys[keep], idf[keep]
 
 
-def shard_stats(chunk_path: Path, chunk: int, directory: Path, shard: Path, s: int,
-                classes: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-    """A chunk's training entries ``(position in shard, class, value)`` for one shard."""
+def shard_stats(chunk_path: Path, chunk: int, directory: Path, s: int, idf: np.ndarray,
+                index: HashIndex, classes: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """A chunk's training entries ``(position in shard, class, value)`` for shard ``s``
+    (its ``idf`` and ``index``)."""
     from .jobs import load_fields, norms_path
 
     labels, split = load_fields(chunk_path, "labels", "split")
     norms = np.load(norms_path(chunk_path))
     triples = read_triples(directory, chunk, s)
-    hit, pos, value = tfidf_in_shard(triples, shard)
+    hit, pos, value = tfidf_in_shard(triples, idf, index)
     row = triples["row"][hit]
     keep = split[row] == TRAIN
     row = row[keep]

@@ -29,11 +29,12 @@ class TokenTable:
         new = np.flatnonzero(out < 0)
         if len(new):
             start = len(self.words)
+            new_words = [local_words[i] for i in new.tolist()]
             # a word new here twice gets the id of its first appearance
-            first = dict.fromkeys(local_words[i] for i in new.tolist())
+            first = dict.fromkeys(new_words)
             self.index.update(zip(first, range(start, start + len(first)), strict=True))
             self.words.extend(first)
-            out[new] = self.lookup([local_words[i] for i in new.tolist()])
+            out[new] = self.lookup(new_words)
         return out
 
     def lookup(self, local_words: list[str]) -> np.ndarray:
