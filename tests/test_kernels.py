@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ooc.text import kernels, ngrams
+from ooc.text.counts import sum_counts
 from ooc.text.hashindex import HashIndex
 from ooc.text.ngrams import KeySpace
 
@@ -44,8 +45,17 @@ def test_term_counts_and_document_frequencies(monkeypatch, docs, ngram_range, ma
     offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
     rows = np.random.default_rng(seed).random(len(docs)) < 0.6 if masked else None
     assert_same(*both(monkeypatch, lambda: ngrams.term_counts(space, ids, offsets, rows)))
-    assert_same(*both(monkeypatch,
-                      lambda: ngrams.document_frequencies(space, ids, offsets, rows)))
+    assert_same(*map(by_key, both(monkeypatch,
+                                  lambda: ngrams.document_frequencies(space, ids, offsets,
+                                                                      rows))))
+
+
+def by_key(pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys and their values, sorted by key (the kernels may give any order)."""
+    keys, values = pairs
+    assert len(np.unique(keys)) == len(keys)
+    order = np.argsort(keys)
+    return keys[order], values[order]
 
 
 def test_term_counts_of_a_real_sized_chunk(monkeypatch):
@@ -128,3 +138,31 @@ def test_remap_keys(monkeypatch, ids, seed, ngram_range):
     # the same keys as made from the mapped ids
     np.testing.assert_array_equal(compiled, space.keys(
         ngrams.Tokens(mapping[token_ids], np.array([0, len(ids)]), None))[0])
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.lists(st.integers(0, 2**64 - 1), max_size=300),
+       repeats=st.integers(1, 40), seed=st.integers(0, 99))
+def test_sum_counts(monkeypatch, keys, repeats, seed):
+    rng = np.random.default_rng(seed)
+    # every key several times, shuffled, with counts (some negative)
+    values = np.repeat(np.array(keys, dtype=np.uint64), rng.integers(1, repeats + 1, len(keys)))
+    values = values[rng.permutation(len(values))]
+    counts = rng.integers(-3, 1000, len(values))
+    compiled, fallback = both(monkeypatch, lambda: sum_counts(values, counts))
+    assert_same(compiled, fallback)
+    assert np.all(fallback[0][1:] > fallback[0][:-1])  # sorted, each key once
+    unsorted = both(monkeypatch, lambda: sum_counts(values, counts, sort=False))
+    assert_same(*map(by_key, unsorted))
+    assert_same(by_key(unsorted[0]), fallback)
+
+
+def test_sum_counts_of_a_large_array_with_many_partitions(monkeypatch):
+    # more than 2**12 * 2k keys: the largest number of partitions, many keys each
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 3_000_000, 9_000_000).astype(np.uint64) << np.uint64(20)
+    counts = rng.integers(1, 5, len(keys))
+    compiled, fallback = both(monkeypatch, lambda: sum_counts(keys, counts))
+    assert len(compiled[0]) > 2_500_000
+    assert_same(compiled, fallback)

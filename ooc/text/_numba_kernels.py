@@ -173,6 +173,60 @@ def encode_runs(data: np.ndarray, starts: np.ndarray,
 
 
 @jit
+def sum_by_key(keys: np.ndarray, counts: np.ndarray,
+               part_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    # keys grouped by their hash into 2**part_bits (>= 2) partitions, each summed in a
+    # small open-addressing table that stays in cache (a sort of all keys did not)
+    n = len(keys)
+    shift = np.uint64(64 - part_bits)
+    bounds = np.zeros((1 << part_bits) + 1, np.int64)
+    for i in range(n):
+        bounds[(splitmix64(keys[i]) >> shift) + 1] += 1
+    largest = 0
+    for p in range(1 << part_bits):
+        largest = max(largest, bounds[p + 1])
+        bounds[p + 1] += bounds[p]
+    fill = bounds[:-1].copy()
+    grouped_keys = np.empty(n, np.uint64)
+    grouped_counts = np.empty(n, np.int64)
+    for i in range(n):
+        p = splitmix64(keys[i]) >> shift
+        j = fill[p]
+        fill[p] = j + 1
+        grouped_keys[j], grouped_counts[j] = keys[i], counts[i]
+    bits = 4
+    while (1 << bits) < 2 * largest:
+        bits += 1
+    mask = np.uint64((1 << bits) - 1)
+    slots = np.full(1 << bits, -1, np.int64)
+    out_keys = np.empty(n, np.uint64)
+    out_sums = np.empty(n, np.int64)
+    m = 0
+    for p in range(1 << part_bits):
+        first = m
+        for i in range(bounds[p], bounds[p + 1]):
+            key = grouped_keys[i]
+            s = splitmix64(key) & mask
+            while True:
+                k = slots[s]
+                if k < 0:
+                    slots[s] = m
+                    out_keys[m], out_sums[m] = key, grouped_counts[i]
+                    m += 1
+                    break
+                if out_keys[k] == key:
+                    out_sums[k] += grouped_counts[i]
+                    break
+                s = (s + np.uint64(1)) & mask
+        for k in range(first, m):  # empty only the slots this partition used
+            s = splitmix64(out_keys[k]) & mask
+            while slots[s] != k:
+                s = (s + np.uint64(1)) & mask
+            slots[s] = -1
+    return out_keys[:m], out_sums[:m]
+
+
+@jit
 def remap_keys(keys: np.ndarray, mapping: np.ndarray, bits: int) -> np.ndarray:
     # every slot t + 1 of a key replaced by mapping[t] + 1, lowest slot first
     mask = np.uint64((1 << bits) - 1)

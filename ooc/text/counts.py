@@ -66,8 +66,16 @@ def _scatter(records: np.ndarray, parts: np.ndarray, n_parts: int,
                 piece.tofile(f)
 
 
-def sum_counts(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct keys (sorted) and the sum of their counts."""
+def sum_counts(keys: np.ndarray, counts: np.ndarray, *,
+               sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys and the sum of their counts; the keys sorted, or with ``sort=False``
+    in whatever order is fastest (the compiled kernel's)."""
+    if kernels.compiled():
+        keys, counts = kernels.sum_by_key(keys, counts)
+        if sort:  # only the distinct keys
+            order = np.argsort(keys)
+            keys, counts = keys[order], counts[order]
+        return keys, counts
     order = np.argsort(keys)
     keys, counts = keys[order], counts[order]
     if not len(keys):

@@ -49,6 +49,7 @@ def warm_up() -> None:
         kernels.encode_runs(np.zeros(0, np.uint8), np.zeros(0, np.int64),
                             np.zeros(0, np.int64))
         kernels.remap_keys(empty, np.zeros(0, np.int64), 25)
+        kernels.sum_by_key(empty, np.zeros(0, np.int64), 1)
 
 
 def term_counts(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, int], bits: int,
@@ -105,3 +106,11 @@ def remap_keys(keys: np.ndarray, mapping: np.ndarray, bits: int) -> np.ndarray:
     """Compiled :meth:`ooc.text.ngrams.KeySpace.remap`."""
     return _kernels().remap_keys(np.ascontiguousarray(keys, np.uint64),
                                  np.ascontiguousarray(mapping, np.int64), bits)
+
+
+def sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compiled: the distinct keys, in an order of the kernel's choosing (not sorted), and
+    the sum of each one's counts."""
+    part_bits = min(12, max(1, (len(keys) >> 11).bit_length()))  # about 2k keys a partition
+    return _kernels().sum_by_key(np.ascontiguousarray(keys, np.uint64),
+                                 np.ascontiguousarray(counts, np.int64), part_bits)

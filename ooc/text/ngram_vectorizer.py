@@ -106,7 +106,7 @@ def count_chunk(config: NgramConfig, texts: list[str], train: np.ndarray) -> Chu
     if not parts:
         return ChunkCounts(tokens, np.zeros(0, np.uint64), np.zeros(0, np.int64))
     keys, df = sum_counts(np.concatenate([k for k, _ in parts]),
-                          np.concatenate([d for _, d in parts]))
+                          np.concatenate([d for _, d in parts]), sort=False)
     return ChunkCounts(tokens, keys, df)
 
 
