@@ -329,20 +329,13 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
 
 
 def _norms_by_shard(run: _Run, tok: Tokenizer, shards: Shards) -> None:
-    """Several shards: file every chunk's triples by shard, then sum the row norms."""
+    """Several shards: every chunk's row norms, and its hits in each shard."""
     space = tok.config.space  # type: ignore[union-attr]
-    directory = run.work.fresh("triples")
-    paths = tok.chunk_paths
-    bar = run.bar("n-grams by shard", sum(sum(r) for r in tok.rows_per_chunk))
-    items = ((space, p, k, directory, shards.part_to_shard, tok.spill.bits)  # type: ignore
-             for k, p in enumerate(paths))
-    for _, rows in zip(run.map(ngram_fit.split_triples, items), tok.rows_per_chunk,
-                       strict=True):
-        bar.update(sum(rows))
-    bar.close()
+    directory = run.work.fresh("hits")
     shard_dirs = list(ngram_fit.shard_paths(shards))
-    items = ((p, k, directory, shard_dirs, sum(rows))
-             for k, (p, rows) in enumerate(zip(paths, tok.rows_per_chunk, strict=True)))
+    items = ((space, p, k, directory, shard_dirs, shards.part_to_shard,
+              tok.spill.bits)  # type: ignore[union-attr]
+             for k, p in enumerate(tok.chunk_paths))
     bar = run.bar("row norms", sum(sum(r) for r in tok.rows_per_chunk))
     for _, rows in zip(run.map(ngram_fit.chunk_norms, items), tok.rows_per_chunk, strict=True):
         bar.update(sum(rows))
@@ -374,7 +367,7 @@ def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
             bar.update(n_train_rows)
         found = [ngram_fit.shard_scores(stats, shard)]
     else:
-        items = ((shard, s, shards.sizes[s], tok.chunk_paths, run.work.path / "triples",
+        items = ((shard, s, shards.sizes[s], tok.chunk_paths, run.work.path / "hits",
                   class_of, class_counts, config.top_k,
                   run.config.memory_budget // run.config.workers // 16)
                  for s, shard in enumerate(ngram_fit.shard_paths(shards)))

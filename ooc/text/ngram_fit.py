@@ -15,9 +15,10 @@ index on disk, and every step below holds one shard at a time:
    the F scores of its n-grams; a running top k (score, then key) is kept.
 
 With one shard (small corpora) steps 2 and 3 are one sweep over the token
-chunks.  With several, a first sweep writes every row's ``(row, n-gram,
-count)`` triples into one file per chunk and shard, so the n-grams are
-built once and each later sweep reads only its shard's triples.
+chunks.  With several, the norms sweep builds each chunk's n-grams once,
+looks them up shard by shard and keeps the training rows' *hits*
+``(row, position in the shard, tf * idf)`` in one file per chunk and shard,
+so that each shard's statistics read only its hits, with no look-up.
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ from .ngram_vectorizer import (
     top_k,
 )
 from .ngrams import KeySpace, term_counts
-from .spill import load_chunk
+from .spill import TokenChunk, load_chunk
 from .splits import TRAIN
 
 SHARD_FEATURE_BYTES = 160  # keys, idf, hash index and transients per n-gram
-_TRIPLE = np.dtype([("row", "<i4"), ("key", "<u8"), ("tf", "<i4")])
+_HIT = np.dtype([("row", "<i4"), ("pos", "<i4"), ("value", "<f8")])
 
 
 def shard_features(memory_budget: int) -> int:
@@ -154,42 +155,22 @@ def load_shard(path: Path) -> tuple[np.ndarray, np.ndarray, HashIndex]:
                                                     arrays["index_values"])
 
 
-def triples_path(directory: Path, chunk: int, shard: int) -> Path:
-    """Where the triples of one chunk that fall in one shard are kept."""
+def hits_path(directory: Path, chunk: int, shard: int) -> Path:
+    """Where the training rows' hits of one chunk in one shard are kept."""
     return directory / f"{chunk:06d}-{shard:04d}.npy"
 
 
-def shard_of_path(directory: Path, chunk: int) -> Path:
-    """Where the shard of each of one chunk's triples, in the chunk's order, is kept."""
-    return directory / f"{chunk:06d}-shards.npy"
+def save_hits(directory: Path, chunk: int, shard: int, rows: np.ndarray, pos: np.ndarray,
+              value: np.ndarray) -> None:
+    """Keep ``(row, position in the shard, tf * idf)`` of a chunk's hits in one shard."""
+    hits = np.empty(len(rows), dtype=_HIT)
+    hits["row"], hits["pos"], hits["value"] = rows, pos, value
+    np.save(hits_path(directory, chunk, shard), hits)
 
 
-def write_triples(directory: Path, chunk: int, rows: np.ndarray, keys: np.ndarray,
-                  tf: np.ndarray, shard_of: np.ndarray, n_shards: int) -> None:
-    """Split one chunk's ``(row, key, tf)`` triples by shard, one file each, and keep
-    which shard each went to."""
-    triples = np.empty(len(rows), dtype=_TRIPLE)
-    triples["row"], triples["key"], triples["tf"] = rows, keys, tf
-    order, bounds = kernels.group_order(shard_of, n_shards)
-    for s in range(n_shards):
-        np.save(triples_path(directory, chunk, s), triples.take(order[bounds[s]:bounds[s + 1]]))
-    np.save(shard_of_path(directory, chunk),
-            shard_of.astype(np.min_scalar_type(max(n_shards - 1, 0))))
-
-
-def read_triples(directory: Path, chunk: int, shard: int) -> np.ndarray:
-    """The triples :func:`write_triples` stored for one chunk and shard."""
-    return np.load(triples_path(directory, chunk, shard))
-
-
-def tfidf_in_shard(triples: np.ndarray, idf: np.ndarray, index: HashIndex) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray]:
-    """Which triples have their n-gram in a shard (its ``idf`` and ``index``; indices),
-    its position in the shard, and tf * idf."""
-    pos = index.lookup(triples["key"])
-    hit = np.flatnonzero(pos >= 0)
-    pos = pos[hit]
-    return hit, pos, triples["tf"][hit] * np.asarray(idf)[pos]
+def read_hits(directory: Path, chunk: int, shard: int) -> np.ndarray:
+    """The hits :func:`save_hits` kept for one chunk and shard."""
+    return np.load(hits_path(directory, chunk, shard))
 
 
 def merge_top(best: tuple[np.ndarray, np.ndarray, np.ndarray], scores: np.ndarray,
@@ -280,13 +261,13 @@ def stats_one_shard(shard: Path, space: KeySpace, chunk_path: Path,
     return entries
 
 
-def split_triples(space: KeySpace, chunk_path: Path, chunk: int, directory: Path,
-                  part_to_shard: np.ndarray, partition_bits: int) -> None:
-    """Build a chunk's ``(row, n-gram, count)`` triples once; file them by shard."""
+def chunk_term_counts(space: KeySpace, tokens: TokenChunk) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray]:
+    """``(row, n-gram key, count)`` of every row of a chunk, sorted by row then key, made
+    :data:`~ooc.text.jobs.PIECE_ROWS` rows at a time."""
     from .jobs import PIECE_ROWS
 
-    tokens = load_chunk(chunk_path)[0]
-    rows, keys, tfs = [], [], []
+    rows, keys, tfs = [np.zeros(0, np.int64)], [np.zeros(0, np.uint64)], [np.zeros(0, np.int64)]
     start = 0
     for piece in tokens.pieces(PIECE_ROWS):
         row, key, tf = term_counts(space, piece.ids.astype(np.int64), piece.offsets)
@@ -294,16 +275,13 @@ def split_triples(space: KeySpace, chunk_path: Path, chunk: int, directory: Path
         keys.append(key)
         tfs.append(tf)
         start += len(piece)
-    key = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
-    shard_of = part_to_shard[partition_of(key, partition_bits)]
-    write_triples(directory, chunk, np.concatenate(rows) if rows else np.zeros(0, np.int32),
-                  key, np.concatenate(tfs) if tfs else np.zeros(0, np.int64), shard_of,
-                  int(part_to_shard.max()) + 1)
+    return np.concatenate(rows), np.concatenate(keys), np.concatenate(tfs)
 
 
-def chunk_norms(chunk_path: Path, chunk: int, directory: Path, shards: list[Path],
-                n_rows: int) -> None:
-    """A chunk's row norms over the whole vocabulary (saved).
+def chunk_norms(space: KeySpace, chunk_path: Path, chunk: int, directory: Path,
+                shards: list[Path], part_to_shard: np.ndarray, partition_bits: int) -> None:
+    """A chunk's row norms over the whole vocabulary (saved beside it), and its training
+    rows' hits in every shard (:func:`save_hits`).
 
     Each row's squares are summed in n-gram key order, as with one shard
     (:meth:`Vocabulary.tfidf`), so the norms and the F scores built on them
@@ -311,18 +289,25 @@ def chunk_norms(chunk_path: Path, chunk: int, directory: Path, shards: list[Path
     """
     from .jobs import norms_path
 
-    shard_of = np.load(shard_of_path(directory, chunk))
-    order, bounds = kernels.group_order(shard_of, len(shards))
-    # back in the chunk's (row, key) order; n-grams outside the vocabulary add 0.0,
-    # which leaves every partial sum as it was
-    rows, squares = np.empty(len(shard_of), np.int64), np.zeros(len(shard_of))
+    tokens = load_chunk(chunk_path)[0]
+    rows, keys, tf = chunk_term_counts(space, tokens)
+    train = tokens.split[rows] == TRAIN
+    order, bounds = kernels.group_order(part_to_shard[partition_of(keys, partition_bits)],
+                                        len(shards))
+    # n-grams outside the vocabulary add 0.0, which leaves every partial sum as it was
+    squares = np.zeros(len(keys))
     for s, shard in enumerate(shards):
-        triples = read_triples(directory, chunk, s)
+        _, idf, index = load_shard(shard)
         at = order[bounds[s]:bounds[s + 1]]
-        rows[at] = triples["row"]
-        hit, _, value = tfidf_in_shard(triples, *load_shard(shard)[1:])
-        squares[at[hit]] = value * value
-    np.save(norms_path(chunk_path), np.sqrt(np.bincount(rows, squares, minlength=n_rows)))
+        pos = index.lookup(keys[at])
+        hit = np.flatnonzero(pos >= 0)
+        at, pos = at[hit], pos[hit]
+        value = tf[at] * np.asarray(idf)[pos]
+        squares[at] = value * value
+        keep = train[at]
+        save_hits(directory, chunk, s, rows[at[keep]], pos[keep], value[keep])
+    np.save(norms_path(chunk_path), np.sqrt(np.bincount(rows, squares,
+                                                        minlength=len(tokens))))
 
 
 def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path],
@@ -331,28 +316,17 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
     """One shard's F scores, its chunks' entries added in row order as in one process;
     ``(scores, keys, idf)`` of the n-grams that could be in the top ``k`` (ties included),
     so that only those go back to be merged."""
+    from .jobs import load_fields, norms_path
+
     stats = ClassStats(class_counts, n_features, buffer_bytes)
-    _, idf, index = load_shard(shard)  # once for all chunks
     for chunk, chunk_path in enumerate(chunk_paths):
-        for entry in shard_stats(chunk_path, chunk, directory, s, idf, index, classes):
-            stats.add(*entry)
+        (labels,) = load_fields(chunk_path, "labels")
+        hits = read_hits(directory, chunk, s)
+        row = hits["row"]
+        value = hits["value"] / np.load(norms_path(chunk_path))[row]
+        stats.add(*class_entries(row, hits["pos"], value, classes[labels]))
+        del hits, row, value
         release_memory()  # a chunk's transients, as after every job
     scores, keys, idf = shard_scores(stats, shard)
     keep = top_candidates(scores, k)
     return scores[keep], keys[keep], idf[keep]
-
-
-def shard_stats(chunk_path: Path, chunk: int, directory: Path, s: int, idf: np.ndarray,
-                index: HashIndex, classes: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-    """A chunk's training entries ``(position in shard, class, value)`` for shard ``s``
-    (its ``idf`` and ``index``)."""
-    from .jobs import load_fields, norms_path
-
-    labels, split = load_fields(chunk_path, "labels", "split")
-    norms = np.load(norms_path(chunk_path))
-    triples = read_triples(directory, chunk, s)
-    hit, pos, value = tfidf_in_shard(triples, idf, index)
-    row = triples["row"][hit]
-    keep = split[row] == TRAIN
-    row = row[keep]
-    return [class_entries(row, pos[keep], value[keep] / norms[row], classes[labels])]
