@@ -197,9 +197,8 @@ def _run_tokens(docs: list[str], table: np.ndarray, min_len: int) -> Tokens:
     keep = chars >= min_len
     starts, stops = starts[keep], stops[keep]
     ids, words = _dictionary_encode(data, starts, stops)
-    doc_of = np.searchsorted(doc_starts, starts, side="right") - 1
-    counts = np.bincount(doc_of, minlength=len(docs))
-    return Tokens(ids, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), words)
+    # tokens never straddle two documents: a document's are those starting in its bytes
+    return Tokens(ids, np.searchsorted(starts, doc_starts).astype(np.int64), words)
 
 
 def word_tokens(docs: list[str], *, lowercase: bool = True,
