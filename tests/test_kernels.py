@@ -166,3 +166,29 @@ def test_sum_counts_of_a_large_array_with_many_partitions(monkeypatch):
     compiled, fallback = both(monkeypatch, lambda: sum_counts(keys, counts))
     assert len(compiled[0]) > 2_500_000
     assert_same(compiled, fallback)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs=rows_of_ids, ngram_range=st.sampled_from([(1, 1), (1, 2), (2, 2), (1, 3)]),
+       seed=st.integers(0, 99))
+def test_indexed_term_counts_are_the_term_counts_the_index_holds(monkeypatch, docs,
+                                                                 ngram_range, seed):
+    space = KeySpace(ngram_range, 21)
+    ids = np.array([t for d in docs for t in d], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+    row, key, count = ngrams.term_counts(space, ids, offsets)
+    rng = np.random.default_rng(seed)
+    held = np.unique(key)[rng.random(len(np.unique(key))) < 0.5]  # about half the n-grams
+    held = held[rng.permutation(len(held))]  # positions in no particular key order
+    index = HashIndex.build(held)
+    compiled, fallback = both(monkeypatch,
+                              lambda: ngrams.indexed_term_counts(space, ids, offsets, index))
+    assert_same(compiled, fallback)
+    # the same pairs as term_counts, where the index holds the key, sorted by row then position
+    expected = {(r, int(np.flatnonzero(held == k)[0])): c
+                for r, k, c in zip(row.tolist(), key.tolist(), count.tolist(), strict=True)
+                if k in set(held.tolist())}
+    got = list(zip(compiled[0].tolist(), compiled[1].tolist(), strict=True))
+    assert got == sorted(expected)
+    assert compiled[2].tolist() == [expected[p] for p in got]

@@ -81,24 +81,73 @@ def splitmix64(z: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 @jit
+def probe(slots_keys: np.ndarray, slots_values: np.ndarray, q: np.uint64,
+          bits: int) -> np.int64:
+    mask = np.uint64((1 << bits) - 1)
+    s = splitmix64(q) >> np.uint64(64 - bits)
+    while True:
+        found = slots_keys[s]
+        if found == q:
+            return slots_values[s]
+        if found == 0:
+            return -1
+        s = (s + np.uint64(1)) & mask
+
+
+@jit
 def lookup(slots_keys: np.ndarray, slots_values: np.ndarray, queries: np.ndarray,
            bits: int) -> np.ndarray:
-    mask = np.uint64((1 << bits) - 1)
-    shift = np.uint64(64 - bits)
     out = np.empty(len(queries), np.int64)
     for i in range(len(queries)):
-        q = queries[i]
-        s = splitmix64(q) >> shift
-        out[i] = -1
-        while True:
-            found = slots_keys[s]
-            if found == q:
-                out[i] = slots_values[s]
-                break
-            if found == 0:
-                break
-            s = (s + np.uint64(1)) & mask
+        out[i] = probe(slots_keys, slots_values, queries[i], bits)
     return out
+
+
+@jit
+def indexed_term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: int,
+                        slots_keys: np.ndarray, slots_values: np.ndarray,
+                        index_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # each n-gram looked up as it is made; only a document's hits are sorted and counted
+    n_docs = len(offsets) - 1
+    total, longest = 0, 0
+    for d in range(n_docs):
+        length = offsets[d + 1] - offsets[d]
+        longest = max(longest, length)
+        for n in range(lo, hi + 1):
+            total += max(0, length - n + 1)
+    out_doc = np.empty(total, np.int32)
+    out_pos = np.empty(total, np.int64)
+    out_count = np.empty(total, np.int64)
+    buf = np.empty(longest * (hi - lo + 1), np.int64)
+    shift = np.uint64(bits)
+    k = 0
+    for d in range(n_docs):
+        a, b = offsets[d], offsets[d + 1]
+        m = 0
+        for n in range(lo, hi + 1):
+            for p in range(a, b - n + 1):
+                key = np.uint64(0)
+                for j in range(n):
+                    t = ids[p + j]
+                    if t < 0:  # an unknown token: no n-gram through it
+                        break
+                    key = (key << shift) | np.uint64(t + 1)
+                else:
+                    pos = probe(slots_keys, slots_values, key, index_bits)
+                    if pos >= 0:
+                        buf[m] = pos
+                        m += 1
+        part = buf[:m]
+        part.sort()
+        i = 0
+        while i < m:
+            j = i + 1
+            while j < m and part[j] == part[i]:
+                j += 1
+            out_doc[k], out_pos[k], out_count[k] = d, part[i], j - i
+            k += 1
+            i = j
+    return out_doc[:k], out_pos[:k], out_count[:k]
 
 @jit
 def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray,

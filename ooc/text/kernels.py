@@ -44,6 +44,8 @@ def warm_up() -> None:
                             np.zeros(0, bool))
         kernels.run_lengths(empty)
         kernels.lookup(np.zeros(16, np.uint64), np.zeros(16, np.int64), empty, 4)
+        kernels.indexed_term_counts(np.zeros(0, np.int64), np.zeros(1, np.int64), 1, 2, 25,
+                                    np.zeros(16, np.uint64), np.zeros(16, np.int64), 4)
         kernels.add_squares(np.zeros(1), np.zeros(1), np.zeros(0, np.int64), np.zeros(0))
         kernels.group_order(np.zeros(0, np.int64), 1)
         kernels.encode_runs(np.zeros(0, np.uint8), np.zeros(0, np.int64),
@@ -71,6 +73,15 @@ def lookup(slots_keys: np.ndarray, slots_values: np.ndarray, queries: np.ndarray
     """Compiled :meth:`ooc.text.hashindex.HashIndex.lookup`."""
     return _kernels().lookup(slots_keys, slots_values,
                                 np.ascontiguousarray(queries, np.uint64), bits)
+
+
+def indexed_term_counts(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, int],
+                        bits: int, slots_keys: np.ndarray, slots_values: np.ndarray,
+                        index_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compiled :func:`ooc.text.ngrams.indexed_term_counts`."""
+    return _kernels().indexed_term_counts(
+        np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(offsets, np.int64),
+        ngram_range[0], ngram_range[1], bits, slots_keys, slots_values, index_bits)
 
 
 def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray, values: np.ndarray) -> None:

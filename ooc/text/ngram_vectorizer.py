@@ -35,7 +35,14 @@ from ._common import text_list
 from .counts import SpilledCounts, sum_counts
 from .hashindex import HashIndex
 from .labels import fit_classes
-from .ngrams import CHAR_BITS, WORD_BITS, KeySpace, document_frequencies, term_counts
+from .ngrams import (
+    CHAR_BITS,
+    WORD_BITS,
+    KeySpace,
+    document_frequencies,
+    indexed_term_counts,
+    term_counts,
+)
 from .saved import SavedVectorizer
 from .tokenize import FIT_TEXTS, Tokens, no_tokens_error, tokenize
 from .vocab import TokenTable, pack_strings, unpack_strings
@@ -431,10 +438,8 @@ class NgramVectorizer(SavedVectorizer):
         if norms is None:
             self._check_vocabulary()
             norms = self.vocabulary.tfidf(self.config.space, ids, offsets)[3]  # type: ignore
-        doc, key, tf = term_counts(self.config.space, ids, offsets)
-        out_col = self._output_index().lookup(key)
-        keep = out_col >= 0
-        doc, out_col, tf = doc[keep], out_col[keep], tf[keep]
+        doc, out_col, tf = indexed_term_counts(self.config.space, ids, offsets,
+                                               self._output_index())
         value = tf * self.selected_idf[out_col] / norms[doc]
         return csr_rows(doc, out_col, value, len(offsets) - 1, len(self.selected_keys))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
+from .hashindex import HashIndex
 from .tokenize import Tokens
 
 WORD_BITS = 25
@@ -180,6 +181,25 @@ def term_counts(space: KeySpace, ids: np.ndarray, offsets: np.ndarray,
         keep = rows[docs]
         keys, docs = keys[keep], docs[keep]
     return doc_term_counts(space, keys, docs)
+
+
+def indexed_term_counts(space: KeySpace, ids: np.ndarray, offsets: np.ndarray,
+                        index: HashIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ``(row, position)`` pairs of the n-grams of tokenised rows that ``index``
+    holds (its position of each), with their counts, sorted by row then position.
+
+    The compiled kernel looks each n-gram up as it makes it and sorts only the
+    hits, which for a small index (the selected n-grams) is most of the saving.
+    """
+    space.check_ids(ids)
+    if kernels.compiled():
+        return kernels.indexed_term_counts(ids, offsets, space.ngram_range, space.bits,
+                                           index.slots_keys, index.slots_values, index.bits)
+    row, key, count = term_counts(space, ids, offsets)
+    pos = index.lookup(key)
+    hit = np.flatnonzero(pos >= 0)
+    order = hit[np.lexsort((pos[hit], row[hit]))]
+    return row[order], pos[order], count[order]
 
 
 def document_frequencies(space: KeySpace, ids: np.ndarray, offsets: np.ndarray,
