@@ -68,6 +68,9 @@ def test_term_counts_of_a_real_sized_chunk(monkeypatch):
     compiled, fallback = both(monkeypatch, lambda: ngrams.term_counts(space, ids, offsets))
     assert len(compiled[0]) > 50_000
     assert_same(compiled, fallback)
+    train = rng.random(len(lengths)) < 0.8
+    assert_same(*map(by_key, both(monkeypatch, lambda: ngrams.document_frequencies(
+        space, ids, offsets, train))))
 
 
 @settings(max_examples=60, deadline=None,

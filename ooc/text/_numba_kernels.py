@@ -13,40 +13,53 @@ jit = numba.njit(cache=True, nogil=True)
 
 
 @jit
+def ngram_sizes(offsets: np.ndarray, lo: int, hi: int, rows: np.ndarray) -> tuple[int, int]:
+    # n-grams of all documents (where rows, when given), and the most in one document
+    total, most = 0, 0
+    for d in range(len(offsets) - 1):
+        if len(rows) and not rows[d]:
+            continue
+        m = 0
+        for n in range(lo, hi + 1):
+            m += max(0, offsets[d + 1] - offsets[d] - n + 1)
+        total += m
+        most = max(most, m)
+    return total, most
+
+
+@jit
+def doc_ngrams(ids: np.ndarray, a: int, b: int, lo: int, hi: int, shift: np.uint64,
+               buf: np.ndarray) -> int:
+    # the keys of the n-grams of ids[a:b] into buf, lowest order first; how many
+    m = 0
+    for n in range(lo, hi + 1):
+        for p in range(a, b - n + 1):
+            key = np.uint64(0)
+            for j in range(n):
+                t = ids[p + j]
+                if t < 0:  # an unknown token: no n-gram through it
+                    break
+                key = (key << shift) | np.uint64(t + 1)
+            else:
+                buf[m] = key
+                m += 1
+    return m
+
+
+@jit
 def term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: int,
                 rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # each document's n-gram keys made in a buffer, sorted and counted
-    n_docs = len(offsets) - 1
-    total, longest = 0, 0
-    for d in range(n_docs):
-        if len(rows) and not rows[d]:
-            continue
-        length = offsets[d + 1] - offsets[d]
-        longest = max(longest, length)
-        for n in range(lo, hi + 1):
-            total += max(0, length - n + 1)
+    total, most = ngram_sizes(offsets, lo, hi, rows)
     out_doc = np.empty(total, np.int32)
     out_key = np.empty(total, np.uint64)
     out_count = np.empty(total, np.int64)
-    buf = np.empty(longest * (hi - lo + 1), np.uint64)
-    shift = np.uint64(bits)
+    buf = np.empty(most, np.uint64)
     k = 0
-    for d in range(n_docs):
+    for d in range(len(offsets) - 1):
         if len(rows) and not rows[d]:
             continue
-        a, b = offsets[d], offsets[d + 1]
-        m = 0
-        for n in range(lo, hi + 1):
-            for p in range(a, b - n + 1):
-                key = np.uint64(0)
-                for j in range(n):
-                    t = ids[p + j]
-                    if t < 0:  # an unknown token: no n-gram through it
-                        break
-                    key = (key << shift) | np.uint64(t + 1)
-                else:
-                    buf[m] = key
-                    m += 1
+        m = doc_ngrams(ids, offsets[d], offsets[d + 1], lo, hi, np.uint64(bits), buf)
         part = buf[:m]
         part.sort()
         i = 0
@@ -58,6 +71,43 @@ def term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: in
             k += 1
             i = j
     return out_doc[:k], out_key[:k], out_count[:k]
+
+
+@jit
+def doc_distinct_keys(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: int,
+                      rows: np.ndarray) -> np.ndarray:
+    # each document's distinct n-gram keys (in no particular order), found with a small
+    # hash set per document rather than a sort
+    total, most = ngram_sizes(offsets, lo, hi, rows)
+    out = np.empty(total, np.uint64)
+    buf = np.empty(most, np.uint64)
+    set_bits = 4
+    while (1 << set_bits) < 2 * most:
+        set_bits += 1
+    mask = np.uint64((1 << set_bits) - 1)
+    seen = np.zeros(1 << set_bits, np.uint64)  # 0: empty (n-gram keys are never 0)
+    k = 0
+    for d in range(len(offsets) - 1):
+        if len(rows) and not rows[d]:
+            continue
+        m = doc_ngrams(ids, offsets[d], offsets[d + 1], lo, hi, np.uint64(bits), buf)
+        first = k
+        for i in range(m):
+            key = buf[i]
+            s = splitmix64(key) & mask
+            while seen[s] != 0 and seen[s] != key:
+                s = (s + np.uint64(1)) & mask
+            if seen[s] == 0:
+                seen[s] = key
+                out[k] = key
+                k += 1
+        for i in range(first, k):  # empty the set for the next document
+            s = splitmix64(out[i]) & mask
+            while seen[s] != out[i]:
+                s = (s + np.uint64(1)) & mask
+            seen[s] = 0
+    return out[:k]
+
 
 @jit
 def run_lengths(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,35 +158,21 @@ def indexed_term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, 
                         slots_keys: np.ndarray, slots_values: np.ndarray,
                         index_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # each n-gram looked up as it is made; only a document's hits are sorted and counted
-    n_docs = len(offsets) - 1
-    total, longest = 0, 0
-    for d in range(n_docs):
-        length = offsets[d + 1] - offsets[d]
-        longest = max(longest, length)
-        for n in range(lo, hi + 1):
-            total += max(0, length - n + 1)
+    total, most = ngram_sizes(offsets, lo, hi, np.zeros(0, np.bool_))
     out_doc = np.empty(total, np.int32)
     out_pos = np.empty(total, np.int64)
     out_count = np.empty(total, np.int64)
-    buf = np.empty(longest * (hi - lo + 1), np.int64)
-    shift = np.uint64(bits)
+    keys = np.empty(most, np.uint64)
+    buf = np.empty(most, np.int64)
     k = 0
-    for d in range(n_docs):
-        a, b = offsets[d], offsets[d + 1]
+    for d in range(len(offsets) - 1):
+        n_keys = doc_ngrams(ids, offsets[d], offsets[d + 1], lo, hi, np.uint64(bits), keys)
         m = 0
-        for n in range(lo, hi + 1):
-            for p in range(a, b - n + 1):
-                key = np.uint64(0)
-                for j in range(n):
-                    t = ids[p + j]
-                    if t < 0:  # an unknown token: no n-gram through it
-                        break
-                    key = (key << shift) | np.uint64(t + 1)
-                else:
-                    pos = probe(slots_keys, slots_values, key, index_bits)
-                    if pos >= 0:
-                        buf[m] = pos
-                        m += 1
+        for i in range(n_keys):
+            pos = probe(slots_keys, slots_values, keys[i], index_bits)
+            if pos >= 0:
+                buf[m] = pos
+                m += 1
         part = buf[:m]
         part.sort()
         i = 0
@@ -148,6 +184,7 @@ def indexed_term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, 
             k += 1
             i = j
     return out_doc[:k], out_pos[:k], out_count[:k]
+
 
 @jit
 def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray,

@@ -43,6 +43,8 @@ def warm_up() -> None:
         kernels.term_counts(np.zeros(0, np.int64), np.zeros(1, np.int64), 1, 2, 25,
                             np.zeros(0, bool))
         kernels.run_lengths(empty)
+        kernels.doc_distinct_keys(np.zeros(0, np.int64), np.zeros(1, np.int64), 1, 2, 25,
+                                  np.zeros(0, bool))
         kernels.lookup(np.zeros(16, np.uint64), np.zeros(16, np.int64), empty, 4)
         kernels.indexed_term_counts(np.zeros(0, np.int64), np.zeros(1, np.int64), 1, 2, 25,
                                     np.zeros(16, np.uint64), np.zeros(16, np.int64), 4)
@@ -58,6 +60,16 @@ def term_counts(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, in
                 rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compiled :func:`ooc.text.ngrams.term_counts`."""
     return _kernels().term_counts(
+        np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(offsets, np.int64),
+        ngram_range[0], ngram_range[1], bits,
+        np.zeros(0, bool) if rows is None else np.ascontiguousarray(rows, bool))
+
+
+def doc_distinct_keys(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, int],
+                      bits: int, rows: np.ndarray | None) -> np.ndarray:
+    """Compiled: each document's distinct n-gram keys (in no particular order), document
+    after document; only rows where ``rows`` when given."""
+    return _kernels().doc_distinct_keys(
         np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(offsets, np.int64),
         ngram_range[0], ngram_range[1], bits,
         np.zeros(0, bool) if rows is None else np.ascontiguousarray(rows, bool))

@@ -206,8 +206,10 @@ def document_frequencies(space: KeySpace, ids: np.ndarray, offsets: np.ndarray,
                          rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Distinct keys and the number of rows (where ``rows``) holding each; the keys in
     whatever order is fastest (sorted by the NumPy fallback, not by the compiled kernel)."""
-    _, doc_keys, _ = term_counts(space, ids, offsets, rows)
     if kernels.compiled():
+        space.check_ids(ids)
+        doc_keys = kernels.doc_distinct_keys(ids, offsets, space.ngram_range, space.bits, rows)
         return kernels.sum_by_key(doc_keys, np.ones(len(doc_keys), np.int64))
+    _, doc_keys, _ = term_counts(space, ids, offsets, rows)
     doc_keys.sort()
     return _unique_counts(doc_keys)
