@@ -31,8 +31,9 @@ from .._report import bytes_on_disk, human_bytes
 from ..errors import InterruptedRunError, ResumeError
 
 _STEPS = ("tokenize", "vocab", "norms", "select", "shuffle")
-# the layout of the work directory's files; 2: spilled counts are one run file per chunk
-WORK_FORMAT = 2
+# the layout of the work directory's files; 2: spilled counts are one run file per chunk;
+# 3: a chunk's hits per shard (row, position, tf-idf) replace its triples
+WORK_FORMAT = 3
 
 
 def input_fingerprint(paths: list[str]) -> list[list[Any]]:
