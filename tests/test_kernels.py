@@ -195,3 +195,29 @@ def test_indexed_term_counts_are_the_term_counts_the_index_holds(monkeypatch, do
     got = list(zip(compiled[0].tolist(), compiled[1].tolist(), strict=True))
     assert got == sorted(expected)
     assert compiled[2].tolist() == [expected[p] for p in got]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(0, 400), seed=st.integers(0, 99))
+def test_shard_hits(monkeypatch, n, seed):
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(1, 500, n).astype(np.uint64)
+    held = np.unique(keys)[rng.random(len(np.unique(keys))) < 0.5]
+    index = HashIndex.build(held[rng.permutation(len(held))])
+    idf = rng.random(len(held)) * 5
+    tf = rng.integers(1, 9, n)
+    rows = np.sort(rng.integers(0, 40, n))
+    train = rng.random(n) < 0.7
+    at = np.sort(rng.choice(n, rng.integers(0, n + 1), replace=False)).astype(np.int64)
+
+    def hits() -> tuple:
+        squares = np.zeros(n)
+        return (*kernels.shard_hits(keys, tf, rows, train, at, index, idf, squares), squares)
+
+    compiled, fallback = both(monkeypatch, hits)
+    for x, y in zip(compiled, fallback, strict=True):
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+    found = index.lookup(keys[at]) >= 0
+    assert len(compiled[0]) == int((found & train[at]).sum())
+    assert np.count_nonzero(compiled[3]) == int(found.sum())

@@ -187,6 +187,27 @@ def indexed_term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, 
 
 
 @jit
+def shard_hits(keys: np.ndarray, tf: np.ndarray, rows: np.ndarray, train: np.ndarray,
+               at: np.ndarray, slots_keys: np.ndarray, slots_values: np.ndarray, bits: int,
+               idf: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                              np.ndarray]:
+    out_row = np.empty(len(at), np.int32)
+    out_pos = np.empty(len(at), np.int32)
+    out_value = np.empty(len(at), np.float64)
+    m = 0
+    for i in at:
+        pos = probe(slots_keys, slots_values, keys[i], bits)
+        if pos < 0:
+            continue
+        value = tf[i] * idf[pos]
+        squares[i] = value * value
+        if train[i]:
+            out_row[m], out_pos[m], out_value[m] = rows[i], pos, value
+            m += 1
+    return out_row[:m], out_pos[:m], out_value[:m]
+
+
+@jit
 def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray,
                 values: np.ndarray) -> None:
     for i in range(len(at)):  # one addition at a time, in the entries' order

@@ -15,11 +15,14 @@ The kernels here take and return plain arrays; callers choose with
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _platform
+
+if TYPE_CHECKING:
+    from .hashindex import HashIndex
 
 
 def compiled() -> bool:
@@ -94,6 +97,25 @@ def indexed_term_counts(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple
     return _kernels().indexed_term_counts(
         np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(offsets, np.int64),
         ngram_range[0], ngram_range[1], bits, slots_keys, slots_values, index_bits)
+
+
+def shard_hits(keys: np.ndarray, tf: np.ndarray, rows: np.ndarray, train: np.ndarray,
+               at: np.ndarray, index: HashIndex, idf: np.ndarray,
+               squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Look up ``keys[at]`` in a vocabulary shard's ``index``: ``squares[i] = (tf[i] *
+    idf[position]) ** 2`` for each hit ``i``, and ``(rows[i], position, tf[i] * idf)`` of
+    the hits where ``train[i]``, in the order of ``at``."""
+    if compiled():
+        return _kernels().shard_hits(keys, tf, rows, train, np.ascontiguousarray(at, np.int64),
+                                     index.slots_keys, index.slots_values, index.bits,
+                                     np.asarray(idf), squares)
+    pos = index.lookup(keys[at])
+    hit = np.flatnonzero(pos >= 0)
+    at, pos = at[hit], pos[hit]
+    value = tf[at] * np.asarray(idf)[pos]
+    squares[at] = value * value
+    keep = train[at]
+    return rows[at[keep]].astype(np.int32), pos[keep].astype(np.int32), value[keep]
 
 
 def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray, values: np.ndarray) -> None:

@@ -298,14 +298,8 @@ def chunk_norms(space: KeySpace, chunk_path: Path, chunk: int, directory: Path,
     squares = np.zeros(len(keys))
     for s, shard in enumerate(shards):
         _, idf, index = load_shard(shard)
-        at = order[bounds[s]:bounds[s + 1]]
-        pos = index.lookup(keys[at])
-        hit = np.flatnonzero(pos >= 0)
-        at, pos = at[hit], pos[hit]
-        value = tf[at] * np.asarray(idf)[pos]
-        squares[at] = value * value
-        keep = train[at]
-        save_hits(directory, chunk, s, rows[at[keep]], pos[keep], value[keep])
+        save_hits(directory, chunk, s, *kernels.shard_hits(
+            keys, tf, rows, train, order[bounds[s]:bounds[s + 1]], index, idf, squares))
     np.save(norms_path(chunk_path), np.sqrt(np.bincount(rows, squares,
                                                         minlength=len(tokens))))
 
