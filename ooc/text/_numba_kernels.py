@@ -193,7 +193,7 @@ def shard_hits(keys: np.ndarray, tf: np.ndarray, rows: np.ndarray, train: np.nda
                                                               np.ndarray]:
     out_row = np.empty(len(at), np.int32)
     out_pos = np.empty(len(at), np.int32)
-    out_value = np.empty(len(at), np.float64)
+    out_tf = np.empty(len(at), np.int64)
     m = 0
     for i in at:
         pos = probe(slots_keys, slots_values, keys[i], bits)
@@ -202,9 +202,9 @@ def shard_hits(keys: np.ndarray, tf: np.ndarray, rows: np.ndarray, train: np.nda
         value = tf[i] * idf[pos]
         squares[i] = value * value
         if train[i]:
-            out_row[m], out_pos[m], out_value[m] = rows[i], pos, value
+            out_row[m], out_pos[m], out_tf[m] = rows[i], pos, tf[i]
             m += 1
-    return out_row[:m], out_pos[:m], out_value[:m]
+    return out_row[:m], out_pos[:m], out_tf[:m]
 
 
 @jit

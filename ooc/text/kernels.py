@@ -103,8 +103,8 @@ def shard_hits(keys: np.ndarray, tf: np.ndarray, rows: np.ndarray, train: np.nda
                at: np.ndarray, index: HashIndex, idf: np.ndarray,
                squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Look up ``keys[at]`` in a vocabulary shard's ``index``: ``squares[i] = (tf[i] *
-    idf[position]) ** 2`` for each hit ``i``, and ``(rows[i], position, tf[i] * idf)`` of
-    the hits where ``train[i]``, in the order of ``at``."""
+    idf[position]) ** 2`` for each hit ``i``, and ``(rows[i], position, tf[i])`` of the
+    hits where ``train[i]``, in the order of ``at``."""
     if compiled():
         return _kernels().shard_hits(keys, tf, rows, train, np.ascontiguousarray(at, np.int64),
                                      index.slots_keys, index.slots_values, index.bits,
@@ -115,7 +115,7 @@ def shard_hits(keys: np.ndarray, tf: np.ndarray, rows: np.ndarray, train: np.nda
     value = tf[at] * np.asarray(idf)[pos]
     squares[at] = value * value
     keep = train[at]
-    return rows[at[keep]].astype(np.int32), pos[keep].astype(np.int32), value[keep]
+    return rows[at[keep]].astype(np.int32), pos[keep].astype(np.int32), tf[at[keep]]
 
 
 def add_squares(sums: np.ndarray, sumsq: np.ndarray, at: np.ndarray, values: np.ndarray) -> None:

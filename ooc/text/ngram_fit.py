@@ -17,7 +17,7 @@ index on disk, and every step below holds one shard at a time:
 With one shard (small corpora) steps 2 and 3 are one sweep over the token
 chunks.  With several, the norms sweep builds each chunk's n-grams once,
 looks them up shard by shard and keeps the training rows' *hits*
-``(row, position in the shard, tf * idf)`` in one file per chunk and shard,
+``(row, position in the shard, count)`` in one file per chunk and shard,
 so that each shard's statistics read only its hits, with no look-up.
 """
 
@@ -50,7 +50,6 @@ from .spill import TokenChunk, load_chunk
 from .splits import TRAIN
 
 SHARD_FEATURE_BYTES = 160  # keys, idf, hash index and transients per n-gram
-_HIT = np.dtype([("row", "<i4"), ("pos", "<i4"), ("value", "<f8")])
 
 
 def shard_features(memory_budget: int) -> int:
@@ -161,10 +160,12 @@ def hits_path(directory: Path, chunk: int, shard: int) -> Path:
 
 
 def save_hits(directory: Path, chunk: int, shard: int, rows: np.ndarray, pos: np.ndarray,
-              value: np.ndarray) -> None:
-    """Keep ``(row, position in the shard, tf * idf)`` of a chunk's hits in one shard."""
-    hits = np.empty(len(rows), dtype=_HIT)
-    hits["row"], hits["pos"], hits["value"] = rows, pos, value
+              tf: np.ndarray) -> None:
+    """Keep ``(row, position in the shard, count)`` of a chunk's hits in one shard, the
+    count in the smallest type that holds it (usually one byte)."""
+    tf_type = np.min_scalar_type(int(tf.max(initial=0)))
+    hits = np.empty(len(rows), dtype=[("row", "<i4"), ("pos", "<i4"), ("tf", tf_type)])
+    hits["row"], hits["pos"], hits["tf"] = rows, pos, tf
     np.save(hits_path(directory, chunk, shard), hits)
 
 
@@ -313,13 +314,14 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
     from .jobs import load_fields, norms_path
 
     stats = ClassStats(class_counts, n_features, buffer_bytes)
+    idf = np.asarray(load_shard(shard)[1])
     for chunk, chunk_path in enumerate(chunk_paths):
         (labels,) = load_fields(chunk_path, "labels")
         hits = read_hits(directory, chunk, s)
-        row = hits["row"]
-        value = hits["value"] / np.load(norms_path(chunk_path))[row]
-        stats.add(*class_entries(row, hits["pos"], value, classes[labels]))
-        del hits, row, value
+        row, pos = hits["row"], hits["pos"]
+        value = hits["tf"] * idf[pos] / np.load(norms_path(chunk_path))[row]
+        stats.add(*class_entries(row, pos, value, classes[labels]))
+        del hits, row, pos, value
         release_memory()  # a chunk's transients, as after every job
     scores, keys, idf = shard_scores(stats, shard)
     keep = top_candidates(scores, k)

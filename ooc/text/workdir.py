@@ -32,7 +32,7 @@ from ..errors import InterruptedRunError, ResumeError
 
 _STEPS = ("tokenize", "vocab", "norms", "select", "shuffle")
 # the layout of the work directory's files; 2: spilled counts are one run file per chunk;
-# 3: a chunk's hits per shard (row, position, tf-idf) replace its triples
+# 3: a chunk's hits per shard (row, position, count) replace its triples
 WORK_FORMAT = 3
 
 
