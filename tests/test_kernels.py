@@ -221,3 +221,18 @@ def test_shard_hits(monkeypatch, n, seed):
     found = index.lookup(keys[at]) >= 0
     assert len(compiled[0]) == int((found & train[at]).sum())
     assert np.count_nonzero(compiled[3]) == int(found.sum())
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.sets(st.integers(1, 2**64 - 1), max_size=300),
+       absent=st.lists(st.integers(1, 2**64 - 1), max_size=100))
+def test_hash_index_build(monkeypatch, keys, absent):
+    stored = np.array(list(keys), dtype=np.uint64)
+    compiled, fallback = both(monkeypatch, lambda: HashIndex.build(stored))
+    assert compiled.bits == fallback.bits and 2 * len(keys) <= len(compiled.slots_keys)
+    queries = np.array([*keys, *absent], dtype=np.uint64)
+    for index in (compiled, fallback):  # each index gives every key its position
+        np.testing.assert_array_equal(
+            index.lookup(queries), [{k: i for i, k in enumerate(keys)}.get(q, -1)
+                                    for q in queries.tolist()])

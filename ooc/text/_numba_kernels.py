@@ -145,6 +145,19 @@ def probe(slots_keys: np.ndarray, slots_values: np.ndarray, q: np.uint64,
 
 
 @jit
+def build_index(keys: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.uint64((1 << bits) - 1)
+    slots_keys = np.zeros(1 << bits, np.uint64)
+    slots_values = np.full(1 << bits, -1, np.int64)
+    for i in range(len(keys)):
+        s = splitmix64(keys[i]) >> np.uint64(64 - bits)
+        while slots_keys[s] != 0:
+            s = (s + np.uint64(1)) & mask
+        slots_keys[s], slots_values[s] = keys[i], i
+    return slots_keys, slots_values
+
+
+@jit
 def lookup(slots_keys: np.ndarray, slots_values: np.ndarray, queries: np.ndarray,
            bits: int) -> np.ndarray:
     out = np.empty(len(queries), np.int64)

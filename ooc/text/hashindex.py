@@ -34,6 +34,8 @@ class HashIndex:
     def build(cls, keys: np.ndarray) -> HashIndex:
         """Index the distinct, non-zero ``keys`` by position."""
         bits = max(4, int(2 * len(keys)).bit_length())
+        if kernels.compiled():
+            return cls(*kernels.build_index(keys, bits))
         table = np.zeros(1 << bits, dtype=np.uint64)
         values = np.full(1 << bits, -1, dtype=np.int64)
         slot = _home(keys, bits)

@@ -46,6 +46,7 @@ def warm_up() -> None:
         kernels.term_counts(np.zeros(0, np.int64), np.zeros(1, np.int64), 1, 2, 25,
                             np.zeros(0, bool))
         kernels.run_lengths(empty)
+        kernels.build_index(empty, 4)
         kernels.doc_distinct_keys(np.zeros(0, np.int64), np.zeros(1, np.int64), 1, 2, 25,
                                   np.zeros(0, bool))
         kernels.lookup(np.zeros(16, np.uint64), np.zeros(16, np.int64), empty, 4)
@@ -81,6 +82,11 @@ def doc_distinct_keys(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[i
 def run_lengths(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Compiled: distinct values of a sorted array and how often each occurs."""
     return _kernels().run_lengths(np.ascontiguousarray(sorted_values))
+
+
+def build_index(keys: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Compiled :meth:`ooc.text.hashindex.HashIndex.build`: keys inserted one by one."""
+    return _kernels().build_index(np.ascontiguousarray(keys, np.uint64), bits)
 
 
 def lookup(slots_keys: np.ndarray, slots_values: np.ndarray, queries: np.ndarray,
