@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -99,22 +99,27 @@ def count_chunk(config: NgramConfig, texts: list[str], train: np.ndarray) -> Chu
 
     The n-grams are made and counted ``COUNT_PIECE_DOCS`` documents at a time
     (they take about 30 bytes per token while sorted), then the pieces' counts
-    are summed.
+    are summed.  The result travels back to the main process: ids and counts
+    go in the smallest integer types that hold them.
     """
     tokens = config.tokenize(texts)
-    parts = []
+    parts = [(np.zeros(0, np.uint64), np.zeros(0, np.int64))]
     for a in range(0, tokens.n_docs, COUNT_PIECE_DOCS):
         b = min(a + COUNT_PIECE_DOCS, tokens.n_docs)
         lo, hi = tokens.offsets[a], tokens.offsets[b]
         parts.append(document_frequencies(config.space, tokens.ids[lo:hi],
                                           tokens.offsets[a:b + 1] - lo, train[a:b]))
-    if len(parts) == 1:
-        return ChunkCounts(tokens, *parts[0])
-    if not parts:
-        return ChunkCounts(tokens, np.zeros(0, np.uint64), np.zeros(0, np.int64))
-    keys, df = sum_counts(np.concatenate([k for k, _ in parts]),
-                          np.concatenate([d for _, d in parts]), sort=False)
-    return ChunkCounts(tokens, keys, df)
+    if len(parts) > 2:
+        parts = [sum_counts(np.concatenate([k for k, _ in parts]),
+                            np.concatenate([d for _, d in parts]), sort=False)]
+    keys, df = parts[-1]
+    return ChunkCounts(compact(tokens), keys, df.astype(np.min_scalar_type(len(texts))))
+
+
+def compact(tokens: Tokens) -> Tokens:
+    """``tokens`` with ids in 32 bits (a chunk holds fewer than 2**31 distinct tokens), for
+    the trip to the main process."""
+    return replace(tokens, ids=tokens.ids.astype(np.int32))
 
 
 @dataclass

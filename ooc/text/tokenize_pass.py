@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .counts import SpilledCounts
-from .ngram_vectorizer import ChunkCounts, NgramConfig, count_chunk
+from .ngram_vectorizer import ChunkCounts, NgramConfig, compact, count_chunk
 from .sequence_vectorizer import SequenceConfig, WordCounter
 from .spill import TokenChunk, load_chunk, save_chunk
 from .splits import SPLITS, TRAIN
@@ -28,7 +28,7 @@ from .workdir import WorkDir
 
 def tokenize_words(config: SequenceConfig, texts: list[str]) -> Tokens:
     """Worker job: Keras words of a chunk."""
-    return config.tokenize(texts)
+    return compact(config.tokenize(texts))
 
 
 @dataclass
