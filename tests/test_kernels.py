@@ -236,3 +236,22 @@ def test_hash_index_build(monkeypatch, keys, absent):
         np.testing.assert_array_equal(
             index.lookup(queries), [{k: i for i, k in enumerate(keys)}.get(q, -1)
                                     for q in queries.tolist()])
+
+
+def test_dictionary_encoding_of_many_distinct_words(monkeypatch):
+    # enough distinct words for the table to grow many times, and words sharing hashes'
+    # low bits; ids in order of first appearance, as the NumPy fallback gives them
+    from ooc.text.tokenize import _dictionary_encode
+
+    rng = np.random.default_rng(6)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyzé数"))
+    vocab = ["".join(rng.choice(letters, rng.integers(1, 12))) for _ in range(60_000)]
+    words = [vocab[i] for i in rng.zipf(1.2, 200_000) % len(vocab)]
+    data = np.frombuffer(" ".join(words).encode(), np.uint8)
+    lengths = np.array([len(w.encode()) for w in words], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths + 1)])[:len(words)].astype(np.int64)
+    compiled, fallback = both(monkeypatch, lambda: _dictionary_encode(data, starts,
+                                                                      starts + lengths))
+    np.testing.assert_array_equal(compiled[0], fallback[0])
+    assert compiled[1] == fallback[1] == list(dict.fromkeys(words))
+    assert len(compiled[1]) > 20_000

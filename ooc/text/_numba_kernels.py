@@ -245,14 +245,19 @@ def group_order(groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarr
 @jit
 def encode_runs(data: np.ndarray, starts: np.ndarray,
                 stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # open addressing over the distinct strings only, doubled at half full,
-    # so that the table stays in cache (sized for every token it did not)
+    # open addressing over the distinct strings only, doubled at half full, so that the
+    # table stays in cache (sized for every token it did not); a slot holds the hash
+    # beside the id, and each distinct string is copied to a compact arena to compare
+    # against (its first occurrence in the chunk is far away in memory)
     n = len(starts)
     bits = 10
-    slots = np.full(1 << bits, -1, np.int64)
+    mask = np.uint64((1 << bits) - 1)
+    slots = np.full(2 << bits, -1, np.int64)  # (hash, id) pairs
     ids = np.empty(n, np.int64)
     firsts = np.empty(n, np.int64)
     hashes = np.empty(n, np.uint64)
+    arena = np.empty(len(data), np.uint8)
+    word_at = np.zeros(n + 1, np.int64)
     n_ids = 0
     for i in range(n):
         a, b = starts[i], stops[i]
@@ -260,21 +265,23 @@ def encode_runs(data: np.ndarray, starts: np.ndarray,
         for j in range(a, b):
             h = (h ^ np.uint64(data[j])) * np.uint64(0x100000001B3)
         h = splitmix64(h)
-        mask = np.uint64((1 << bits) - 1)
         s = h & mask
         while True:
-            k = slots[s]
+            k = slots[2 * s + 1]
             if k < 0:
-                slots[s] = n_ids
+                slots[2 * s], slots[2 * s + 1] = np.int64(h), n_ids
                 firsts[n_ids], hashes[n_ids], ids[i] = i, h, n_ids
+                at = word_at[n_ids]
+                arena[at:at + b - a] = data[a:b]
+                word_at[n_ids + 1] = at + b - a
                 n_ids += 1
                 break
-            if hashes[k] == h:
-                f = firsts[k]
-                same = stops[f] - starts[f] == b - a
+            if np.uint64(slots[2 * s]) == h:
+                at = word_at[k]
+                same = word_at[k + 1] - at == b - a
                 j = 0
                 while same and j < b - a:
-                    same = data[starts[f] + j] == data[a + j]
+                    same = arena[at + j] == data[a + j]
                     j += 1
                 if same:
                     ids[i] = k
@@ -283,12 +290,12 @@ def encode_runs(data: np.ndarray, starts: np.ndarray,
         if 2 * n_ids > (1 << bits):
             bits += 1
             mask = np.uint64((1 << bits) - 1)
-            slots = np.full(1 << bits, -1, np.int64)
+            slots = np.full(2 << bits, -1, np.int64)
             for k in range(n_ids):
                 s = hashes[k] & mask
-                while slots[s] >= 0:
+                while slots[2 * s + 1] >= 0:
                     s = (s + np.uint64(1)) & mask
-                slots[s] = k
+                slots[2 * s], slots[2 * s + 1] = np.int64(hashes[k]), k
     return ids, firsts[:n_ids]
 
 
