@@ -255,3 +255,16 @@ def test_dictionary_encoding_of_many_distinct_words(monkeypatch):
     np.testing.assert_array_equal(compiled[0], fallback[0])
     assert compiled[1] == fallback[1] == list(dict.fromkeys(words))
     assert len(compiled[1]) > 20_000
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.lists(st.integers(0, 2**64 - 1), max_size=200), level=st.integers(0, 3),
+       bits=st.sampled_from([1, 4, 8]))
+def test_partitions(monkeypatch, keys, level, bits):
+    from ooc.text.counts import _partition
+
+    values = np.array(keys, dtype=np.uint64)
+    compiled, fallback = both(monkeypatch, lambda: _partition(values, level, bits))
+    assert compiled.dtype == fallback.dtype == np.intp
+    np.testing.assert_array_equal(compiled, fallback)

@@ -354,6 +354,15 @@ def sum_by_key(keys: np.ndarray, counts: np.ndarray,
 
 
 @jit
+def partitions(keys: np.ndarray, mix: np.uint64, shift: np.uint64,
+               mask: np.uint64) -> np.ndarray:
+    out = np.empty(len(keys), np.intp)
+    for i in range(len(keys)):
+        out[i] = ((keys[i] * mix) >> shift) & mask
+    return out
+
+
+@jit
 def remap_keys(keys: np.ndarray, mapping: np.ndarray, bits: int) -> np.ndarray:
     # every slot t + 1 of a key replaced by mapping[t] + 1, lowest slot first
     mask = np.uint64((1 << bits) - 1)

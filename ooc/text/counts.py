@@ -44,9 +44,11 @@ _RUN_NAME = re.compile(r"run-(\d{6,})\.bin")
 
 def _partition(keys: np.ndarray, level: int, bits: int) -> np.ndarray:
     """Partition index of each key at a split level (``bits`` hash bits per level)."""
-    hashed = keys * _MIX
     shift = np.uint64(64 - bits * (level + 1))
-    return ((hashed >> shift) & np.uint64((1 << bits) - 1)).astype(np.intp)
+    mask = np.uint64((1 << bits) - 1)
+    if kernels.compiled():
+        return kernels.partitions(keys, _MIX, shift, mask)
+    return (((keys * _MIX) >> shift) & mask).astype(np.intp)
 
 
 def partition_of(keys: np.ndarray, bits: int) -> np.ndarray:

@@ -47,6 +47,7 @@ def warm_up() -> None:
                             np.zeros(0, bool))
         kernels.run_lengths(empty)
         kernels.build_index(empty, 4)
+        kernels.partitions(empty, np.uint64(1), np.uint64(56), np.uint64(255))
         kernels.doc_distinct_keys(np.zeros(0, np.int64), np.zeros(1, np.int64), 1, 2, 25,
                                   np.zeros(0, bool))
         kernels.lookup(np.zeros(16, np.uint64), np.zeros(16, np.int64), empty, 4)
@@ -151,6 +152,12 @@ def encode_runs(data: np.ndarray, starts: np.ndarray,
     return _kernels().encode_runs(np.ascontiguousarray(data, np.uint8),
                                      np.ascontiguousarray(starts, np.int64),
                                      np.ascontiguousarray(stops, np.int64))
+
+
+def partitions(keys: np.ndarray, mix: np.uint64, shift: np.uint64,
+               mask: np.uint64) -> np.ndarray:
+    """Compiled ``((keys * mix) >> shift) & mask`` (wrapping multiplication), as ``intp``."""
+    return _kernels().partitions(np.ascontiguousarray(keys, np.uint64), mix, shift, mask)
 
 
 def remap_keys(keys: np.ndarray, mapping: np.ndarray, bits: int) -> np.ndarray:
