@@ -279,10 +279,13 @@ class ClassStats:
         self._merge()
         n_classes = len(self.class_counts)
         n = float(self.class_counts.sum())
+        # rows of each pair's class (dense: broadcast over the features, not tiled)
         rows = (self.class_counts[self.keys % n_classes] if not self.dense
-                else np.tile(self.class_counts, self.n_features))
+                else self.class_counts[None, :])
+        squares = self.sums ** 2 if not self.dense else (self.sums ** 2).reshape(-1, n_classes)
         # a class without rows has no pairs (sparse) or zero sums (dense): it adds nothing
-        of_class = np.divide(self.sums ** 2, rows, out=np.zeros(len(rows)), where=rows > 0)
+        of_class = np.divide(squares, rows, out=np.zeros(squares.shape),
+                             where=rows > 0).reshape(-1)
         square_of_total = self._per_feature(self.sums) ** 2
         sstot = self._per_feature(self.sumsq) - square_of_total / n
         ssbn = self._per_feature(of_class) - square_of_total / n

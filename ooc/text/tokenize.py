@@ -214,8 +214,11 @@ def _run_tokens(docs: list[str], table: np.ndarray | ClassTable, min_len: int) -
     mask, cont = _char_mask(data, table)
     starts, stops = _runs(mask, 1)
     chars = stops - starts
-    if len(cont):  # multi-byte characters count once
-        chars -= np.searchsorted(cont, stops) - np.searchsorted(cont, starts)
+    if len(cont):  # multi-byte characters count once: less their continuation bytes
+        cont_before = np.zeros(len(data) + 1, dtype=np.int32)
+        cont_before[cont + 1] = 1
+        np.cumsum(cont_before, out=cont_before)
+        chars -= cont_before[stops] - cont_before[starts]
     keep = chars >= min_len
     starts, stops = starts[keep], stops[keep]
     ids, words = _dictionary_encode(data, starts, stops)
