@@ -308,7 +308,7 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
     if not run.work.get("vocab"):
         shards = build_shards(config, tok.spill, n_train, len(class_counts),
                               run.config.memory_budget, run.work.fresh("shards"),
-                              run.config.workers)
+                              run.config.workers, run.map)
         if not sum(shards.sizes):
             raise CorpusError(f"no n-gram occurs in at least min_df={config.min_df} training "
                               "rows; lower --min-df or add rows.")

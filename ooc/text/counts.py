@@ -167,6 +167,7 @@ class SpilledCounts:
         found = [int(m.group(1)) for p in self.directory.iterdir()
                  if (m := _RUN_NAME.fullmatch(p.name))]
         self.n_runs = max(found, default=-1) + 1
+        self._bounds_of: tuple[int, np.ndarray] = (-1, np.zeros(0))
         self._remove_unfinished()
 
     def run_path(self, k: int) -> Path:
@@ -187,6 +188,7 @@ class SpilledCounts:
             records.tofile(f)
         os.replace(tmp, path)
         self.n_runs += 1
+        self._bounds_of = (-1, np.zeros(0))
 
     def truncate(self, n_runs: int) -> None:
         """Forget every run after the first ``n_runs`` (undo adds after a checkpoint)."""
@@ -196,6 +198,7 @@ class SpilledCounts:
         for k in range(n_runs, self.n_runs):
             self.run_path(k).unlink(missing_ok=True)
         self.n_runs = n_runs
+        self._bounds_of = (-1, np.zeros(0))
         self._remove_unfinished()
 
     def _remove_unfinished(self) -> None:
@@ -215,35 +218,54 @@ class SpilledCounts:
     def reduce_partitions(self, memory_budget: int, min_count: int = 1) -> Iterator[
             tuple[int, np.ndarray, np.ndarray]]:
         """Like :meth:`reduce`, with the partition of each piece: ``(p, keys, totals)``."""
-        for p, segments in self._partitions(memory_budget):
+        for first, stop in self.groups(memory_budget):
+            yield from self.reduce_group(first, stop, memory_budget, min_count)
+
+    def groups(self, memory_budget: int) -> list[tuple[int, int]]:
+        """Partitions ``[first, stop)`` read together: consecutive ones that fit in an
+        eighth of the budget, or a larger one alone.  Each group can be reduced on its
+        own (:meth:`reduce_group`), in any process."""
+        bounds = self._all_bounds()
+        part_bytes = np.diff(bounds, axis=1).sum(axis=0) * _RECORD.itemsize
+        return list(_groups(part_bytes, min(memory_budget // 8, _GROUP_BYTES)))
+
+    def reduce_group(self, first: int, stop: int, memory_budget: int,
+                     min_count: int = 1) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """:meth:`reduce_partitions` of the partitions ``[first, stop)`` only."""
+        for p, segments in self._partitions(first, stop):
             records = _Records(self.directory / f"part-{p:04d}", segments)
             for keys, totals in _reduce_file(records, memory_budget, min_count, level=1,
                                              bits=_FANOUT_BITS, first_bits=self.bits):
                 yield p, keys, totals
 
-    def _partitions(self, memory_budget: int) -> Iterator[tuple[int, tuple[
+    def _all_bounds(self) -> np.ndarray:
+        """Every run's partition bounds, one row a run (read once while no run is added)."""
+        if self._bounds_of[0] != self.n_runs:
+            bounds = [self._bounds(self.run_path(k)) for k in range(self.n_runs)]
+            self._bounds_of = (self.n_runs, np.array(bounds, dtype=np.int64).reshape(
+                self.n_runs, self.n_parts + 1))
+        return self._bounds_of[1]
+
+    def _partitions(self, first: int, stop: int) -> Iterator[tuple[int, tuple[
             np.ndarray | _FileRange, ...]]]:
-        """Every non-empty partition's records: consecutive partitions that fit together
-        in an eighth of the budget read at once (one open per run), a larger one as file
-        ranges (that :func:`_reduce_file` reads piece by piece if it must)."""
+        """The records of every non-empty partition of a group: several partitions read
+        at once (one open per run), a single one as file ranges (that
+        :func:`_reduce_file` reads piece by piece if it must)."""
         runs = [self.run_path(k) for k in range(self.n_runs)]
-        bounds = np.array([self._bounds(path) for path in runs], dtype=np.int64)
-        bounds = bounds.reshape(len(runs), self.n_parts + 1)
+        bounds = self._all_bounds()
         header = (self.n_parts + 1) * _BOUND.itemsize
-        part_bytes = np.diff(bounds, axis=1).sum(axis=0) * _RECORD.itemsize
-        for first, stop in _groups(part_bytes, min(memory_budget // 8, _GROUP_BYTES)):
-            if stop - first == 1:
-                segments = tuple(_FileRange(path, header + int(b[first]) * _RECORD.itemsize,
-                                            int(b[stop] - b[first]))
-                                 for path, b in zip(runs, bounds, strict=True)
-                                 if b[stop] > b[first])
-                if segments:
-                    yield first, segments
-                continue
-            held, starts = _read_group(runs, bounds[:, first:stop + 1], header)
-            for i in range(stop - first):
-                if starts[i + 1] > starts[i]:
-                    yield first + i, (held[starts[i]:starts[i + 1]],)
+        if stop - first == 1:
+            segments = tuple(_FileRange(path, header + int(b[first]) * _RECORD.itemsize,
+                                        int(b[stop] - b[first]))
+                             for path, b in zip(runs, bounds, strict=True)
+                             if b[stop] > b[first])
+            if segments:
+                yield first, segments
+            return
+        held, starts = _read_group(runs, bounds[:, first:stop + 1], header)
+        for i in range(stop - first):
+            if starts[i + 1] > starts[i]:
+                yield first + i, (held[starts[i]:starts[i + 1]],)
 
     def _bounds(self, path: Path) -> np.ndarray:
         """A run's partition bounds, checked against the size of its file."""

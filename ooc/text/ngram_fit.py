@@ -24,9 +24,11 @@ so that each shard's statistics read only its hits, with no look-up.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,51 +100,95 @@ class Shards:
         return cls(directory, np.array(info["part_to_shard"], np.int64), tuple(info["sizes"]))
 
 
+Map = Callable[[Callable[..., Any], Iterable[tuple[Any, ...]]], Iterable[Any]]
+"""Runs ``fn(*item)`` for every item and gives the results in order (a worker pool's)."""
+
+
+def in_process(fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+    """A :data:`Map` that runs every job in this process."""
+    return (fn(*item) for item in items)
+
+
 def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_classes: int,
-                 memory_budget: int, directory: Path, workers: int = 1) -> Shards:
-    """Reduce the spilled counts to vocabulary shards on disk.
+                 memory_budget: int, directory: Path, workers: int = 1,
+                 map_jobs: Map = in_process) -> Shards:
+    """Reduce the spilled counts to vocabulary shards on disk, in two rounds of jobs.
 
-    A shard holds at most :func:`shard_features` n-grams and, with many
-    classes, at most :func:`shard_class_pairs` (n-gram, class) pairs, so its
-    class statistics fit in the budget too, ``workers`` shards at once.
+    First each group of count partitions is reduced and its ``min_df`` n-grams
+    kept in files; then the partitions are given to shards in order, and each
+    shard is made from its partitions' files.  A shard holds at most
+    :func:`shard_features` n-grams and, with many classes, at most
+    :func:`shard_class_pairs` (n-gram, class) pairs, so its class statistics
+    fit in the budget too, ``workers`` shards at once; a partition never
+    straddles two shards.  Each job takes its ``workers``-th of the budget.
     """
-    from .jobs import save_state
-
-    per_shard = memory_budget // workers
-    target, pair_target = shard_features(per_shard), shard_class_pairs(per_shard)
+    per_worker = memory_budget // workers
+    target, pair_target = shard_features(per_worker), shard_class_pairs(per_worker)
+    parts_dir = directory / "partitions"
+    parts_dir.mkdir()
+    reduce_budget = per_worker // 2
+    found: dict[int, tuple[int, int]] = {}  # partition -> n-grams, (n-gram, class) pairs
+    for sizes in map_jobs(reduce_group, ((spill.directory, spill.bits, first, stop, reduce_budget,
+                                          config.min_df, n_classes, parts_dir)
+                                         for first, stop in spill.groups(reduce_budget))):
+        found.update(sizes)
     part_to_shard = np.zeros(spill.n_parts, dtype=np.int64)
-    sizes: list[int] = []
-    pieces: list[tuple[np.ndarray, np.ndarray]] = []
-    held = [0, 0]  # n-grams and (n-gram, class) pairs in ``pieces``
-
-    def close_shard() -> None:
-        keys = np.concatenate([k for k, _ in pieces]) if pieces else np.zeros(0, np.uint64)
-        df = np.concatenate([d for _, d in pieces]) if pieces else np.zeros(0, np.int64)
-        index = HashIndex.build(keys)
-        save_state(directory / f"shard-{len(sizes):04d}", {"n": len(keys)},
-                   {"keys": keys, "idf": idf_of(df, n_docs), "index_keys": index.slots_keys,
-                    "index_values": index.slots_values})
-        sizes.append(len(keys))
-        pieces.clear()
-        held[:] = [0, 0]
-
-    last = -1
-    for part, keys, df in spill.reduce_partitions(memory_budget // 2, config.min_df):
-        pairs = class_pairs(df, n_classes)
-        # a partition (possibly reduced in several pieces) never straddles two shards
-        if part != last and pieces and (held[0] + len(df) > target
-                                        or held[1] + pairs > pair_target):
-            close_shard()
-        part_to_shard[part], last = len(sizes), part
-        pieces.append((keys, df))
-        held[0] += len(df)
+    shard_parts: list[list[int]] = [[]]
+    held = [0, 0]
+    for part in sorted(found):
+        n, pairs = found[part]
+        if shard_parts[-1] and (held[0] + n > target or held[1] + pairs > pair_target):
+            shard_parts.append([])
+            held = [0, 0]
+        shard_parts[-1].append(part)
+        part_to_shard[part] = len(shard_parts) - 1
+        held[0] += n
         held[1] += pairs
-    if pieces or not sizes:
-        close_shard()
     part_to_shard = np.maximum.accumulate(part_to_shard)  # partitions with no n-gram
-    shards = Shards(directory, part_to_shard, tuple(sizes))
+    sizes = tuple(map_jobs(make_shard, ((directory, s, parts, parts_dir, n_docs)
+                                        for s, parts in enumerate(shard_parts))))
+    shutil.rmtree(parts_dir)
+    shards = Shards(directory, part_to_shard, sizes)
     shards.save()
     return shards
+
+
+def partition_path(directory: Path, part: int, what: str) -> Path:
+    """Where :func:`reduce_group` keeps one partition's ``keys`` or ``df``."""
+    return directory / f"{part:04d}-{what}.npy"
+
+
+def reduce_group(spill_dir: Path, bits: int, first: int, stop: int, memory_budget: int,
+                 min_df: int, n_classes: int, out: Path) -> dict[int, tuple[int, int]]:
+    """Job: reduce the count partitions ``[first, stop)``; keep each one's n-grams in at
+    least ``min_df`` training rows (keys, sorted, and df) under ``out``; their numbers of
+    n-grams and of (n-gram, class) pairs at most."""
+    pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for part, keys, df in SpilledCounts(spill_dir, bits).reduce_group(first, stop,
+                                                                      memory_budget, min_df):
+        pieces.setdefault(part, []).append((keys, df))
+    found = {}
+    for part, kept in pieces.items():
+        keys, df = np.concatenate([k for k, _ in kept]), np.concatenate([d for _, d in kept])
+        np.save(partition_path(out, part, "keys"), keys)
+        np.save(partition_path(out, part, "df"), df)
+        found[part] = (len(keys), class_pairs(df, n_classes))
+    return found
+
+
+def make_shard(directory: Path, s: int, parts: list[int], parts_dir: Path, n_docs: int) -> int:
+    """Job: shard ``s`` from its partitions' files (keys, idf, hash index); its size."""
+    from .jobs import save_state
+
+    keys = np.concatenate([np.zeros(0, np.uint64)] + [
+        np.load(partition_path(parts_dir, p, "keys")) for p in parts])
+    df = np.concatenate([np.zeros(0, np.int64)] + [
+        np.load(partition_path(parts_dir, p, "df")) for p in parts])
+    index = HashIndex.build(keys)
+    save_state(directory / f"shard-{s:04d}", {"n": len(keys)},
+               {"keys": keys, "idf": idf_of(df, n_docs), "index_keys": index.slots_keys,
+                "index_values": index.slots_values})
+    return len(keys)
 
 
 def load_shard(path: Path) -> tuple[np.ndarray, np.ndarray, HashIndex]:
