@@ -11,6 +11,7 @@ from ooc.text import kernels, ngrams
 from ooc.text.counts import sum_counts
 from ooc.text.hashindex import HashIndex
 from ooc.text.ngrams import KeySpace
+from ooc.text.vocab import PackedWords
 
 pytest.importorskip("numba")
 pytestmark = pytest.mark.skipif(not kernels.compiled(), reason="kernels not compiled here")
@@ -48,6 +49,11 @@ def test_term_counts_and_document_frequencies(monkeypatch, docs, ngram_range, ma
     assert_same(*map(by_key, both(monkeypatch,
                                   lambda: ngrams.document_frequencies(space, ids, offsets,
                                                                       rows))))
+
+
+def strings(words: PackedWords | list[str]) -> list[str]:
+    """Words as ``str`` (the compiled tokenizer packs them)."""
+    return words.strings() if isinstance(words, PackedWords) else words
 
 
 def by_key(pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +130,9 @@ def test_dictionary_encoding_gives_ids_in_order_of_first_appearance(monkeypatch,
     compiled, fallback = both(monkeypatch, lambda: _dictionary_encode(data, starts,
                                                                       starts + lengths))
     np.testing.assert_array_equal(compiled[0], fallback[0])
-    assert compiled[1] == fallback[1] == list(dict.fromkeys(words))
+    assert strings(compiled[1]) == fallback[1] == list(dict.fromkeys(words))
+    np.testing.assert_array_equal(compiled[1].hashes, kernels.hash_words(compiled[1].utf8,
+                                                                         compiled[1].offsets))
 
 
 @settings(max_examples=60, deadline=None,
@@ -253,7 +261,9 @@ def test_dictionary_encoding_of_many_distinct_words(monkeypatch):
     compiled, fallback = both(monkeypatch, lambda: _dictionary_encode(data, starts,
                                                                       starts + lengths))
     np.testing.assert_array_equal(compiled[0], fallback[0])
-    assert compiled[1] == fallback[1] == list(dict.fromkeys(words))
+    assert strings(compiled[1]) == fallback[1] == list(dict.fromkeys(words))
+    np.testing.assert_array_equal(compiled[1].hashes, kernels.hash_words(compiled[1].utf8,
+                                                                         compiled[1].offsets))
     assert len(compiled[1]) > 20_000
 
 
@@ -268,3 +278,37 @@ def test_partitions(monkeypatch, keys, level, bits):
     compiled, fallback = both(monkeypatch, lambda: _partition(values, level, bits))
     assert compiled.dtype == fallback.dtype == np.intp
     np.testing.assert_array_equal(compiled, fallback)
+
+
+def test_token_table_of_packed_words_grows_and_keeps_first_appearance_order(monkeypatch):
+    from ooc.text.vocab import TokenTable, unpack_strings
+
+    rng = np.random.default_rng(7)
+    letters = np.array(list("abcdé数😀\ud800"))  # a lone surrogate too, as text can hold
+    vocab = ["".join(rng.choice(letters, rng.integers(1, 9))) for _ in range(30_000)]
+
+    def run() -> tuple:
+        table, seen, got = TokenTable(), {}, []
+        for _ in range(6):
+            chunk = [vocab[i] for i in rng.zipf(1.1, 20_000) % len(vocab)]
+            local = list(dict.fromkeys(chunk))  # a chunk's dictionary, as tokenizers give it
+            before = len(table)
+            ids = table.add(PackedWords.of(local) if kernels.compiled() else local)
+            for word in local:
+                seen.setdefault(word, len(seen))
+            assert ids.tolist() == [seen[w] for w in local]
+            new = table.packed(before)
+            assert unpack_strings(new["utf8"], new["offsets"]) == list(seen)[before:]
+            got.append(ids)
+        assert table.words == list(seen)
+        assert table.lookup(["zz", *list(seen)[:50]]).tolist() == [-1, *range(50)]
+        return tuple(got)
+
+    rng = np.random.default_rng(8)
+    compiled = run()
+    rng = np.random.default_rng(8)
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "compiled", lambda: False)
+        fallback = run()
+    assert_same(compiled, fallback)
+    assert len(compiled[-1]) > 5_000

@@ -92,7 +92,7 @@ def tokens_by_doc(docs: list[str], analyzer: str, **options: Any) -> Iterator[li
     """ooc's tokens of every document, as strings (code points for ``char``)."""
     tokens = tokenize(docs, analyzer, **options)
     values = tokens.ids if tokens.dictionary is None else np.array(
-        tokens.dictionary, dtype=object)[tokens.ids]
+        tokens.strings(), dtype=object)[tokens.ids]
     for start, stop in zip(tokens.offsets[:-1], tokens.offsets[1:], strict=True):
         yield values[start:stop].tolist()
 

@@ -243,6 +243,14 @@ def group_order(groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarr
     return order, bounds
 
 @jit
+def word_hash(data: np.ndarray, a: int, b: int) -> np.uint64:
+    h = np.uint64(0xCBF29CE484222325)  # FNV-1a, then mixed
+    for j in range(a, b):
+        h = (h ^ np.uint64(data[j])) * np.uint64(0x100000001B3)
+    return splitmix64(h)
+
+
+@jit
 def encode_runs(data: np.ndarray, starts: np.ndarray,
                 stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # open addressing over the distinct strings only, doubled at half full, so that the
@@ -261,10 +269,7 @@ def encode_runs(data: np.ndarray, starts: np.ndarray,
     n_ids = 0
     for i in range(n):
         a, b = starts[i], stops[i]
-        h = np.uint64(0xCBF29CE484222325)  # FNV-1a
-        for j in range(a, b):
-            h = (h ^ np.uint64(data[j])) * np.uint64(0x100000001B3)
-        h = splitmix64(h)
+        h = word_hash(data, a, b)
         s = h & mask
         while True:
             k = slots[2 * s + 1]
@@ -290,13 +295,8 @@ def encode_runs(data: np.ndarray, starts: np.ndarray,
         if 2 * n_ids > (1 << bits):
             bits += 1
             mask = np.uint64((1 << bits) - 1)
-            slots = np.full(2 << bits, -1, np.int64)
-            for k in range(n_ids):
-                s = hashes[k] & mask
-                while slots[2 * s + 1] >= 0:
-                    s = (s + np.uint64(1)) & mask
-                slots[2 * s], slots[2 * s + 1] = np.int64(hashes[k]), k
-    return ids, firsts[:n_ids]
+            slots = table_slots(hashes, n_ids, bits)
+    return ids, firsts[:n_ids], hashes[:n_ids], arena[:word_at[n_ids]], word_at[:n_ids + 1]
 
 
 @jit
@@ -360,6 +360,65 @@ def partitions(keys: np.ndarray, mix: np.uint64, shift: np.uint64,
     for i in range(len(keys)):
         out[i] = ((keys[i] * mix) >> shift) & mask
     return out
+
+
+@jit
+def hash_words(utf8: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    out = np.empty(len(offsets) - 1, np.uint64)
+    for i in range(len(out)):
+        out[i] = word_hash(utf8, offsets[i], offsets[i + 1])
+    return out
+
+
+@jit
+def table_slots(hashes: np.ndarray, n_words: int, bits: int) -> np.ndarray:
+    # (hash, id) pairs of the first n_words words, at most half full
+    mask = np.uint64((1 << bits) - 1)
+    slots = np.full(2 << bits, -1, np.int64)
+    for k in range(n_words):
+        s = hashes[k] & mask
+        while slots[2 * s + 1] >= 0:
+            s = (s + np.uint64(1)) & mask
+        slots[2 * s], slots[2 * s + 1] = np.int64(hashes[k]), k
+    return slots
+
+
+@jit
+def table_add(slots: np.ndarray, bits: int, hashes: np.ndarray, arena: np.ndarray,
+              word_at: np.ndarray, n_words: int, utf8: np.ndarray, offsets: np.ndarray,
+              in_hashes: np.ndarray, insert: bool) -> tuple[np.ndarray, int]:
+    # the id of every word (utf8[offsets[i]:offsets[i + 1]]), new ones appended when
+    # insert (the caller made room: slots stay at most half full), else -1
+    mask = np.uint64((1 << bits) - 1)
+    ids = np.empty(len(in_hashes), np.int64)
+    for i in range(len(in_hashes)):
+        a, b, h = offsets[i], offsets[i + 1], in_hashes[i]
+        s = h & mask
+        while True:
+            k = slots[2 * s + 1]
+            if k < 0:
+                if insert:
+                    slots[2 * s], slots[2 * s + 1] = np.int64(h), n_words
+                    hashes[n_words] = h
+                    at = word_at[n_words]
+                    arena[at:at + b - a] = utf8[a:b]
+                    word_at[n_words + 1] = at + b - a
+                    k = n_words
+                    n_words += 1
+                ids[i] = k
+                break
+            if np.uint64(slots[2 * s]) == h:
+                at = word_at[k]
+                same = word_at[k + 1] - at == b - a
+                j = 0
+                while same and j < b - a:
+                    same = arena[at + j] == utf8[a + j]
+                    j += 1
+                if same:
+                    ids[i] = k
+                    break
+            s = (s + np.uint64(1)) & mask
+    return ids, n_words
 
 
 @jit

@@ -58,6 +58,10 @@ def warm_up() -> None:
         kernels.encode_runs(np.zeros(0, np.uint8), np.zeros(0, np.int64),
                             np.zeros(0, np.int64))
         kernels.remap_keys(empty, np.zeros(0, np.int64), 25)
+        kernels.hash_words(np.zeros(0, np.uint8), np.zeros(1, np.int64))
+        kernels.table_add(kernels.table_slots(empty, 0, 4), 4, np.zeros(1, np.uint64),
+                          np.zeros(1, np.uint8), np.zeros(2, np.int64), 0,
+                          np.zeros(0, np.uint8), np.zeros(1, np.int64), empty, True)
         kernels.sum_by_key(empty, np.zeros(0, np.int64), 1)
 
 
@@ -145,13 +149,36 @@ def group_order(groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarr
     return order, np.searchsorted(groups[order], np.arange(n_groups + 1))
 
 
-def encode_runs(data: np.ndarray, starts: np.ndarray,
-                stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode_runs(data: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Compiled dictionary encoding of the byte strings ``data[starts[i]:stops[i]]``:
-    each string's id (ids in order of first appearance) and where each id first occurs."""
+    each string's id (ids in order of first appearance), where each id first occurs, and
+    the distinct strings' hashes (:func:`hash_words`), bytes and offsets."""
     return _kernels().encode_runs(np.ascontiguousarray(data, np.uint8),
-                                     np.ascontiguousarray(starts, np.int64),
-                                     np.ascontiguousarray(stops, np.int64))
+                                  np.ascontiguousarray(starts, np.int64),
+                                  np.ascontiguousarray(stops, np.int64))
+
+
+def hash_words(utf8: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Compiled: the 64-bit hash of every string ``utf8[offsets[i]:offsets[i + 1]]``."""
+    return _kernels().hash_words(np.ascontiguousarray(utf8, np.uint8),
+                                 np.ascontiguousarray(offsets, np.int64))
+
+
+def table_slots(hashes: np.ndarray, n_words: int, bits: int) -> np.ndarray:
+    """Compiled: the ``2 ** bits`` slots, ``(hash, id)`` pairs, of a word table."""
+    return _kernels().table_slots(hashes, n_words, bits)
+
+
+def table_add(slots: np.ndarray, bits: int, hashes: np.ndarray, arena: np.ndarray,
+              word_at: np.ndarray, n_words: int, utf8: np.ndarray, offsets: np.ndarray,
+              in_hashes: np.ndarray, insert: bool) -> tuple[np.ndarray, int]:
+    """Compiled: the id of every word in a word table, new ones appended when ``insert``
+    (in room the caller made), else -1; and the number of words now."""
+    return _kernels().table_add(slots, bits, hashes, arena, word_at, n_words,
+                                np.ascontiguousarray(utf8, np.uint8),
+                                np.ascontiguousarray(offsets, np.int64),
+                                np.ascontiguousarray(in_hashes, np.uint64), insert)
 
 
 def partitions(keys: np.ndarray, mix: np.uint64, shift: np.uint64,

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import CorpusError
 from . import kernels
+from .vocab import PackedWords, Words
 
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 ANALYZERS = ("word", "char", "keras")
@@ -43,18 +44,26 @@ class Tokens:
     """The tokens of a chunk of documents.
 
     ``ids[offsets[i]:offsets[i + 1]]`` are the tokens of document ``i``, in
-    order.  An id indexes ``dictionary`` (first appearance order), or is a
-    code point when ``dictionary`` is None (the char analyzer).
+    order.  An id indexes ``dictionary`` (first appearance order; ``str``
+    or :class:`~ooc.text.vocab.PackedWords`, which a
+    :class:`~ooc.text.vocab.TokenTable` takes alike), or is a code point
+    when ``dictionary`` is None (the char analyzer).
     """
 
     ids: np.ndarray
     offsets: np.ndarray
-    dictionary: list[str] | None
+    dictionary: Words | None
 
     @property
     def n_docs(self) -> int:
         """Number of documents."""
         return len(self.offsets) - 1
+
+    def strings(self) -> list[str] | None:
+        """``dictionary`` as ``str`` (None for the char analyzer)."""
+        if isinstance(self.dictionary, PackedWords):
+            return self.dictionary.strings()
+        return self.dictionary
 
     def doc_of_token(self) -> np.ndarray:
         """Index of the document of every token."""
@@ -179,14 +188,12 @@ def _char_mask(data: np.ndarray, table: np.ndarray | ClassTable) -> tuple[np.nda
 
 
 def _dictionary_encode(data: np.ndarray, starts: np.ndarray,
-                       stops: np.ndarray) -> tuple[np.ndarray, list[str]]:
+                       stops: np.ndarray) -> tuple[np.ndarray, Words]:
     """Ids of the byte strings ``data[starts[i]:stops[i]]`` and the distinct strings
-    (in order of first appearance)."""
+    (in order of first appearance; packed, not decoded, by the compiled kernel)."""
     if kernels.compiled():
-        ids, firsts = kernels.encode_runs(data, starts, stops)
-        raw = data.tobytes()
-        return ids, [raw[a:b].decode("utf-8", "surrogatepass")
-                     for a, b in zip(starts[firsts].tolist(), stops[firsts].tolist(), strict=True)]
+        ids, _, hashes, utf8, offsets = kernels.encode_runs(data, starts, stops)
+        return ids, PackedWords(utf8, offsets, hashes)
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -22,7 +22,7 @@ from .sequence_vectorizer import SequenceConfig, WordCounter
 from .spill import TokenChunk, load_chunk, save_chunk
 from .splits import SPLITS, TRAIN
 from .tokenize import Tokens, no_tokens_error
-from .vocab import TokenTable, pack_strings, unpack_strings
+from .vocab import TokenTable, unpack_strings
 from .workdir import WorkDir
 
 
@@ -105,8 +105,8 @@ class Tokenizer:
             self.spill.add(result.keys, result.df)
         labels_before = len(self.labels.table)
         label_ids = self.labels.add(labels, split)
-        new_words = pack_strings(self.table.words[before:])
-        new_labels = pack_strings(self.labels.table.words[labels_before:])
+        new_words = self.table.packed(before)
+        new_labels = self.labels.table.packed(labels_before)
         chunk = TokenChunk(gids.astype(np.int32), tokens.offsets, row_ids, label_ids, split)
         save_chunk(self.chunk_path(self.n_chunks), chunk, words_utf8=new_words["utf8"],
                    words_offsets=new_words["offsets"], labels_utf8=new_labels["utf8"],
