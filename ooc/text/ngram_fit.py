@@ -127,10 +127,15 @@ def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_class
     parts_dir = directory / "partitions"
     parts_dir.mkdir()
     reduce_budget = per_worker // 2
+    groups = spill.groups(reduce_budget)
+    # a few jobs a worker, each a run of consecutive groups: a job reads every run's
+    # header once, and there is one run per chunk
+    n_jobs = max(1, min(len(groups), 4 * workers))
     found: dict[int, tuple[int, int]] = {}  # partition -> n-grams, (n-gram, class) pairs
-    for sizes in map_jobs(reduce_group, ((spill.directory, spill.bits, first, stop, reduce_budget,
-                                          config.min_df, n_classes, parts_dir)
-                                         for first, stop in spill.groups(reduce_budget))):
+    for sizes in map_jobs(reduce_groups, ((spill.directory, spill.bits, part.tolist(),
+                                           reduce_budget, config.min_df, n_classes, parts_dir)
+                                          for part in np.array_split(np.array(groups),
+                                                                     n_jobs) if len(part))):
         found.update(sizes)
     part_to_shard = np.zeros(spill.n_parts, dtype=np.int64)
     shard_parts: list[list[int]] = [[]]
@@ -154,25 +159,30 @@ def build_shards(config: NgramConfig, spill: SpilledCounts, n_docs: int, n_class
 
 
 def partition_path(directory: Path, part: int, what: str) -> Path:
-    """Where :func:`reduce_group` keeps one partition's ``keys`` or ``df``."""
+    """Where :func:`reduce_groups` keeps one partition's ``keys`` or ``df``."""
     return directory / f"{part:04d}-{what}.npy"
 
 
-def reduce_group(spill_dir: Path, bits: int, first: int, stop: int, memory_budget: int,
-                 min_df: int, n_classes: int, out: Path) -> dict[int, tuple[int, int]]:
-    """Job: reduce the count partitions ``[first, stop)``; keep each one's n-grams in at
-    least ``min_df`` training rows (keys, sorted, and df) under ``out``; their numbers of
-    n-grams and of (n-gram, class) pairs at most."""
-    pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for part, keys, df in SpilledCounts(spill_dir, bits).reduce_group(first, stop,
-                                                                      memory_budget, min_df):
-        pieces.setdefault(part, []).append((keys, df))
+def reduce_groups(spill_dir: Path, bits: int, groups: list[tuple[int, int]],
+                  memory_budget: int, min_df: int, n_classes: int,
+                  out: Path) -> dict[int, tuple[int, int]]:
+    """Job: reduce groups of count partitions (``[first, stop)`` each), one at a time;
+    keep each partition's n-grams in at least ``min_df`` training rows (keys, sorted, and
+    df) under ``out``; their numbers of n-grams and of (n-gram, class) pairs at most."""
+    spill = SpilledCounts(spill_dir, bits)
     found = {}
-    for part, kept in pieces.items():
-        keys, df = np.concatenate([k for k, _ in kept]), np.concatenate([d for _, d in kept])
-        np.save(partition_path(out, part, "keys"), keys)
-        np.save(partition_path(out, part, "df"), df)
-        found[part] = (len(keys), class_pairs(df, n_classes))
+    for first, stop in groups:
+        pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for part, keys, df in spill.reduce_group(first, stop, memory_budget, min_df):
+            pieces.setdefault(part, []).append((keys, df))
+        for part, kept in pieces.items():
+            keys = np.concatenate([k for k, _ in kept])
+            df = np.concatenate([d for _, d in kept])
+            np.save(partition_path(out, part, "keys"), keys)
+            np.save(partition_path(out, part, "df"), df)
+            found[part] = (len(keys), class_pairs(df, n_classes))
+        del pieces
+        release_memory()
     return found
 
 
