@@ -51,6 +51,24 @@ def test_term_counts_and_document_frequencies(monkeypatch, docs, ngram_range, ma
                                                                       rows))))
 
 
+def encode_both_ways(monkeypatch: pytest.MonkeyPatch, words: list[str]) -> tuple:
+    """Dictionary-encode ``words`` (joined by spaces) compiled and with the fallback;
+    check both give ids in order of first appearance and the kernel's hashes; the
+    compiled result."""
+    from ooc.text.tokenize import _dictionary_encode
+
+    data = np.frombuffer(" ".join(words).encode(), np.uint8)
+    lengths = np.array([len(w.encode()) for w in words], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths + 1)])[:len(words)].astype(np.int64)
+    compiled, fallback = both(monkeypatch, lambda: _dictionary_encode(data, starts,
+                                                                      starts + lengths))
+    np.testing.assert_array_equal(compiled[0], fallback[0])
+    assert strings(compiled[1]) == fallback[1] == list(dict.fromkeys(words))
+    np.testing.assert_array_equal(compiled[1].hashes, kernels.hash_words(compiled[1].utf8,
+                                                                         compiled[1].offsets))
+    return compiled
+
+
 def strings(words: PackedWords | list[str]) -> list[str]:
     """Words as ``str`` (the compiled tokenizer packs them)."""
     return words.strings() if isinstance(words, PackedWords) else words
@@ -122,17 +140,7 @@ def test_group_order_is_a_stable_sort_with_bounds(monkeypatch, groups, extra):
 @given(words=st.lists(st.sampled_from(["a", "ab", "ba", "é", "数据", "😀", "abc", "x" * 40]),
                       max_size=120))
 def test_dictionary_encoding_gives_ids_in_order_of_first_appearance(monkeypatch, words):
-    from ooc.text.tokenize import _dictionary_encode
-
-    data = np.frombuffer(" ".join(words).encode(), np.uint8)
-    lengths = np.array([len(w.encode()) for w in words], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths + 1)])[:len(words)].astype(np.int64)
-    compiled, fallback = both(monkeypatch, lambda: _dictionary_encode(data, starts,
-                                                                      starts + lengths))
-    np.testing.assert_array_equal(compiled[0], fallback[0])
-    assert strings(compiled[1]) == fallback[1] == list(dict.fromkeys(words))
-    np.testing.assert_array_equal(compiled[1].hashes, kernels.hash_words(compiled[1].utf8,
-                                                                         compiled[1].offsets))
+    encode_both_ways(monkeypatch, words)
 
 
 @settings(max_examples=60, deadline=None,
@@ -249,21 +257,11 @@ def test_hash_index_build(monkeypatch, keys, absent):
 def test_dictionary_encoding_of_many_distinct_words(monkeypatch):
     # enough distinct words for the table to grow many times, and words sharing hashes'
     # low bits; ids in order of first appearance, as the NumPy fallback gives them
-    from ooc.text.tokenize import _dictionary_encode
-
     rng = np.random.default_rng(6)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyzé数"))
     vocab = ["".join(rng.choice(letters, rng.integers(1, 12))) for _ in range(60_000)]
     words = [vocab[i] for i in rng.zipf(1.2, 200_000) % len(vocab)]
-    data = np.frombuffer(" ".join(words).encode(), np.uint8)
-    lengths = np.array([len(w.encode()) for w in words], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths + 1)])[:len(words)].astype(np.int64)
-    compiled, fallback = both(monkeypatch, lambda: _dictionary_encode(data, starts,
-                                                                      starts + lengths))
-    np.testing.assert_array_equal(compiled[0], fallback[0])
-    assert strings(compiled[1]) == fallback[1] == list(dict.fromkeys(words))
-    np.testing.assert_array_equal(compiled[1].hashes, kernels.hash_words(compiled[1].utf8,
-                                                                         compiled[1].offsets))
+    compiled = encode_both_ways(monkeypatch, words)
     assert len(compiled[1]) > 20_000
 
 
@@ -312,3 +310,19 @@ def test_token_table_of_packed_words_grows_and_keeps_first_appearance_order(monk
         fallback = run()
     assert_same(compiled, fallback)
     assert len(compiled[-1]) > 5_000
+
+
+def test_token_table_tells_words_apart_when_every_hash_collides():
+    # the hash only finds a slot; words are told apart by their bytes, so forced
+    # collisions (every word given the same 64-bit hash) still give exact ids
+    from ooc.text.vocab import TokenTable
+
+    words = ["a", "b", "ab", "ba", "é", "数据", "a"]
+    packed = PackedWords.of(words)
+    colliding = PackedWords(packed.utf8, packed.offsets, np.zeros(len(words), np.uint64))
+    table = TokenTable()
+    assert table.add(colliding).tolist() == [0, 1, 2, 3, 4, 5, 0]
+    query = PackedWords.of(["ba", "zz", "数据"])
+    assert table.lookup(PackedWords(query.utf8, query.offsets, np.zeros(3, np.uint64))
+                        ).tolist() == [3, -1, 5]
+    assert table.words == ["a", "b", "ab", "ba", "é", "数据"]

@@ -47,6 +47,22 @@ def doc_ngrams(ids: np.ndarray, a: int, b: int, lo: int, hi: int, shift: np.uint
 
 
 @jit
+def count_runs(part: np.ndarray, d: int, out_doc: np.ndarray, out_value: np.ndarray,
+               out_count: np.ndarray, k: int) -> int:
+    # part sorted in place; each distinct value written at k on as (d, value, count)
+    part.sort()
+    i = 0
+    while i < len(part):
+        j = i + 1
+        while j < len(part) and part[j] == part[i]:
+            j += 1
+        out_doc[k], out_value[k], out_count[k] = d, part[i], j - i
+        k += 1
+        i = j
+    return k
+
+
+@jit
 def term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: int,
                 rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # each document's n-gram keys made in a buffer, sorted and counted
@@ -60,16 +76,7 @@ def term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: in
         if len(rows) and not rows[d]:
             continue
         m = doc_ngrams(ids, offsets[d], offsets[d + 1], lo, hi, np.uint64(bits), buf)
-        part = buf[:m]
-        part.sort()
-        i = 0
-        while i < m:
-            j = i + 1
-            while j < m and part[j] == part[i]:
-                j += 1
-            out_doc[k], out_key[k], out_count[k] = d, part[i], j - i
-            k += 1
-            i = j
+        k = count_runs(buf[:m], d, out_doc, out_key, out_count, k)
     return out_doc[:k], out_key[:k], out_count[:k]
 
 
@@ -186,16 +193,7 @@ def indexed_term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, 
             if pos >= 0:
                 buf[m] = pos
                 m += 1
-        part = buf[:m]
-        part.sort()
-        i = 0
-        while i < m:
-            j = i + 1
-            while j < m and part[j] == part[i]:
-                j += 1
-            out_doc[k], out_pos[k], out_count[k] = d, part[i], j - i
-            k += 1
-            i = j
+        k = count_runs(buf[:m], d, out_doc, out_pos, out_count, k)
     return out_doc[:k], out_pos[:k], out_count[:k]
 
 
