@@ -51,6 +51,42 @@ def test_term_counts_and_document_frequencies(monkeypatch, docs, ngram_range, ma
                                                                       rows))))
 
 
+def first_occurrence_counts(docs: list[list[int]], ngram_range: tuple[int, int],
+                            rows: np.ndarray | None) -> list[tuple[int, tuple[int, ...], int]]:
+    """``(row, n-gram, count)`` in plain Python: each row's n-grams (lowest order first,
+    then by position, none through an unknown token) in order of first occurrence."""
+    out = []
+    for d, doc in enumerate(docs):
+        if rows is not None and not rows[d]:
+            continue
+        counts: dict[tuple[int, ...], int] = {}
+        for n in range(ngram_range[0], ngram_range[1] + 1):
+            for p in range(len(doc) - n + 1):
+                gram = tuple(doc[p:p + n])
+                if min(gram) >= 0:
+                    counts[gram] = counts.get(gram, 0) + 1
+        out += [(d, gram, c) for gram, c in counts.items()]
+    return out
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs=rows_of_ids, ngram_range=st.sampled_from([(1, 1), (1, 2), (2, 3)]),
+       masked=st.booleans(), seed=st.integers(0, 99))
+def test_term_counts_list_each_row_in_order_of_first_occurrence(monkeypatch, docs, ngram_range,
+                                                                masked, seed):
+    # the row norms are summed in this order: it must not depend on the kernel
+    space = KeySpace(ngram_range, 21)
+    ids = np.array([t for d in docs for t in d], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+    rows = np.random.default_rng(seed).random(len(docs)) < 0.6 if masked else None
+    expected = first_occurrence_counts(docs, ngram_range, rows)
+    for row, key, count in both(monkeypatch, lambda: ngrams.term_counts(space, ids, offsets,
+                                                                        rows)):
+        got = list(zip(row.tolist(), space.decode(key), count.tolist(), strict=True))
+        assert got == expected
+
+
 def encode_both_ways(monkeypatch: pytest.MonkeyPatch, words: list[str]) -> tuple:
     """Dictionary-encode ``words`` (joined by spaces) compiled and with the fallback;
     check both give ids in order of first appearance and the kernel's hashes; the

@@ -63,56 +63,80 @@ def count_runs(part: np.ndarray, d: int, out_doc: np.ndarray, out_value: np.ndar
 
 
 @jit
+def doc_set(most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.uint64]:
+    # an empty hash set for the distinct keys of one document of at most `most` n-grams:
+    # (keys, where each key's entry is, slots filled, mask); 0 marks empty (n-gram keys
+    # are never 0)
+    bits = 4
+    while (1 << bits) < 2 * most:
+        bits += 1
+    return (np.zeros(1 << bits, np.uint64), np.empty(1 << bits, np.int64),
+            np.empty(max(most, 1), np.int64), np.uint64((1 << bits) - 1))
+
+
+@jit
+def distinct_in_doc(buf: np.ndarray, m: int, seen: np.ndarray, entry: np.ndarray,
+                    filled: np.ndarray, mask: np.uint64, out_key: np.ndarray,
+                    out_count: np.ndarray, k: int) -> int:
+    # the distinct keys of buf[:m] appended at k on in order of first occurrence (with
+    # how often each occurs, when out_count is not empty); the set emptied again; the
+    # new k.  A small hash set per document: a sort of its keys took three times longer
+    first = k
+    count = len(out_count) > 0
+    for i in range(m):
+        key = buf[i]
+        s = splitmix64(key) & mask
+        while seen[s] != 0 and seen[s] != key:
+            s = (s + np.uint64(1)) & mask
+        if seen[s] == 0:
+            seen[s], entry[s], filled[k - first] = key, k, s
+            out_key[k] = key
+            if count:
+                out_count[k] = 1
+            k += 1
+        elif count:
+            out_count[entry[s]] += 1
+    for i in range(k - first):
+        seen[filled[i]] = 0
+    return k
+
+
+@jit
 def term_counts(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: int,
                 rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # each document's n-gram keys made in a buffer, sorted and counted
+    # each document's n-gram keys made in a buffer and counted in a small hash set
     total, most = ngram_sizes(offsets, lo, hi, rows)
     out_doc = np.empty(total, np.int32)
     out_key = np.empty(total, np.uint64)
     out_count = np.empty(total, np.int64)
     buf = np.empty(most, np.uint64)
-    k = 0
-    for d in range(len(offsets) - 1):
-        if len(rows) and not rows[d]:
-            continue
-        m = doc_ngrams(ids, offsets[d], offsets[d + 1], lo, hi, np.uint64(bits), buf)
-        k = count_runs(buf[:m], d, out_doc, out_key, out_count, k)
-    return out_doc[:k], out_key[:k], out_count[:k]
-
-
-@jit
-def doc_distinct_keys(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: int,
-                      rows: np.ndarray) -> np.ndarray:
-    # each document's distinct n-gram keys (in no particular order), found with a small
-    # hash set per document rather than a sort
-    total, most = ngram_sizes(offsets, lo, hi, rows)
-    out = np.empty(total, np.uint64)
-    buf = np.empty(most, np.uint64)
-    set_bits = 4
-    while (1 << set_bits) < 2 * most:
-        set_bits += 1
-    mask = np.uint64((1 << set_bits) - 1)
-    seen = np.zeros(1 << set_bits, np.uint64)  # 0: empty (n-gram keys are never 0)
+    seen, entry, filled, mask = doc_set(most)
     k = 0
     for d in range(len(offsets) - 1):
         if len(rows) and not rows[d]:
             continue
         m = doc_ngrams(ids, offsets[d], offsets[d + 1], lo, hi, np.uint64(bits), buf)
         first = k
-        for i in range(m):
-            key = buf[i]
-            s = splitmix64(key) & mask
-            while seen[s] != 0 and seen[s] != key:
-                s = (s + np.uint64(1)) & mask
-            if seen[s] == 0:
-                seen[s] = key
-                out[k] = key
-                k += 1
-        for i in range(first, k):  # empty the set for the next document
-            s = splitmix64(out[i]) & mask
-            while seen[s] != out[i]:
-                s = (s + np.uint64(1)) & mask
-            seen[s] = 0
+        k = distinct_in_doc(buf, m, seen, entry, filled, mask, out_key, out_count, k)
+        out_doc[first:k] = d
+    return out_doc[:k], out_key[:k], out_count[:k]
+
+
+@jit
+def doc_distinct_keys(ids: np.ndarray, offsets: np.ndarray, lo: int, hi: int, bits: int,
+                      rows: np.ndarray) -> np.ndarray:
+    # each document's distinct n-gram keys, in order of first occurrence
+    total, most = ngram_sizes(offsets, lo, hi, rows)
+    out = np.empty(total, np.uint64)
+    buf = np.empty(most, np.uint64)
+    seen, entry, filled, mask = doc_set(most)
+    no_counts = np.empty(0, np.int64)
+    k = 0
+    for d in range(len(offsets) - 1):
+        if len(rows) and not rows[d]:
+            continue
+        m = doc_ngrams(ids, offsets[d], offsets[d + 1], lo, hi, np.uint64(bits), buf)
+        k = distinct_in_doc(buf, m, seen, entry, filled, mask, out, no_counts, k)
     return out[:k]
 
 

@@ -76,8 +76,8 @@ def term_counts(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, in
 
 def doc_distinct_keys(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, int],
                       bits: int, rows: np.ndarray | None) -> np.ndarray:
-    """Compiled: each document's distinct n-gram keys (in no particular order), document
-    after document; only rows where ``rows`` when given."""
+    """Compiled: each document's distinct n-gram keys (in order of first occurrence),
+    document after document; only rows where ``rows`` when given."""
     return _kernels().doc_distinct_keys(
         np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(offsets, np.int64),
         ngram_range[0], ngram_range[1], bits,

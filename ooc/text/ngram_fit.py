@@ -9,8 +9,8 @@ index on disk, and every step below holds one shard at a time:
 1. **vocabulary**: reduce the spilled counts partition by partition, shard
    by shard;
 2. **norms**: a row's l2 norm over the whole vocabulary, its squared tf-idf
-   values gathered from every shard and summed in n-gram key order, as with
-   one shard;
+   values gathered from every shard and summed in the row's order of first
+   occurrence, as with one shard;
 3. **statistics**: per shard, per-class sums of the normalised values give
    the F scores of its n-grams; a running top k (score, then key) is kept.
 
@@ -320,7 +320,8 @@ def stats_one_shard(shard: Path, space: KeySpace, chunk_path: Path,
 
 def chunk_term_counts(space: KeySpace, tokens: TokenChunk) -> tuple[
         np.ndarray, np.ndarray, np.ndarray]:
-    """``(row, n-gram key, count)`` of every row of a chunk, sorted by row then key, made
+    """``(row, n-gram key, count)`` of every row of a chunk, by row, each row's n-grams in
+    order of first occurrence (:func:`~ooc.text.ngrams.term_counts`), made
     :data:`~ooc.text.jobs.PIECE_ROWS` rows at a time."""
     from .jobs import PIECE_ROWS
 
@@ -340,9 +341,9 @@ def chunk_norms(space: KeySpace, chunk_path: Path, chunk: int, directory: Path,
     """A chunk's row norms over the whole vocabulary (saved beside it), and its training
     rows' hits in every shard (:func:`save_hits`).
 
-    Each row's squares are summed in n-gram key order, as with one shard
-    (:meth:`Vocabulary.tfidf`), so the norms and the F scores built on them
-    are the same floats however many shards the vocabulary took.
+    Each row's squares are summed in its n-grams' order of first occurrence, as with one
+    shard (:meth:`Vocabulary.tfidf`), so the norms and the F scores built on them are the
+    same floats however many shards the vocabulary took.
     """
     from .jobs import norms_path
 

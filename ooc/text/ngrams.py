@@ -148,30 +148,27 @@ def _unique_counts(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def doc_term_counts(space: KeySpace, keys: np.ndarray,
                     docs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct ``(doc, key)`` pairs, sorted by doc then key, with their counts."""
+    """Distinct ``(doc, key)`` pairs with their counts, by doc, each document's keys in
+    order of first occurrence (lowest order first, as :meth:`KeySpace.keys` makes them)."""
+    by_doc = np.argsort(docs, kind="stable")
+    keys, docs = keys[by_doc], docs[by_doc]
     n_docs = int(docs.max()) + 1 if len(docs) else 0
-    doc_bits = max(1, n_docs.bit_length())
-    if space.key_bits + doc_bits <= 64:
-        shift = np.uint64(space.key_bits)
-        combined = docs.astype(np.uint64)
-        combined <<= shift
-        combined |= keys
-        combined.sort()
-        pairs, counts = _unique_counts(combined)
-        del combined
-        return ((pairs >> shift).astype(np.int32),
-                pairs & np.uint64((1 << space.key_bits) - 1), counts)
-    distinct, inverse = np.unique(keys, return_inverse=True)
-    pairs, counts = _unique_counts(np.sort((docs.astype(np.uint64) << np.uint64(32))
-                                           | inverse.astype(np.uint64)))
-    return ((pairs >> np.uint64(32)).astype(np.int64),
-            distinct[(pairs & np.uint64(0xFFFFFFFF)).astype(np.int64)], counts)
+    if space.key_bits + max(1, n_docs.bit_length()) <= 64:
+        pairs = (docs.astype(np.uint64) << np.uint64(space.key_bits)) | keys
+    else:
+        pairs = (docs.astype(np.uint64) << np.uint64(32)) | np.unique(
+            keys, return_inverse=True)[1].astype(np.uint64)
+    _, first, counts = np.unique(pairs, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    first = first[order]
+    return docs[first], keys[first], counts[order]
 
 
 def term_counts(space: KeySpace, ids: np.ndarray, offsets: np.ndarray,
                 rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct ``(row, n-gram key)`` pairs of tokenised rows (``ids[offsets[r]:offsets[r
-    + 1]]``; negative ids unknown) with their counts, sorted by row then key; only rows
+    + 1]]``; negative ids unknown) with their counts, by row, each row's n-grams in order
+    of first occurrence (as scikit-learn's ``CountVectorizer`` lists them); only rows
     where ``rows`` when given."""
     space.check_ids(ids)
     if kernels.compiled():
