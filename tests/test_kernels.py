@@ -362,3 +362,19 @@ def test_token_table_tells_words_apart_when_every_hash_collides():
     assert table.lookup(PackedWords(query.utf8, query.offsets, np.zeros(3, np.uint64))
                         ).tolist() == [3, -1, 5]
     assert table.words == ["a", "b", "ab", "ba", "é", "数据"]
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs=st.lists(st.text(st.characters(codec=None, exclude_categories=()), max_size=40),
+                     max_size=8),
+       analyzer=st.sampled_from(["word", "keras"]))
+def test_token_runs_compiled_and_fallback(monkeypatch, docs, analyzer):
+    # any code point, lone surrogates too, and the lazily filled \w table
+    from ooc.text.tokenize import tokenize
+
+    options = {"strip_accents": None} if analyzer == "word" else {}
+    compiled, fallback = both(monkeypatch, lambda: tokenize(docs, analyzer, **options))
+    np.testing.assert_array_equal(compiled.ids, fallback.ids)
+    np.testing.assert_array_equal(compiled.offsets, fallback.offsets)
+    assert compiled.strings() == fallback.strings()

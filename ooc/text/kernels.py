@@ -63,6 +63,7 @@ def warm_up() -> None:
                           np.zeros(1, np.uint8), np.zeros(2, np.int64), 0,
                           np.zeros(0, np.uint8), np.zeros(1, np.int64), empty, True)
         kernels.sum_by_key(empty, np.zeros(0, np.int64), 1)
+        kernels.token_runs(np.zeros(0, np.uint8), np.zeros(128, bool), np.zeros(0, bool), 1)
 
 
 def term_counts(ids: np.ndarray, offsets: np.ndarray, ngram_range: tuple[int, int], bits: int,
@@ -199,3 +200,12 @@ def sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nda
     part_bits = min(12, max(1, (len(keys) >> 11).bit_length()))  # about 2k keys a partition
     return _kernels().sum_by_key(np.ascontiguousarray(keys, np.uint64),
                                  np.ascontiguousarray(counts, np.int64), part_bits)
+
+
+def token_runs(data: np.ndarray, value: np.ndarray, known: np.ndarray,
+               min_len: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Compiled: byte ranges ``(starts, stops)`` of the runs of at least ``min_len``
+    characters that ``value`` (indexed by code point) accepts in the UTF-8 ``data``, and
+    how many characters met ``known`` does not cover (when ``known`` is not empty; the
+    runs are then not to be trusted)."""
+    return _kernels().token_runs(data, value, known, min_len)

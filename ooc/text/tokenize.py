@@ -37,6 +37,7 @@ KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 ANALYZERS = ("word", "char", "keras")
 _WHITE_SPACES = re.compile(r"\s\s+")
 _N_CODE_POINTS = 0x110000
+_NO_TABLE = np.zeros(0, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class ClassTable:
         kept = self._other.sub("\x00", chars).encode("utf-32-le", "surrogatepass")
         self._value[code_points] = np.frombuffer(kept, dtype=np.uint32) != 0
         self._known[code_points] = True
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(value, known)`` per code point: the answers so far, and which are worked out."""
+        return self._value, self._known
 
     def __getitem__(self, index: slice | np.ndarray) -> np.ndarray:
         if isinstance(index, np.ndarray):
@@ -211,13 +216,17 @@ def _dictionary_encode(data: np.ndarray, starts: np.ndarray,
     return ids, words
 
 
-def _run_tokens(docs: list[str], table: np.ndarray | ClassTable, min_len: int) -> Tokens:
-    """Tokens = runs of at least ``min_len`` characters that ``table`` accepts.
-
-    Works on UTF-8 bytes (one byte per character for ASCII text); the
-    separator between documents is a space, which no table accepts.
-    """
-    data, doc_starts = _utf8(docs)
+def _token_runs(data: np.ndarray, table: np.ndarray | ClassTable,
+                min_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Byte ranges ``(starts, stops)`` of the runs of at least ``min_len`` characters that
+    ``table`` accepts in the UTF-8 ``data``."""
+    if kernels.compiled():
+        value, known = table.arrays() if isinstance(table, ClassTable) else (table, _NO_TABLE)
+        starts, stops, missing = kernels.token_runs(data, value, known, min_len)
+        if not missing:
+            return starts, stops
+        _char_mask(data, table)  # works out every code point of data, then once more
+        return kernels.token_runs(data, value, known, min_len)[:2]
     mask, cont = _char_mask(data, table)
     starts, stops = _runs(mask, 1)
     chars = stops - starts
@@ -227,7 +236,17 @@ def _run_tokens(docs: list[str], table: np.ndarray | ClassTable, min_len: int) -
         np.cumsum(cont_before, out=cont_before)
         chars -= cont_before[stops] - cont_before[starts]
     keep = chars >= min_len
-    starts, stops = starts[keep], stops[keep]
+    return starts[keep], stops[keep]
+
+
+def _run_tokens(docs: list[str], table: np.ndarray | ClassTable, min_len: int) -> Tokens:
+    """Tokens = runs of at least ``min_len`` characters that ``table`` accepts.
+
+    Works on UTF-8 bytes (one byte per character for ASCII text); the
+    separator between documents is a space, which no table accepts.
+    """
+    data, doc_starts = _utf8(docs)
+    starts, stops = _token_runs(data, table, min_len)
     ids, words = _dictionary_encode(data, starts, stops)
     # tokens never straddle two documents: a document's are those starting in its bytes
     return Tokens(ids, np.searchsorted(starts, doc_starts).astype(np.int64), words)
