@@ -51,7 +51,7 @@ from .text._common import check_decoding, describe_columns, escape
 from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
-from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer
+from .text.sequence_vectorizer import Ragged, SequenceConfig, SequenceVectorizer
 from .text.sources import RejectLog, SourceSpec, check_limit, check_rejects_path, read_rows
 from .text.spill import scatter
 from .text.splits import SPLITS, TEST, TRAIN, VAL, assign_splits, one_split
@@ -475,7 +475,7 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
         items = ((config.vectorizer, run.state_dir, src, class_of) for _, src in sources)
         results = run.map(jobs.transform, items)
         for (split, _), (x, y, row_ids) in zip(sources, results, strict=True):
-            writer.append(split, x, y, row_ids)
+            writer.append(split, x.padded() if isinstance(x, Ragged) else x, y, row_ids)
             bar.update(len(y))
     bar.close()
 

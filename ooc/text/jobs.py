@@ -23,7 +23,7 @@ import scipy.sparse
 from .._report import release_memory
 from ..store._disk import writing
 from .ngram_vectorizer import NgramVectorizer
-from .sequence_vectorizer import pad_sequences, sequence_lengths
+from .sequence_vectorizer import ragged_ranks, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
 from .splits import TRAIN
 
@@ -174,7 +174,9 @@ def load_rows(source: tuple[Any, ...]) -> TokenChunk:
 
 def transform(kind: str, state: Path, source: tuple[Any, ...],
               classes: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
-    """Vectorize rows: ``(x, y, row_ids)``, x float32 CSR (n-gram) or int32 (sequence)."""
+    """Vectorize rows: ``(x, y, row_ids)``, x float32 CSR (n-gram) or int32 sequences not
+    yet padded (:class:`~ooc.text.sequence_vectorizer.Ragged`: padded by the process that
+    writes them, since pickling the padding cost more than adding it)."""
     rows = load_rows(source)
     y = classes[rows.labels].astype(np.int64)
     if kind == "ngram":
@@ -186,4 +188,4 @@ def transform(kind: str, state: Path, source: tuple[Any, ...],
         return x, y, rows.row_ids
     ranks = _cached(state, lambda d: np.load(d / "ranks.npy", mmap_mode="r"))
     length = json.loads((state / "settings.json").read_text())["length"]
-    return pad_sequences(np.asarray(ranks), rows.ids, rows.offsets, length), y, rows.row_ids
+    return ragged_ranks(np.asarray(ranks), rows.ids, rows.offsets, length), y, rows.row_ids

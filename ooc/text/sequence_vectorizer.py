@@ -105,20 +105,47 @@ def _kept_ranks(ranks: np.ndarray, gids: np.ndarray) -> np.ndarray:
     return out
 
 
-def pad_sequences(ranks: np.ndarray, gids: np.ndarray, offsets: np.ndarray,
-                  length: int) -> np.ndarray:
-    """Rows of word ranks, padded and truncated at the front to ``length`` (int32)."""
+@dataclass(frozen=True)
+class Ragged:
+    """Rows of word ranks before padding: ``values[offsets[i]:offsets[i + 1]]`` is row
+    ``i``, already cut to its last ``length`` ranks.  A quarter of the padded bytes
+    (rows average far fewer words than ``length``) on their way between processes."""
+
+    values: np.ndarray
+    offsets: np.ndarray
+    length: int
+
+    def padded(self) -> np.ndarray:
+        """The rows padded at the front to ``length`` (int32)."""
+        n_rows = len(self.offsets) - 1
+        sizes = np.diff(self.offsets)
+        doc = np.repeat(np.arange(n_rows), sizes)
+        col = self.length - (self.offsets[1:][doc] - np.arange(len(doc)))
+        out = np.zeros((n_rows, self.length), dtype=np.int32)
+        out[doc, col] = self.values
+        return out
+
+
+def ragged_ranks(ranks: np.ndarray, gids: np.ndarray, offsets: np.ndarray,
+                 length: int) -> Ragged:
+    """Rows of word ranks (out-of-vocabulary words dropped), each cut to its last
+    ``length``, not yet padded."""
     n_rows = len(offsets) - 1
     rank = _kept_ranks(ranks, gids)
     doc = np.repeat(np.arange(n_rows), np.diff(offsets))
     keep = rank > 0
     doc, rank = doc[keep], rank[keep]
     ends = np.cumsum(np.bincount(doc, minlength=n_rows))
-    from_end = ends[doc] - 1 - np.arange(len(doc))
-    inside = from_end < length
-    out = np.zeros((n_rows, length), dtype=np.int32)
-    out[doc[inside], length - 1 - from_end[inside]] = rank[inside]
-    return out
+    inside = ends[doc] - 1 - np.arange(len(doc)) < length
+    kept = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(doc[inside], minlength=n_rows), out=kept[1:])
+    return Ragged(rank[inside].astype(np.int32), kept, length)
+
+
+def pad_sequences(ranks: np.ndarray, gids: np.ndarray, offsets: np.ndarray,
+                  length: int) -> np.ndarray:
+    """Rows of word ranks, padded and truncated at the front to ``length`` (int32)."""
+    return ragged_ranks(ranks, gids, offsets, length).padded()
 
 
 class SequenceVectorizer(SavedVectorizer):
