@@ -579,7 +579,7 @@ def _start_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _start_pool(context: Any, workers: int) -> Any:
+def _start_pool(context: Any, workers: int, spool: Path) -> Any:
     """A pool of ``workers`` that ignore Ctrl-C from their first instruction on.
 
     A spawned worker (macOS, ``OOC_PORTABLE``) spends its first second importing,
@@ -588,7 +588,7 @@ def _start_pool(context: Any, workers: int) -> Any:
     """
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return jobs.WorkerPool(context.Pool(workers, initializer=_start_worker))
+        return jobs.WorkerPool(context.Pool(workers, initializer=_start_worker), spool)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -602,7 +602,8 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
             warm_up()  # tables built once here are shared with the forked workers
             kernels.warm_up()
             context = multiprocessing.get_context(START_METHOD)
-            pool = stack.enter_context(_start_pool(context, config.workers))
+            pool = stack.enter_context(_start_pool(context, config.workers,
+                                                   work.fresh("spool")))
         run = _Run(config, pool, work, rejects)
         tok = tokenize_pass(run)
         classes, class_of, class_counts = resolve_classes(tok, config)

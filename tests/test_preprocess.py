@@ -38,6 +38,7 @@ from ooc.errors import CorpusError, ResumeError
 from ooc.preprocess import PreprocessConfig
 from ooc.text.counts import SpilledCounts
 from ooc.text.hashindex import HashIndex
+from ooc.text.jobs import WorkerPool
 from ooc.text.ngram_vectorizer import NgramVectorizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -948,13 +949,13 @@ def test_the_python_api_leaves_the_callers_allocator_alone(textkit):
     assert large_blocks_mapped("cli") == "False"
 
 
-def test_a_spawned_worker_ignores_ctrl_c_while_it_starts():
+def test_a_spawned_worker_ignores_ctrl_c_while_it_starts(tmp_path):
     # spawned workers (macOS, OOC_PORTABLE) import for a second before their
     # initializer runs; a Ctrl-C then must not kill them with a traceback
     import multiprocessing
 
     before = set(multiprocessing.active_children())
-    with ooc.preprocess._start_pool(multiprocessing.get_context("spawn"), 1) as pool:
+    with ooc.preprocess._start_pool(multiprocessing.get_context("spawn"), 1, tmp_path) as pool:
         (worker,) = set(multiprocessing.active_children()) - before
         os.kill(worker.pid, signal.SIGINT)  # still starting
         assert pool.apply_async(os.getpid, ()).get(60) == worker.pid
@@ -964,7 +965,8 @@ def test_a_spawned_worker_ignores_ctrl_c_while_it_starts():
 # a process pool stopped while its workers send back large results (fork: the test's
 # own function runs in them)
 STOPPED_WHILE_SENDING = """
-import multiprocessing, sys, time
+import multiprocessing, sys, tempfile, time
+from pathlib import Path
 from ooc.text.jobs import WorkerPool
 
 def big(i):
@@ -972,7 +974,8 @@ def big(i):
 
 if __name__ == "__main__":
     for trial in range(int(sys.argv[1])):
-        with WorkerPool(multiprocessing.get_context("fork").Pool(2)) as pool:
+        with WorkerPool(multiprocessing.get_context("fork").Pool(2),
+                        Path(tempfile.gettempdir())) as pool:
             for i in range(4):
                 pool.apply_async(big, (i,))
             time.sleep(0.05 * (trial % 5))
@@ -988,3 +991,35 @@ def test_a_pool_stopped_while_workers_send_large_results_does_not_hang(tmp_path)
     res = subprocess.run([sys.executable, str(script), "40"], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "stopped", res.stderr
+
+
+def spooled_result(i: int) -> dict:
+    """A job's result with arrays over and under ``SPOOL_BYTES``, and non-array parts."""
+    rng = np.random.default_rng(i)
+    return {"i": i, "big": rng.integers(0, 2**63, 300_000, dtype=np.uint64),
+            "small": rng.random(10), "ragged": [np.arange(i, dtype=np.int32)] * 3}
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_large_results_come_back_through_the_spool_whole_and_leave_no_file(tmp_path, method,
+                                                                           monkeypatch):
+    import multiprocessing
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    spooled = []
+    unspool = ooc.text.jobs._unspool
+    monkeypatch.setattr(ooc.text.jobs, "_unspool",
+                        lambda r: spooled.append(type(r).__name__) or unspool(r))
+    with WorkerPool(multiprocessing.get_context(method).Pool(2), tmp_path) as pool:
+        got = list(ooc.text.jobs.ordered_map(pool, spooled_result, [(i,) for i in range(6)], 3))
+        pool.close()
+    for i, result in enumerate(got):
+        expected = spooled_result(i)
+        assert result["i"] == i
+        for name in ("big", "small"):
+            np.testing.assert_array_equal(result[name], expected[name])
+        assert all(np.array_equal(a, b) for a, b in zip(result["ragged"], expected["ragged"],
+                                                        strict=True))
+    assert spooled == ["_Spooled"] * 6  # the 2.4 MB arrays did not go through the pipe
+    assert not list(tmp_path.iterdir())

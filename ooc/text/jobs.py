@@ -3,17 +3,21 @@
 Each job is a top-level function of picklable arguments; fitted state is
 read from the work directory (memory-mapped ``.npy`` files) once per
 process and cached.  :func:`ordered_map` runs jobs with a bounded number in
-flight, so reading the input never runs ahead of the workers.
+flight, so reading the input never runs ahead of the workers.  A result
+holding more than :data:`SPOOL_BYTES` of arrays comes back through a file
+in the pool's spool directory rather than the pool's pipe.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,11 @@ from .spill import TokenChunk, load_bucket, load_chunk
 from .splits import TRAIN
 
 PIECE_ROWS = 1024  # rows vectorized at once: bounds the transient arrays of a job
+# a result with more array bytes than this is written to a file and read back: through
+# the pool's pipe (pickled, 64 KiB at a time) it cost the main process six times the CPU
+SPOOL_BYTES = 1 << 20
 _CACHE: dict[str, Any] = {}
+_SPOOLED = itertools.count()
 
 
 class WorkerPool:
@@ -42,8 +50,9 @@ class WorkerPool:
 
     DRAIN_S = 60.0
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, spool: Path) -> None:
         self._pool = pool
+        self.spool = spool  # where workers leave large results (:func:`ordered_map`)
         self._started: list[Any] = []
 
     def apply_async(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -70,8 +79,8 @@ class WorkerPool:
             self._pool.terminate()
 
 
-def ordered_map(pool: Any, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]],
-                window: int) -> Iterator[Any]:
+def ordered_map(pool: WorkerPool | None, fn: Callable[..., Any],
+                items: Iterable[tuple[Any, ...]], window: int) -> Iterator[Any]:
     """``fn(*item)`` for every item, in order, at most ``window`` running at once.
 
     Freed memory is handed back to the OS after every job, on both sides.
@@ -82,12 +91,12 @@ def ordered_map(pool: Any, fn: Callable[..., Any], items: Iterable[tuple[Any, ..
         return
     pending: deque[Any] = deque()
     for item in items:
-        pending.append(pool.apply_async(_job, (fn, *item)))
+        pending.append(pool.apply_async(_spooling_job, (pool.spool, fn, *item)))
         if len(pending) >= window:
-            yield pending.popleft().get()
+            yield _unspool(pending.popleft().get())
             release_memory()
     while pending:
-        yield pending.popleft().get()
+        yield _unspool(pending.popleft().get())
         release_memory()
 
 
@@ -96,6 +105,42 @@ def _job(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     finally:
         release_memory()
+
+
+@dataclass(frozen=True)
+class _Spooled:
+    """A result a worker wrote to ``path``: its pickle, then its out-of-band buffers."""
+
+    path: Path
+    sizes: tuple[int, ...]  # of the pickle, then of each buffer
+
+
+def _spooling_job(spool: Path, fn: Callable[..., Any], *args: Any) -> Any:
+    result = _job(fn, *args)
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    if sum(v.nbytes for v in views) < SPOOL_BYTES:
+        return result
+    path = spool / f"{os.getpid()}-{next(_SPOOLED)}.bin"
+    with writing(path), open(path, "wb") as f:
+        for part in (data, *views):
+            f.write(part)
+    return _Spooled(path, (len(data), *(v.nbytes for v in views)))
+
+
+def _unspool(result: Any) -> Any:
+    """A job's result, read back (and its file removed) when it was spooled."""
+    if not isinstance(result, _Spooled):
+        return result
+    raw = bytearray(sum(result.sizes))
+    with open(result.path, "rb") as f:
+        if f.readinto(raw) != len(raw):
+            raise OSError(f"{result.path}: a worker's result is shorter than written")
+    result.path.unlink()
+    bounds = np.cumsum((0, *result.sizes)).tolist()
+    parts = [memoryview(raw)[a:b] for a, b in itertools.pairwise(bounds)]
+    return pickle.loads(parts[0], buffers=parts[1:])
 
 
 def save_state(directory: Path, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
