@@ -541,7 +541,7 @@ CRASH_POINTS = {
     # after a chunk's counts were spilled, before its checkpoint: resume must undo them
     "tokenize": (ooc.text.tokenize_pass, "save_chunk", 4),
     "feature statistics": (ooc.text.ngram_fit, "stats_one_shard", 3),
-    "shuffle": (ooc.preprocess, "scatter", 5),
+    "shuffle": (ooc.preprocess, "scatter", 2),  # after the training rows were scattered
     "write": (ooc.text.jobs, "transform", 2),
 }
 

@@ -75,13 +75,19 @@ _BUCKET_SCHEMA = shuffle.Schema(columns={"labels": ("<i4", ()), "norms": ("<f8",
                                 ragged={"ids": "<i4"})
 
 
-def scatter(chunk: TokenChunk, root: Path, split: str, n_buckets: int, seed: int) -> None:
-    """Append the rows of ``chunk`` (in source order) to their buckets of split ``split``."""
+def scatter(chunks: list[TokenChunk], root: Path, split: str, n_buckets: int,
+            seed: int) -> None:
+    """Append the rows of ``chunks`` (in order) to their buckets of split ``split``: one
+    append per bucket and array, however many chunks."""
+    rows = shuffle.concat([_rows(chunk) for chunk in chunks])
+    shuffle.scatter(root / split, rows, n_buckets, seed, _BUCKET_SCHEMA)
+
+
+def _rows(chunk: TokenChunk) -> shuffle.Rows:
     columns = {"labels": chunk.labels}
     if chunk.norms is not None:
         columns["norms"] = chunk.norms
-    rows = shuffle.Rows(chunk.row_ids, columns, {"ids": chunk.ids}, chunk.offsets)
-    shuffle.scatter(root / split, rows, n_buckets, seed, _BUCKET_SCHEMA)
+    return shuffle.Rows(chunk.row_ids, columns, {"ids": chunk.ids}, chunk.offsets)
 
 
 def load_bucket(root: Path, split: str, bucket: int, seed: int) -> TokenChunk:
