@@ -173,3 +173,39 @@ def test_a_shuffled_write_spills_more_than_once_without_flock(tmp_path, monkeypa
     with ooc.open(tmp_path / "d.h5") as ds:
         got = ds.train.x[:]
     np.testing.assert_array_equal(got[np.argsort(got[:, 0])], x)
+
+
+HEAP_KEPT = """
+import numpy as np, os, sys
+from ooc._report import KEEP_FREE, _free_heap, release_memory
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+def freed(total):  # that many bytes of heap freed between live blocks (not trimmable by free)
+    blocks = [np.ones(64 << 10 >> 3) for _ in range(2 * total // (64 << 10))]
+    return blocks[::2]
+
+keep = freed(KEEP_FREE // 2)
+before = rss()
+release_memory()
+kept = before - rss()
+more = freed(3 * KEEP_FREE)
+before = rss()
+release_memory()
+print(kept >> 20, (before - rss()) >> 20, _free_heap() > KEEP_FREE)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap")
+def test_freed_heap_is_kept_up_to_a_bound_then_handed_back():
+    from ooc._platform import glibc
+
+    if glibc("mallinfo2") is None:
+        pytest.skip("no mallinfo2 (glibc < 2.33): every release trims")
+    out = subprocess.run([sys.executable, "-c", HEAP_KEPT], capture_output=True, text=True,
+                         check=True).stdout.split()
+    kept_released, big_released = int(out[0]), int(out[1])
+    assert kept_released < 4  # MiB: half the bound, kept for the next job
+    assert big_released > 100  # three times the bound: handed back
