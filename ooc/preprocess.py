@@ -315,9 +315,8 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
         run.work.save("vocab", {"n_vocab": sum(shards.sizes), "shards": shards.count})
     shards = Shards.load(run.work.path / "shards")
     if not run.work.get("select"):
-        if shards.count > 1 and not run.work.get("norms"):
-            _norms_by_shard(run, tok, shards)
-            run.work.save("norms", True)
+        if shards.count > 1:  # the selection removes the hits as it reads them, so a
+            _norms_by_shard(run, tok, shards)  # stopped one starts again from here
         best = _select(run, tok, shards, class_of, class_counts)
         vec = NgramVectorizer(config)
         if config.analyzer == "word":

@@ -1023,3 +1023,29 @@ def test_large_results_come_back_through_the_spool_whole_and_leave_no_file(tmp_p
                                                         strict=True))
     assert spooled == ["_Spooled"] * 6  # the 2.4 MB arrays did not go through the pipe
     assert not list(tmp_path.iterdir())
+
+
+def test_a_selection_stopped_after_removing_hits_resumes_to_the_same_dataset(textkit,
+                                                                            monkeypatch):
+    # each shard's selection removes the hits it read; a resume makes them again
+    corpus = textkit.corpus("c.csv", docs=1200, seed=44)
+    monkeypatch.setattr(ooc.text.ngram_fit, "shard_features", lambda budget: 1000)
+    options = {"top_k": 800, "chunk_rows": 100, "workers": 1}
+    select_in_shard, calls = ooc.text.ngram_fit.select_in_shard, []
+
+    def crashing(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Crash("selection")
+        return select_in_shard(*args)
+
+    monkeypatch.setattr(ooc.text.ngram_fit, "select_in_shard", crashing)
+    with pytest.raises(Crash):
+        textkit.preprocess(corpus, out="resumed.h5", **options)
+    hits = work_dir(textkit.tmp_path / "resumed.h5") / "hits"
+    shards_left = {p.name.split("-")[1] for p in hits.iterdir()}
+    assert shards_left == {"0001.npy", "0002.npy", "0003.npy"}  # the first shard's are gone
+    monkeypatch.setattr(ooc.text.ngram_fit, "select_in_shard", select_in_shard)
+    assert textkit.preprocess(corpus, out="resumed.h5", resume=True, **options).resumed
+    textkit.preprocess(corpus, out="straight.h5", **options)
+    textkit.assert_same(textkit.load("straight.h5"), textkit.load("resumed.h5"))

@@ -367,7 +367,11 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
                     buffer_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One shard's F scores, its chunks' entries added in row order as in one process;
     ``(scores, keys, idf)`` of the n-grams that could be in the top ``k`` (ties included),
-    so that only those go back to be merged."""
+    so that only those go back to be merged.
+
+    Each chunk's hits are removed once read: they are most of the work
+    directory, and removing them one by one at the end took seconds.
+    """
     from .jobs import load_fields, norms_path
 
     stats = ClassStats(class_counts, n_features, buffer_bytes)
@@ -375,6 +379,7 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
     for chunk, chunk_path in enumerate(chunk_paths):
         (labels,) = load_fields(chunk_path, "labels")
         hits = read_hits(directory, chunk, s)
+        hits_path(directory, chunk, s).unlink()
         row, pos = hits["row"], hits["pos"]
         value = hits["tf"] * idf[pos] / np.load(norms_path(chunk_path))[row]
         stats.add(*class_entries(row, pos, value, classes[labels]))

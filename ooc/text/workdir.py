@@ -30,7 +30,7 @@ from typing import Any
 from .._report import bytes_on_disk, human_bytes
 from ..errors import InterruptedRunError, ResumeError
 
-_STEPS = ("tokenize", "vocab", "norms", "select", "shuffle")
+_STEPS = ("tokenize", "vocab", "select", "shuffle")
 # the layout of the work directory's files; 2: spilled counts are one run file per chunk;
 # 3: a chunk's hits per shard (row, position, count) replace its triples
 WORK_FORMAT = 3
