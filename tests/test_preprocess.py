@@ -1027,7 +1027,7 @@ def test_large_results_come_back_through_the_spool_whole_and_leave_no_file(tmp_p
 
 def test_a_selection_stopped_after_removing_hits_resumes_to_the_same_dataset(textkit,
                                                                             monkeypatch):
-    # each shard's selection removes the hits it read; a resume makes them again
+    # each shard's hits are removed once it is scored; a resume makes them again
     corpus = textkit.corpus("c.csv", docs=1200, seed=44)
     monkeypatch.setattr(ooc.text.ngram_fit, "shard_features", lambda budget: 1000)
     options = {"top_k": 800, "chunk_rows": 100, "workers": 1}

@@ -13,9 +13,12 @@ from __future__ import annotations
 import errno
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import NoSpaceError
 
@@ -62,3 +65,18 @@ def writing(path: str | Path) -> Iterator[None]:
         if error is None or error is exc:
             raise
         raise error from None
+
+
+def save_npy(path: Path, arr: np.ndarray) -> None:
+    """``np.save`` to a name of this call's own, then renamed over ``path``.
+
+    A job run again, or twice at once, after a cluster lost its worker, never
+    leaves a file mixing two writes or cut short.
+    """
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with writing(path), open(tmp, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ import numpy as np
 import scipy.sparse
 
 from .._report import release_memory
-from ..store._disk import writing
+from ..store._disk import save_npy, writing
 from .ngram_vectorizer import NgramVectorizer
 from .sequence_vectorizer import ragged_ranks, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
@@ -36,7 +37,6 @@ PIECE_ROWS = 1024  # rows vectorized at once: bounds the transient arrays of a j
 # the pool's pipe (pickled, 64 KiB at a time) it cost the main process six times the CPU
 SPOOL_BYTES = 1 << 20
 _CACHE: dict[str, Any] = {}
-_SPOOLED = itertools.count()
 
 
 class WorkerPool:
@@ -62,6 +62,11 @@ class WorkerPool:
         self._started.append(result)
         return result
 
+    def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """Start the job ``fn(*args)`` (a large result comes back spooled, see
+        :func:`ordered_map`); its ``AsyncResult``."""
+        return self.apply_async(spooling_job, (self.spool, fn, *args))
+
     def close(self) -> None:
         """Take no more jobs; wait for the workers to exit."""
         self._pool.close()
@@ -79,19 +84,20 @@ class WorkerPool:
             self._pool.terminate()
 
 
-def ordered_map(pool: WorkerPool | None, fn: Callable[..., Any],
-                items: Iterable[tuple[Any, ...]], window: int) -> Iterator[Any]:
-    """``fn(*item)`` for every item, in order, at most ``window`` running at once.
+def ordered_map(pool: Any, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]],
+                window: int) -> Iterator[Any]:
+    """``fn(*item)`` for every item, in order, at most ``window`` running at once, in this
+    process (``pool`` None), a :class:`WorkerPool` or a :class:`~ooc.text.cluster.DaskPool`.
 
     Freed memory is handed back to the OS after every job, on both sides.
     """
     if pool is None:
         for item in items:
-            yield _job(fn, *item)
+            yield run_job(fn, *item)
         return
     pending: deque[Any] = deque()
     for item in items:
-        pending.append(pool.apply_async(_spooling_job, (pool.spool, fn, *item)))
+        pending.append(pool.run(fn, item))
         if len(pending) >= window:
             yield _unspool(pending.popleft().get())
             release_memory()
@@ -100,7 +106,8 @@ def ordered_map(pool: WorkerPool | None, fn: Callable[..., Any],
         release_memory()
 
 
-def _job(fn: Callable[..., Any], *args: Any) -> Any:
+def run_job(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run one job; give freed memory back to the OS after it."""
     try:
         return fn(*args)
     finally:
@@ -115,14 +122,15 @@ class _Spooled:
     sizes: tuple[int, ...]  # of the pickle, then of each buffer
 
 
-def _spooling_job(spool: Path, fn: Callable[..., Any], *args: Any) -> Any:
-    result = _job(fn, *args)
+def spooling_job(spool: Path, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run one job; a result of :data:`SPOOL_BYTES` or more comes back as :class:`_Spooled`."""
+    result = run_job(fn, *args)
     buffers: list[pickle.PickleBuffer] = []
     data = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
     views = [b.raw() for b in buffers]
     if sum(v.nbytes for v in views) < SPOOL_BYTES:
         return result
-    path = spool / f"{os.getpid()}-{next(_SPOOLED)}.bin"
+    path = spool / f"{uuid.uuid4().hex}.bin"  # unique on every host sharing the spool
     with writing(path), open(path, "wb") as f:
         for part in (data, *views):
             f.write(part)
@@ -151,13 +159,11 @@ def save_state(directory: Path, settings: dict[str, Any], arrays: dict[str, np.n
     state; ``settings.json`` goes last.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    files = {f"{name}.npy": arr for name, arr in arrays.items()}
-    for name, arr in files.items():
-        with writing(directory / name), open(directory / f"{name}.tmp", "wb") as f:
-            np.save(f, np.asarray(arr))
-        os.replace(directory / f"{name}.tmp", directory / name)
-    (directory / "settings.json.tmp").write_text(json.dumps(settings))
-    os.replace(directory / "settings.json.tmp", directory / "settings.json")
+    for name, arr in arrays.items():
+        save_npy(directory / f"{name}.npy", np.asarray(arr))
+    tmp = directory / f"settings.json.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(settings))
+    os.replace(tmp, directory / "settings.json")
 
 
 def load_state(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._report import release_memory
+from ..store._disk import save_npy
 from . import kernels
 from .counts import SpilledCounts, partition_of
 from .hashindex import HashIndex
@@ -178,8 +179,8 @@ def reduce_groups(spill_dir: Path, bits: int, groups: list[tuple[int, int]],
         for part, kept in pieces.items():
             keys = np.concatenate([k for k, _ in kept])
             df = np.concatenate([d for _, d in kept])
-            np.save(partition_path(out, part, "keys"), keys)
-            np.save(partition_path(out, part, "df"), df)
+            save_npy(partition_path(out, part, "keys"), keys)
+            save_npy(partition_path(out, part, "df"), df)
             found[part] = (len(keys), class_pairs(df, n_classes))
         del pieces
         release_memory()
@@ -222,7 +223,7 @@ def save_hits(directory: Path, chunk: int, shard: int, rows: np.ndarray, pos: np
     tf_type = np.min_scalar_type(int(tf.max(initial=0)))
     hits = np.empty(len(rows), dtype=[("row", "<i4"), ("pos", "<i4"), ("tf", tf_type)])
     hits["row"], hits["pos"], hits["tf"] = rows, pos, tf
-    np.save(hits_path(directory, chunk, shard), hits)
+    save_npy(hits_path(directory, chunk, shard), hits)
 
 
 def read_hits(directory: Path, chunk: int, shard: int) -> np.ndarray:
@@ -314,7 +315,7 @@ def stats_one_shard(shard: Path, space: KeySpace, chunk_path: Path,
         entries.append(class_entries(doc[keep], col[keep], value[keep],
                                      classes[piece.labels]))
         norms.append(piece_norms)
-    np.save(norms_path(chunk_path), np.concatenate(norms) if norms else np.zeros(0))
+    save_npy(norms_path(chunk_path), np.concatenate(norms) if norms else np.zeros(0))
     return entries
 
 
@@ -358,8 +359,8 @@ def chunk_norms(space: KeySpace, chunk_path: Path, chunk: int, directory: Path,
         _, idf, index = load_shard(shard)
         save_hits(directory, chunk, s, *kernels.shard_hits(
             keys, tf, rows, train, order[bounds[s]:bounds[s + 1]], index, idf, squares))
-    np.save(norms_path(chunk_path), np.sqrt(np.bincount(rows, squares,
-                                                        minlength=len(tokens))))
+    save_npy(norms_path(chunk_path), np.sqrt(np.bincount(rows, squares,
+                                                         minlength=len(tokens))))
 
 
 def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path],
@@ -367,11 +368,7 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
                     buffer_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One shard's F scores, its chunks' entries added in row order as in one process;
     ``(scores, keys, idf)`` of the n-grams that could be in the top ``k`` (ties included),
-    so that only those go back to be merged.
-
-    Each chunk's hits are removed once read: they are most of the work
-    directory, and removing them one by one at the end took seconds.
-    """
+    so that only those go back to be merged."""
     from .jobs import load_fields, norms_path
 
     stats = ClassStats(class_counts, n_features, buffer_bytes)
@@ -379,7 +376,6 @@ def select_in_shard(shard: Path, s: int, n_features: int, chunk_paths: list[Path
     for chunk, chunk_path in enumerate(chunk_paths):
         (labels,) = load_fields(chunk_path, "labels")
         hits = read_hits(directory, chunk, s)
-        hits_path(directory, chunk, s).unlink()
         row, pos = hits["row"], hits["pos"]
         value = hits["tf"] * idf[pos] / np.load(norms_path(chunk_path))[row]
         stats.add(*class_entries(row, pos, value, classes[labels]))
