@@ -287,7 +287,15 @@ def _add_preprocess(sub: Any) -> None:
     g.add_argument("--memory-budget", type=parse_size, default=1 << 30, metavar="SIZE",
                    help="memory the counting and shuffling may use")
     g.add_argument("--workers", type=_positive_int, default=None,
-                   help="worker processes (default: all cores)")
+                   help="worker processes; with --scheduler, the workers planned for (twice "
+                   "as many jobs in flight, each with its share of --memory-budget), and "
+                   "the processes of 'local' (default: all cores)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the jobs on a Dask cluster: a scheduler's address "
+                   "(tcp://HOST:8786), or 'local' for a LocalCluster of --workers "
+                   "processes; the output's directory must be on a filesystem every "
+                   "worker reaches; needs pip install 'ooc[dask]' (default: a local "
+                   "process pool, no Dask)")
     again = g.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue an interrupted run")
     again.add_argument("--restart", action="store_true",

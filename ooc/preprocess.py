@@ -56,7 +56,7 @@ from .text.sources import RejectLog, SourceSpec, check_limit, check_rejects_path
 from .text.spill import TokenChunk, scatter
 from .text.splits import SPLITS, TEST, TRAIN, VAL, assign_splits, one_split
 from .text.tokenize import warm_up
-from .text.tokenize_pass import RowEstimate, Tokenizer, labelled_chunks
+from .text.tokenize_pass import RowEstimate, Tokenizer, labelled_chunks, tokenize_chunk
 from .text.workdir import (
     WorkDir,
     discard,
@@ -97,6 +97,7 @@ class PreprocessConfig:
     chunk_rows: int = 4096
     memory_budget: int = 1 << 30
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    scheduler: str | None = None
     resume: bool = False
     restart: bool = False
     on_bad_row: str = "error"
@@ -156,8 +157,8 @@ class PreprocessConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between a run and its ``--resume``."""
-        ignored = ("resume", "restart", "progress", "workers", "overwrite", "memory_budget",
-                   "strict_labels")
+        ignored = ("resume", "restart", "progress", "workers", "scheduler", "overwrite",
+                   "memory_budget", "strict_labels")
         settings = {k: v for k, v in asdict(self).items() if k not in ignored}
         return {"settings": settings,
                 "inputs": input_fingerprint(self.all_inputs)}
@@ -246,11 +247,10 @@ def tokenize_pass(run: _Run) -> Tokenizer:
             eta.seen(texts, bar)
             if k >= skip:
                 pending.append((labels, row_ids, split))
-                fn, args = tok.job(texts, split)
-                yield (fn, *args)
+                yield tok.config, texts, split
 
     pending: deque[Any] = deque()
-    for result in run.map(_call, items()):
+    for result in run.map(tokenize_chunk, items()):
         labels, row_ids, split = pending.popleft()
         tok.add(result, labels, row_ids, split)
         run.work.save("tokenize_checkpoint", tok.checkpoint())
@@ -258,10 +258,6 @@ def tokenize_pass(run: _Run) -> Tokenizer:
     bar.close()
     run.work.save("tokenize", True)
     return tok
-
-
-def _call(fn: Any, *args: Any) -> Any:
-    return fn(*args)
 
 
 def resolve_classes(tok: Tokenizer, config: PreprocessConfig) -> tuple[
@@ -372,9 +368,15 @@ def _select(run: _Run, tok: Tokenizer, shards: Shards, class_of: np.ndarray,
                  for s, shard in enumerate(ngram_fit.shard_paths(shards)))
         found = run.map(ngram_fit.select_in_shard, items)
     best = ngram_fit.empty_top()
-    for scores, keys, idf in found:
+    for s, (scores, keys, idf) in enumerate(found):
         best = ngram_fit.merge_top(best, scores, keys, idf, config.top_k, namer.feature_names)
-        bar.update(n_train if shards.count > 1 else 0)
+        if shards.count > 1:
+            # a shard's hits, most of the work directory, go as soon as it is scored (at
+            # the end they took seconds to remove); here, not in the job, so that a job
+            # run again after its worker died finds them
+            for chunk in range(len(tok.chunk_paths)):
+                ngram_fit.hits_path(run.work.path / "hits", chunk, s).unlink()
+            bar.update(n_train)
     bar.close()
     return best
 
@@ -615,7 +617,12 @@ def _run_passes(config: PreprocessConfig, work: WorkDir,
     with ExitStack() as stack:
         rejects = None if rejects_path is None else stack.enter_context(RejectLog(rejects_path))
         pool = None
-        if config.workers > 1:
+        if config.scheduler is not None:
+            from .text import cluster  # Dask is imported only here
+
+            pool = stack.enter_context(cluster.connect(config.scheduler, config.workers,
+                                                       work.fresh("spool")))
+        elif config.workers > 1:
             warm_up()  # tables built once here are shared with the forked workers
             kernels.warm_up()
             context = multiprocessing.get_context(START_METHOD)

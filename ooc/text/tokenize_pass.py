@@ -26,8 +26,12 @@ from .vocab import TokenTable, unpack_strings
 from .workdir import WorkDir
 
 
-def tokenize_words(config: SequenceConfig, texts: list[str]) -> Tokens:
-    """Worker job: Keras words of a chunk."""
+def tokenize_chunk(config: NgramConfig | SequenceConfig, texts: list[str],
+                   split: np.ndarray) -> ChunkCounts | Tokens:
+    """Worker job: a chunk's n-gram document frequencies (counting training rows) and
+    tokens, or its Keras words."""
+    if isinstance(config, NgramConfig):
+        return count_chunk(config, texts, split == TRAIN)
     return compact(config.tokenize(texts))
 
 
@@ -78,12 +82,6 @@ class Tokenizer:
         self.n_chunks = 0
         self.rows_per_chunk: list[tuple[int, ...]] = []  # rows per split code
         self.train_tokens = 0
-
-    def job(self, texts: list[str], split: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
-        """The worker function and arguments that tokenise a chunk (counting training rows)."""
-        if self.ngram:
-            return count_chunk, (self.config, texts, split == TRAIN)
-        return tokenize_words, (self.config, texts)
 
     def chunk_path(self, k: int) -> Path:
         """Where chunk ``k``'s token ids are kept."""
