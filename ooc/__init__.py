@@ -36,6 +36,7 @@ from .errors import (
     VectorizerFileError,
 )
 from .reader import Dataset, Split, open
+from .sharded_writer import PartTarget, ShardedWriter, create_sharded
 from .writer import DatasetWriter, create
 
 __all__ = [
@@ -56,12 +57,15 @@ __all__ = [
     "NotADatasetError",
     "OocError",
     "OutputConflictError",
+    "PartTarget",
+    "ShardedWriter",
     "Split",
     "SplitNotFoundError",
     "UnsupportedPlatformError",
     "VectorizerFileError",
     "__version__",
     "create",
+    "create_sharded",
     "load_vectorizer",
     "open",
     "preprocess_text",

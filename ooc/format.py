@@ -1,7 +1,11 @@
-"""The ooc on-disk format, version 1.
+"""The ooc on-disk format, versions 1 and 2.
 
-This docstring is the specification.  ``FORMAT_VERSION`` below is written
-into every dataset and checked by :func:`ooc.open`.
+This docstring is the specification.  A single-file dataset (one ``.h5``
+file or one npy directory) is version 1 (``FORMAT_VERSION``); version 2
+(``SHARDED_VERSION``) adds the sharded layout below, whose parts are
+version 1 datasets.  Writers write the lowest version that holds what they
+write, as NumPy's ``.npy`` format does, so an ooc that reads only version 1
+still reads every single-file dataset; :func:`ooc.open` reads both.
 
 Capabilities
 ------------
@@ -127,6 +131,43 @@ HDF5 backend (one ``.h5`` file)
 * The manifest is the scalar string dataset ``/ooc_manifest``, written last
   at commit.  Its ``arrays`` entries record ``{"chunk_rows": C}``.
 
+Sharded layout (version 2, a directory)
+---------------------------------------
+Written by many processes at once (``ooc preprocess --shard-rows``,
+:func:`ooc.create_sharded`); read by :func:`ooc.open` as one dataset.
+
+* ``ooc-shards.json``: the manifest, written last at commit (the directory
+  is a temporary until then, as above).  Its keys are those of a version 1
+  manifest with ``"format_version": 2`` and ``"layout": "sharded"``, minus
+  ``arrays``, plus ``dataset_id`` (32 hex digits, new for every write) and
+  ``meta``; every split has ``parts``, a list of
+  ``{"path": "train/part-00000.h5", "n_rows": R, "nnz": Z, "manifest":
+  "crc32c:…"}`` (``nnz`` 0 for dense ``x``)::
+
+      {"format": "ooc", "format_version": 2, "layout": "sharded",
+       "complete": true, "dataset_id": "…", "splits": {"train": {"n_rows": …,
+       "label_counts": […], "x": {…}, "y": {…}, "row_ids": {…},
+       "parts": [{"path": "train/part-00000.h5", "n_rows": 4096, "nnz": 610000,
+                  "manifest": "crc32c:0badf00d"}, …]}},
+       "classes": […], "feature_names": […], "config": {…},
+       "extras": {…}, "meta": {"path": "meta.h5", "manifest": "crc32c:…"},
+       "checksum": "crc32c:…"}
+
+* A split's rows are the rows of its parts, in the order listed: row ``i``
+  of the split is row ``i - R0 - … - R(k-1)`` of part ``k``.  Each part is a
+  complete version 1 dataset (``part-NNNNN.h5`` or an npy directory
+  ``part-NNNNN``) holding that one split, with ``config`` ``{"part_of":
+  dataset_id, "split": name, "index": k}``; its ``x``, ``y`` and
+  ``row_ids`` have the split's kinds, dtypes and columns.  A CSR part's
+  ``indptr`` starts at 0: the split's ``indptr`` adds the non-zeros of the
+  parts before it.
+* ``meta`` (null when there are no extras) names a version 1 dataset with no
+  splits holding the ``extras``, with ``config`` ``{"part_of": dataset_id}``.
+* ``manifest`` is the part's own manifest checksum: readers refuse a part
+  whose manifest is not the one recorded (a part of another write, or
+  another part's), and check each part as its backend does.  Part paths are
+  relative, of the form ``<split>/part-<5+ digits>[.h5]`` or ``meta[.h5]``.
+
 NumPy backend (a directory)
 ---------------------------
 * ``ooc.json``: the manifest.  It is written first with
@@ -162,7 +203,11 @@ from .errors import (
 
 FORMAT_NAME = "ooc"
 FORMAT_VERSION = 1
+SHARDED_VERSION = 2
+READ_VERSIONS = (FORMAT_VERSION, SHARDED_VERSION)
 MANIFEST_FILENAME = "ooc.json"
+SHARDS_MANIFEST = "ooc-shards.json"
+PART_PATH = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/part-[0-9]{5,}|meta)(?:\.h5)?\Z")
 HDF5_MANIFEST_NAME = "ooc_manifest"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of every HDF5 file
 NPY_HEADER_BYTES = 128
@@ -223,12 +268,12 @@ def checksum_digest(block_crcs: np.ndarray) -> str:
 def check_version(version: object, where: str) -> None:
     """Raise unless ``version`` is a format version this ooc reads."""
     version = getattr(version, "item", lambda: version)()  # NumPy scalar from HDF5
-    if version != FORMAT_VERSION:
-        hint = ("upgrade ooc" if isinstance(version, int) and version > FORMAT_VERSION
+    if version not in READ_VERSIONS or isinstance(version, bool):
+        hint = ("upgrade ooc" if isinstance(version, int) and version > SHARDED_VERSION
                 else "write the dataset again with this ooc")
         raise FormatVersionError(
-            f"{where}: expected ooc format version {FORMAT_VERSION}; got "
-            f"{version!r}. To read it, {hint}.")
+            f"{where}: expected ooc format version {' or '.join(map(str, READ_VERSIONS))}; "
+            f"got {version!r}. To read it, {hint}.")
 
 
 class ArraySpec(NamedTuple):
@@ -252,7 +297,7 @@ def array_specs(manifest: dict[str, Any], where: str) -> dict[str, ArraySpec]:
     try:
         specs: dict[str, ArraySpec] = {}
         for name, info in _field(manifest, "splits", dict, "manifest").items():
-            specs.update(_split_specs(name, info))
+            specs.update(split_specs(name, info))
         for name, info in _field(manifest, "extras", dict, "manifest", {}).items():
             if not isinstance(name, str) or not EXTRA_NAME.match(name):
                 raise _Malformed(f"extras has the name {name!r}")
@@ -271,7 +316,59 @@ def array_specs(manifest: dict[str, Any], where: str) -> dict[str, ArraySpec]:
     return specs
 
 
-def _split_specs(name: Any, info: Any) -> dict[str, ArraySpec]:
+class PartRef(NamedTuple):
+    """One part of a sharded dataset, as its manifest lists it."""
+
+    path: str
+    n_rows: int
+    nnz: int
+    manifest: str
+
+
+def shard_refs(manifest: dict[str, Any], where: str) -> tuple[
+        dict[str, list[PartRef]], PartRef | None]:
+    """The parts of every split of a sharded manifest, and its meta part (or None).
+
+    Checks the structure as :func:`array_specs` does, and that the parts
+    add up to their split's rows and non-zeros.
+    """
+    try:
+        if manifest.get("layout") != "sharded" or manifest.get("format_version") != \
+                SHARDED_VERSION:
+            raise _Malformed("it is not a sharded (version 2) manifest")
+        _field(manifest, "dataset_id", str, "manifest")
+        splits: dict[str, list[PartRef]] = {}
+        for name, info in _field(manifest, "splits", dict, "manifest").items():
+            specs = split_specs(name, info)
+            here = f"splits.{name}"
+            splits[name] = [_part_ref(p, f"{here}.parts") for p in
+                            _field(info, "parts", list, here)]
+            if not splits[name]:
+                raise _Malformed(f"{here}.parts is empty")
+            nnz = specs[f"{name}/x/data"].shape[0] if f"{name}/x/data" in specs else 0
+            if (sum(p.n_rows for p in splits[name]), sum(p.nnz for p in splits[name])) != (
+                    info["n_rows"], nnz):
+                raise _Malformed(f"the parts of {here} do not add up to its rows and nnz")
+        meta = _field(manifest, "meta", (dict, type(None)), "manifest")
+        extras = _field(manifest, "extras", dict, "manifest", {})
+        if (meta is None) != (not extras):
+            raise _Malformed("meta and extras disagree")
+        return splits, None if meta is None else _part_ref({**meta, "n_rows": 0, "nnz": 0},
+                                                           "meta")
+    except _Malformed as exc:
+        raise _damaged(where, exc) from None
+
+
+def _part_ref(info: Any, here: str) -> PartRef:
+    path = _field(info, "path", str, here)
+    if not PART_PATH.match(path):
+        raise _Malformed(f"{here} has the path {path!r}")
+    return PartRef(path, _count(info, "n_rows", here), _count(info, "nnz", here),
+                   _field(info, "manifest", str, here))
+
+
+def split_specs(name: Any, info: Any) -> dict[str, ArraySpec]:
+    """The dtype and shape of the arrays of one split, from its manifest entry."""
     if not isinstance(name, str) or not SPLIT_NAME.match(name):
         raise _Malformed(f"splits has the name {name!r}")
     here = f"splits.{name}"

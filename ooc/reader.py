@@ -350,7 +350,7 @@ class Dataset:
                     f"{self._store.describe(split.y.key)}: labels from {y.min()} to {y.max()} "
                     f"in rows {start}:{start + len(y)}; expected 0 to {n_classes - 1}. The "
                     "dataset is damaged; write it again.")
-            counts = _add_counts(counts, np.bincount(y))
+            counts = add_counts(counts, np.bincount(y))
         if "label_counts" in split.info and not np.array_equal(counts, split.label_counts):
             raise DamagedDatasetError(
                 f"{self._store.describe(split.y.key)}: the labels count {counts.tolist()} per "
@@ -379,7 +379,7 @@ RESERVED_SPLIT_NAMES: frozenset[str] = frozenset(
     {n for n in dir(Dataset) if not n.startswith("_")} | set(Dataset.__annotations__))
 
 
-def _add_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def add_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Sum of two count vectors of possibly different lengths."""
     out = np.zeros(max(len(a), len(b)), np.int64)
     out[: len(a)] += a

@@ -24,7 +24,7 @@ import scipy.sparse
 from . import __version__
 from .errors import ChunkError
 from .format import EXTRA_NAME, FORMAT_NAME, FORMAT_VERSION, SPLIT_NAME, array_keys
-from .reader import RESERVED_SPLIT_NAMES
+from .reader import RESERVED_SPLIT_NAMES, add_counts
 from .shuffle import Rows, Schema, concat, ordered_buckets, scatter
 from .store import writer_class
 from .store._atomic import (
@@ -44,7 +44,7 @@ SPILL_BUCKETS = 64
 budget at commit are split then, at the cost of one more write of their rows."""
 
 
-def _check_split_name(split: str) -> None:
+def check_split_name(split: str) -> None:
     """Refuse names that are not identifiers or that ``ds.<name>`` would not reach."""
     if not SPLIT_NAME.match(split):
         raise ChunkError(f"split names are identifiers (letters, digits, _; not starting with "
@@ -53,6 +53,44 @@ def _check_split_name(split: str) -> None:
         raise ChunkError(f"split name {split!r} is taken by the Dataset's own attribute "
                          f"ds.{split}; pick another name (reserved: "
                          f"{', '.join(sorted(RESERVED_SPLIT_NAMES))}).")
+
+
+@dataclass
+class Metadata:
+    """Class names, feature names and free-form config of a dataset being written."""
+
+    classes: list[str] | None = None
+    feature_names: list[str] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, *, classes: list[str] | None = None, feature_names: list[str] | None = None,
+            config: dict[str, Any] | None = None) -> None:
+        """Set the fields given (see :meth:`DatasetWriter.set_metadata`)."""
+        if classes is not None:
+            self.classes = [str(c) for c in classes]
+        if feature_names is not None:
+            self.feature_names = [str(f) for f in feature_names]
+        if config is not None:
+            try:
+                json.dumps(config)
+            except TypeError as exc:
+                raise ValueError(f"config must be JSON-serialisable; {exc}.") from None
+            self.config = config
+
+    def check(self, splits: dict[str, tuple[int, int]]) -> None:
+        """Raise ChunkError unless the names fit ``splits`` (name: (labels used, columns))."""
+        for name, (n_labels, n_cols) in splits.items():
+            if self.classes is not None and n_labels > len(self.classes):
+                raise ChunkError(f"split {name!r} has label {n_labels - 1}, but only "
+                                 f"{len(self.classes)} class names were given.")
+            if self.feature_names is not None and len(self.feature_names) != n_cols:
+                raise ChunkError(f"split {name!r} has {n_cols} columns, but "
+                                 f"{len(self.feature_names)} feature names were given.")
+
+    def fields(self) -> dict[str, Any]:
+        """The manifest's ``classes``, ``feature_names`` and ``config``."""
+        return {"classes": self.classes, "feature_names": self.feature_names,
+                "config": self.config}
 
 
 @dataclass
@@ -136,7 +174,7 @@ class DatasetWriter:
         self._spill = _Spill(spill_path(self._tmp), seed, memory_budget) if shuffle else None
         self._splits: dict[str, _SplitState] = {}
         self._next_row_id = 0
-        self._meta: dict[str, Any] = {"classes": None, "feature_names": None, "config": {}}
+        self._meta = Metadata()
         self._extras: dict[str, dict[str, Any]] = {}
         self._closed = False
 
@@ -144,16 +182,7 @@ class DatasetWriter:
                      feature_names: list[str] | None = None,
                      config: dict[str, Any] | None = None) -> None:
         """Set class names, feature names (or vocabulary) and a JSON config."""
-        if classes is not None:
-            self._meta["classes"] = [str(c) for c in classes]
-        if feature_names is not None:
-            self._meta["feature_names"] = [str(f) for f in feature_names]
-        if config is not None:
-            try:
-                json.dumps(config)
-            except TypeError as exc:
-                raise ValueError(f"config must be JSON-serialisable; {exc}.") from None
-            self._meta["config"] = config
+        self._meta.set(classes=classes, feature_names=feature_names, config=config)
 
     def put_array(self, name: str, array: Any) -> None:
         """Store one extra 1-D array under ``extra/<name>`` (e.g. a fitted vectorizer).
@@ -203,14 +232,12 @@ class DatasetWriter:
         else:
             self._spill.add(split, rows, state.schema())
         state.n_rows += n
-        counts = np.bincount(y, minlength=len(state.label_counts))
-        counts[: len(state.label_counts)] += state.label_counts
-        state.label_counts = counts
+        state.label_counts = add_counts(state.label_counts, np.bincount(y))
 
     def _state(self, split: str, kind: str, x: Any) -> _SplitState:
         state = self._splits.get(split)
         if state is None:
-            _check_split_name(split)
+            check_split_name(split)
             dtype = x.data.dtype if kind == "csr" else x.dtype
             state = self._splits[split] = _SplitState(kind, dtype, int(x.shape[1]))
             if kind == "csr":
@@ -257,17 +284,6 @@ class DatasetWriter:
             self._next_row_id = int(ids.max()) + 1
         return ids
 
-    def _check_metadata(self) -> None:
-        n_classes = len(self._meta["classes"] or ())
-        for name, state in self._splits.items():
-            if self._meta["classes"] is not None and len(state.label_counts) > n_classes:
-                raise ChunkError(f"split {name!r} has label {len(state.label_counts) - 1}, but "
-                                 f"only {n_classes} class names were given.")
-            n_features = len(self._meta["feature_names"] or ())
-            if self._meta["feature_names"] is not None and n_features != state.n_cols:
-                raise ChunkError(f"split {name!r} has {state.n_cols} columns, but "
-                                 f"{n_features} feature names were given.")
-
     def _manifest(self) -> dict[str, Any]:
         arrays = {key: self._store.layout(key) for name, state in self._splits.items()
                   for key in array_keys(name, state.kind)}
@@ -276,13 +292,14 @@ class DatasetWriter:
         return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "complete": True,
                 "created_by": f"ooc {__version__}",
                 "splits": {name: s.describe() for name, s in self._splits.items()},
-                **self._meta, "extras": self._extras, "arrays": arrays}
+                **self._meta.fields(), "extras": self._extras, "arrays": arrays}
 
     def commit(self) -> Path:
         """Make every byte durable, then publish the dataset at ``path``."""
         self._check_open()
         try:
-            self._check_metadata()
+            self._meta.check({name: (len(s.label_counts), s.n_cols)
+                              for name, s in self._splits.items()})
             if self._spill is not None:
                 self._store_spilled()
             self._store.finish(self._manifest())

@@ -147,7 +147,7 @@ class StoreSuite:
             view = split.x.view(a, a + rows)
             np.testing.assert_array_equal(view, x[a:a + rows])  # touched, as a feed would
             held.append(view)
-        resident = mapped_resident_bytes(self.x_file(path))
+        resident = self.mapped_x_bytes(path)
         mapped = _platform.MADVISE and self.direct_reads()  # else views are copies
         assert resident < 12 << 20 if release or not mapped else resident > 24 << 20
         for a, view in zip(starts, held, strict=True):
@@ -168,13 +168,17 @@ class StoreSuite:
         split = ooc.open(path, verify="never").train
         for a in range(0, 15 * 512, 512):  # 12 MB
             np.testing.assert_array_equal(split.x.view(a, a + 512), x[a:a + 512])
-        assert mapped_resident_bytes(self.x_file(path)) >= 11 << 20
+        assert self.mapped_x_bytes(path) >= 11 << 20
         for a in range(15 * 512, len(x), 512):
             np.testing.assert_array_equal(split.x.view(a, a + 512), x[a:a + 512])
-        assert mapped_resident_bytes(self.x_file(path)) <= 20 << 20
+        assert self.mapped_x_bytes(path) <= 20 << 20
 
     def x_file(self, path: Path) -> Path:
         raise NotImplementedError
+
+    def mapped_x_bytes(self, path: Path) -> int:
+        """Resident bytes of this process's maps of the file(s) holding ``train/x``."""
+        return mapped_resident_bytes(self.x_file(path))
 
     def direct_reads(self) -> bool:
         """Whether this backend reads rows straight from the file here (else via its library)."""

@@ -18,7 +18,7 @@ from ..errors import (
     NotADatasetError,
     UnsupportedPlatformError,
 )
-from ..format import HDF5_SIGNATURE
+from ..format import HDF5_SIGNATURE, SHARDS_MANIFEST
 from ._atomic import is_temporary, leftover_temporaries
 from .base import StoreReader, StoreWriter, Verify
 
@@ -26,17 +26,19 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "hdf5": ("ooc.store.hdf5", "Hdf5Writer", "Hdf5Reader"),
     "npy": ("ooc.store.npy", "NpyWriter", "NpyReader"),
 }
+# read only: written part by part by ooc.sharded_writer, not through a StoreWriter
+SHARDED = ("ooc.store.sharded", "", "ShardedReader")
 
 
 def _backend(fmt: str, role: int) -> type:
-    if fmt not in BACKENDS:
+    if fmt not in BACKENDS and not (fmt == "sharded" and role):
         raise ValueError(f"format must be one of {sorted(BACKENDS)}; got {fmt!r}.")
     if not POSIX_FILES:
         raise UnsupportedPlatformError(
             f"ooc datasets need POSIX files (pread, fsync of a directory, a rename over an "
             f"open file), which this platform ({sys.platform}) lacks; reading and writing "
             "them is supported on Linux and macOS. On Windows, run ooc under WSL.")
-    module_name, *names = BACKENDS[fmt]
+    module_name, *names = SHARDED if fmt == "sharded" and role else BACKENDS[fmt]
     return getattr(importlib.import_module(module_name), names[role])
 
 
@@ -46,14 +48,14 @@ def writer_class(fmt: str) -> type[StoreWriter]:
 
 
 def detect_format(path: Path) -> str:
-    """Tell which backend wrote ``path``: ``"npy"`` or ``"hdf5"``."""
+    """Tell which backend wrote ``path``: ``"npy"``, ``"hdf5"`` or ``"sharded"``."""
     if is_temporary(path):
         raise IncompleteDatasetError(
             f"{path}: this is the temporary of an ooc writer, which did not finish (or has "
             "not yet): a temporary is never opened, whatever it holds. Open the final path "
             "once the write is committed, or delete this and run the write again.")
     if path.is_dir():
-        return "npy"
+        return "sharded" if (path / SHARDS_MANIFEST).exists() else "npy"
     if not path.exists():
         leftovers = leftover_temporaries(path)
         hint = (f" An unfinished write left {leftovers[0]}: the writer stopped before "
@@ -72,7 +74,7 @@ def detect_format(path: Path) -> str:
 
 
 def open_store(path: Path, verify: Verify = "once", attempts: int = 3) -> StoreReader:
-    """Open the store at ``path`` with the backend that wrote it.
+    """Open the store at ``path`` with the backend that wrote it (or a sharded dataset).
 
     A dataset replaced while it is being opened is opened again, up to
     ``attempts`` times in all.

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .._platform import PROC_FS, PROCESS_PROBE, fcntl, glibc
 from ..errors import DatasetExistsError, OutputConflictError
-from ..format import FORMAT_NAME, HDF5_SIGNATURE, MANIFEST_FILENAME, TMP_MARKER
+from ..format import FORMAT_NAME, HDF5_SIGNATURE, MANIFEST_FILENAME, SHARDS_MANIFEST, TMP_MARKER
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -150,6 +150,9 @@ def is_dataset(path: Path) -> bool:
     a user's files with it.
     """
     if path.is_dir():
+        if (path / SHARDS_MANIFEST).exists():
+            return (_npy_manifest_ok(path / SHARDS_MANIFEST)
+                    and not _foreign_files(path, sharded=True))
         return _npy_manifest_ok(path / MANIFEST_FILENAME) and not _foreign_files(path)
     if not path.is_file():
         return False
@@ -174,11 +177,15 @@ def _npy_manifest_ok(manifest: Path) -> bool:
         return False
 
 
-def _foreign_files(root: Path) -> list[Path]:
-    """Files under ``root`` that an npy writer does not make (at most one is returned)."""
+def _foreign_files(root: Path, sharded: bool = False) -> list[Path]:
+    """Files under ``root`` that an npy writer (or a sharded one: its manifest, HDF5 parts
+    and the temporaries of parts) does not make (at most one is returned)."""
     for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
-            if not (name.endswith(".npy") or name.startswith(MANIFEST_FILENAME)):
+            ours = name.endswith(".npy") or name.startswith(MANIFEST_FILENAME) or (
+                sharded and (name.endswith(".h5") or name.startswith(SHARDS_MANIFEST)
+                             or TMP_MARKER in name))
+            if not ours:
                 return [Path(dirpath, name)]
     return []
 

@@ -11,12 +11,12 @@ Two ways to get rows out of a file, both keeping resident memory bounded:
 * :meth:`PerProcessFile.view` returns a read-only array over a shared,
   read-only memory map of the file: no copy at all, the batch *is* the page
   cache, which is how Arrow and Megatron-LM's indexed datasets hand out
-  rows.  Mapped pages count as resident, so once views handed out could
-  have mapped ``VIEW_RELEASE_BYTES`` (counted in the large page-cache
-  folios, 2 MiB, that Linux may map at once), the map's page-table entries are dropped
-  (``MADV_DONTNEED``).  That is safe while views are alive: the file is
-  read-only and shared, so a view touched again is mapped again from the
-  page cache, with the same bytes.  Where ``madvise`` is missing
+  rows.  Mapped pages count as resident, so once views handed out (of any file
+  of this process) could have mapped ``VIEW_RELEASE_BYTES`` (counted in the
+  large page-cache folios, 2 MiB, that Linux may map at once), the maps'
+  page-table entries are dropped (``MADV_DONTNEED``).  That is safe while
+  views are alive: the file is read-only and shared, so a view touched again
+  is mapped again from the page cache, with the same bytes.  Where ``madvise`` is missing
   (:data:`ooc._platform.MADVISE`) a view is a read-only copy instead.
 
 Where ``preadv`` is missing (:data:`ooc._platform.PREADV`), ``pread``
@@ -37,6 +37,7 @@ import io
 import math
 import mmap
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,21 @@ def _release(mapped: mmap.mmap, grains: set[int]) -> None:
     for first, end in runs:
         start = first * MAP_GRAIN
         mapped.madvise(mmap.MADV_DONTNEED, start, min(end * MAP_GRAIN, len(mapped)) - start)
+
+
+# Files whose views may have mapped pages since the last release: the budget is the
+# process's, so that reading many files (the parts of a sharded dataset, train and val
+# at once) keeps as little mapped as reading one.
+_MAPPING: weakref.WeakSet[PerProcessFile] = weakref.WeakSet()
+
+
+def _release_all() -> None:
+    """Drop the pages that views of any file could have mapped."""
+    for file in list(_MAPPING):
+        if file._map is not None and file._touched:
+            _release(file._map, file._touched)
+        file._touched = set()
+    _MAPPING.clear()
 
 
 class PreadFile(io.RawIOBase):
@@ -197,10 +213,13 @@ class PerProcessFile:
         grains = range(offset // MAP_GRAIN, -(-end // MAP_GRAIN))
         if not self._touched.issuperset(grains):  # most views fall in grains already counted
             touched = self._touched.union(grains)
-            if len(touched) * MAP_GRAIN > VIEW_RELEASE_BYTES and len(touched) > len(grains):
-                _release(mapped, self._touched)
+            held = sum(len(f._touched) for f in _MAPPING if f is not self)
+            if (held + len(touched)) * MAP_GRAIN > VIEW_RELEASE_BYTES and \
+                    held + len(touched) > len(grains):
+                _release_all()
                 touched = set(grains)  # this view is touched after the release
             self._touched = touched
+            _MAPPING.add(self)
         return np.ndarray(shape, dtype, mapped, offset)
 
     def _open_map(self) -> mmap.mmap:
@@ -234,6 +253,7 @@ class PerProcessFile:
             os.close(self._fd)
         self._fd = None
         self._map = None  # unmapped once no view refers to it
+        self._touched = set()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "identity": self.identity}
