@@ -4,7 +4,13 @@ every split is cut into parts, plus what only the sharded layout has."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +18,8 @@ import pytest
 
 import ooc
 from ooc import _platform
-from ooc.format import SHARDS_MANIFEST
-from ooc.store import _file
+from ooc.format import SHARDS_MANIFEST, dump_manifest
+from ooc.store import _atomic, _file
 from tests.store_suite import StoreSuite, mapped_resident_bytes
 from tests.test_store_hdf5 import TestHdf5Store
 from tests.test_store_npy import TestNpyStore
@@ -148,3 +154,153 @@ class TestShardedNpyStore(ShardedSuite):
 
     def x_file(self, path: Path, part: int = 0) -> Path:
         return self.part_path(path, part) / "train" / "x.npy"
+
+
+# What only the sharded layout has: parts that could be swapped, lost or left over.
+
+def small_sharded(path: Path, fmt: str = "hdf5", v: int = 0, n_parts: int = 3) -> Path:
+    """Parts of equal shape and labels, told apart only by their values."""
+    x = np.arange(n_parts * 10 * 2, dtype=np.float32).reshape(-1, 2) + 1000 * v
+    y = np.zeros(len(x), int)
+    with ooc.create_sharded(path, fmt, overwrite=True) as w:
+        w.set_metadata(classes=["a"])
+        w.put_array("tag", np.array([v]))
+        for k in range(n_parts):
+            with w.part("train", k).create() as pw:
+                pw.append("train", x[10 * k:10 * k + 10], y[:10], np.arange(10 * k, 10 * k + 10))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "npy"])
+def test_a_part_swapped_for_another_is_refused(tmp_path, fmt):
+    path = small_sharded(tmp_path / "ds", fmt)
+    parts = sorted((path / "train").iterdir())
+    _atomic.remove(parts[2])
+    (shutil.copytree if fmt == "npy" else shutil.copy)(parts[1], parts[2])  # 1 also at 2
+    with pytest.raises(ooc.DamagedDatasetError, match="not the one the manifest"):
+        ooc.open(path)
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "npy"])
+def test_a_part_of_another_write_is_refused(tmp_path, fmt):
+    a = small_sharded(tmp_path / "a", fmt, v=0)
+    b = small_sharded(tmp_path / "b", fmt, v=1)
+    name = sorted((a / "train").iterdir())[1].name
+    _atomic.remove(a / "train" / name)
+    (b / "train" / name).rename(a / "train" / name)
+    with pytest.raises(ooc.DamagedDatasetError, match=name):
+        ooc.open(a)
+
+
+def test_a_missing_part_is_named(tmp_path):
+    path = small_sharded(tmp_path / "ds")
+    (path / "train" / "part-00001.h5").unlink()
+    with pytest.raises(ooc.DamagedDatasetError, match="part-00001.h5"):
+        ooc.open(path)
+
+
+def test_a_part_path_leaving_the_dataset_is_refused(tmp_path):
+    path = small_sharded(tmp_path / "ds")
+    manifest = json.loads((path / SHARDS_MANIFEST).read_text())
+    manifest["splits"]["train"]["parts"][0]["path"] = "../elsewhere.h5"
+    manifest.pop("checksum")
+    (path / SHARDS_MANIFEST).write_text(dump_manifest(manifest))  # a valid checksum
+    with pytest.raises(ooc.DamagedDatasetError, match="elsewhere"):
+        ooc.open(path)
+
+
+def test_a_flipped_manifest_byte_and_a_newer_version_are_refused(tmp_path):
+    path = small_sharded(tmp_path / "ds")
+    text = (path / SHARDS_MANIFEST).read_text()
+    (path / SHARDS_MANIFEST).write_text(text.replace('"n_rows": 10', '"n_rows": 11', 1))
+    with pytest.raises(ooc.ChecksumError):
+        ooc.open(path)
+    manifest = json.loads(text)
+    manifest["format_version"] = 3
+    manifest.pop("checksum")
+    (path / SHARDS_MANIFEST).write_text(dump_manifest(manifest))
+    with pytest.raises(ooc.FormatVersionError, match="1 or 2.*upgrade ooc"):
+        ooc.open(path)
+
+
+def test_reads_and_extras_come_from_the_right_parts(tmp_path):
+    path = small_sharded(tmp_path / "ds", v=2, n_parts=4)
+    with ooc.open(path) as ds:
+        x = ds.train.x[:]
+        np.testing.assert_array_equal(x.ravel(), np.arange(80, dtype=np.float32) + 2000)
+        np.testing.assert_array_equal(ds.train.row_ids[5:35], np.arange(5, 35))
+        assert ds.extra("tag").tolist() == [2] and ds.classes == ["a"]
+        assert ds.train.label_counts.tolist() == [40]
+        ds.verify()
+
+
+def test_commit_refuses_a_missing_part_and_publishes_nothing(tmp_path):
+    path = tmp_path / "ds"
+    w = ooc.create_sharded(path, "hdf5")
+    for k in (0, 2):
+        with w.part("train", k).create() as pw:
+            pw.append("train", np.ones((3, 2)), [0, 0, 0])
+    with pytest.raises(ooc.ChunkError, match="part 1 was never written"):
+        w.commit()
+    assert not path.exists() and not _atomic.leftover_temporaries(path)
+
+
+def test_commit_refuses_parts_that_disagree(tmp_path):
+    w = ooc.create_sharded(tmp_path / "ds", "npy")
+    with w.part("train", 0).create() as pw:
+        pw.append("train", np.ones((3, 2), np.float32), [0, 0, 0])
+    with w.part("train", 1).create() as pw:
+        pw.append("train", np.ones((3, 5), np.float32), [0, 0, 0])
+    with pytest.raises(ooc.ChunkError, match="part-00001.*same kind, dtype and columns"):
+        w.commit()
+    w = ooc.create_sharded(tmp_path / "ds", "npy")
+    with w.part("train", 0).create() as pw:
+        pw.append("val", np.ones((3, 2), np.float32), [0, 0, 0])
+    with pytest.raises(ooc.ChunkError, match="not part 0 of split 'train'"):
+        w.commit()
+
+
+def test_a_part_written_again_replaces_the_first(tmp_path):
+    # a task retried after its worker was lost writes its part again, whole
+    with ooc.create_sharded(tmp_path / "ds", "hdf5") as w:
+        target = w.part("train", 0)
+        for value in (1.0, 2.0):
+            with target.create() as pw:
+                pw.append("train", np.full((4, 2), value), [0] * 4)
+    assert ooc.open(tmp_path / "ds").train.x[:].tolist() == [[2.0, 2.0]] * 4
+
+
+def test_sharded_datasets_are_replaced_only_with_overwrite_and_only_whole(tmp_path):
+    path = small_sharded(tmp_path / "ds", v=1)
+    with pytest.raises(ooc.DatasetExistsError):
+        ooc.create_sharded(path)
+    small_sharded(path, "npy", v=2, n_parts=2)  # overwrite=True
+    assert ooc.open(path).extra("tag").tolist() == [2] and len(ooc.open(path).train) == 20
+    (path / "notes.txt").write_text("mine")
+    with pytest.raises(ooc.OutputConflictError, match="notes.txt"):
+        small_sharded(path, v=3)
+    assert (path / "notes.txt").read_text() == "mine"
+
+
+def test_sigkill_mid_sharded_write_leaves_no_dataset(tmp_path):
+    path = tmp_path / "ds"
+    script = textwrap.dedent(f"""
+        import numpy as np, ooc
+        w = ooc.create_sharded({str(path)!r}, "hdf5")
+        for k in range(10_000):
+            with w.part("train", k).create() as pw:
+                pw.append("train", np.ones((1000, 50), np.float32), np.zeros(1000, int))
+            if k == 3:
+                print("writing", flush=True)
+        w.commit()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not path.exists()
+    (tmp,) = _atomic.leftover_temporaries(path)
+    with pytest.raises(ooc.IncompleteDatasetError):
+        ooc.open(tmp)
+    small_sharded(path)  # the next writer removes the dead one's temporary
+    assert not _atomic.leftover_temporaries(path) and len(ooc.open(path).train) == 30

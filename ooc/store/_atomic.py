@@ -202,7 +202,8 @@ def check_output(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ())
         return
     if not is_dataset(path):
         what = "a folder" if path.is_dir() else "a file"
-        extra = _foreign_files(path)[:1] if path.is_dir() else []
+        extra = (_foreign_files(path, (path / SHARDS_MANIFEST).exists())[:1]
+                 if path.is_dir() else [])
         found = f"{what} that is not an ooc dataset" + (f" (it holds {extra[0]})" if extra
                                                         else "")
         raise OutputConflictError(
