@@ -284,6 +284,12 @@ def _add_preprocess(sub: Any) -> None:
     g = p.add_argument_group("resources")
     g.add_argument("--chunk-rows", type=_positive_int, default=4096,
                    help="rows read and vectorized at once")
+    g.add_argument("--shard-rows", type=_positive_int, metavar="ROWS",
+                   help="write a sharded dataset: a folder of parts of about ROWS rows each, "
+                   "written in parallel by the workers (or Dask tasks) and read by ooc.open "
+                   "as one dataset; a part holds whole shuffle buckets (1,024 to 8,192 "
+                   "rows) or input chunks; --format sets the parts' backend (default: one "
+                   "file or folder, written by this process)")
     g.add_argument("--memory-budget", type=parse_size, default=1 << 30, metavar="SIZE",
                    help="memory the counting and shuffling may use")
     g.add_argument("--workers", type=_positive_int, default=None,

@@ -44,6 +44,7 @@ from ._report import (
     progress_bar,
 )
 from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
+from .sharded_writer import ShardedWriter, create_sharded
 from .store._atomic import check_output, remove_dead_temporaries
 from .store._disk import writing
 from .text import jobs, kernels, ngram_fit
@@ -51,7 +52,7 @@ from .text._common import check_decoding, describe_columns, escape
 from .text.labels import check_forms, sort_classes
 from .text.ngram_fit import Shards, build_shards
 from .text.ngram_vectorizer import ClassStats, NgramConfig, NgramVectorizer
-from .text.sequence_vectorizer import Ragged, SequenceConfig, SequenceVectorizer
+from .text.sequence_vectorizer import SequenceConfig, SequenceVectorizer, padded
 from .text.sources import RejectLog, SourceSpec, check_limit, check_rejects_path, read_rows
 from .text.spill import TokenChunk, scatter
 from .text.splits import SPLITS, TEST, TRAIN, VAL, assign_splits, one_split
@@ -95,6 +96,7 @@ class PreprocessConfig:
     seed: int = 123
     shuffle: bool = True
     chunk_rows: int = 4096
+    shard_rows: int | None = None
     memory_budget: int = 1 << 30
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     scheduler: str | None = None
@@ -112,6 +114,8 @@ class PreprocessConfig:
         if self.resume and self.restart:
             raise ValueError("resume and restart exclude each other: --resume continues an "
                              "interrupted run, --restart discards it.")
+        if self.shard_rows is not None and self.shard_rows < 1:
+            raise ValueError(f"shard_rows must be >= 1; got {self.shard_rows}.")
         if self.chunk_rows < 1 or self.workers < 1 or self.memory_budget < (16 << 20):
             raise ValueError("chunk_rows and workers must be >= 1 and memory_budget >= 16 MiB; "
                              f"got {self.chunk_rows}, {self.workers}, "
@@ -158,7 +162,7 @@ class PreprocessConfig:
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between a run and its ``--resume``."""
         ignored = ("resume", "restart", "progress", "workers", "scheduler", "overwrite",
-                   "memory_budget", "strict_labels")
+                   "memory_budget", "strict_labels", "shard_rows")
         settings = {k: v for k, v in asdict(self).items() if k not in ignored}
         return {"settings": settings,
                 "inputs": input_fingerprint(self.all_inputs)}
@@ -181,6 +185,7 @@ class Summary:
     rejects: str | None = None
     resumed: bool = False
     note: str | None = None
+    parts: int = 0  # of a sharded dataset
 
     def format(self) -> str:
         """A one-screen report."""
@@ -194,7 +199,8 @@ class Summary:
                  f"  features  {self.n_features:,}"]
         if self.nnz:
             lines.append("  non-zeros " + ", ".join(f"{k} {v:,}" for k, v in self.nnz.items()))
-        lines += [f"  on disk   {human_bytes(self.bytes_written)}",
+        parts = f" in {self.parts:,} parts" if self.parts else ""
+        lines += [f"  on disk   {human_bytes(self.bytes_written)}{parts}",
                   f"  time      {self.seconds:.1f} s ({total / max(self.seconds, 1e-9):,.0f} "
                   "rows/s)",
                   f"  peak RSS  {human_peak(self.peak_rss)} (this process), "
@@ -472,7 +478,7 @@ def write_sources(run: _Run, tok: Tokenizer, rows: dict[str, int]) -> Iterator[
 
 def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
                class_of: np.ndarray, rows: dict[str, int]) -> None:
-    """Vectorize every row and commit the dataset."""
+    """Vectorize every row and commit the dataset (sharded with ``shard_rows``)."""
     config = run.config
     sources = list(write_sources(run, tok, {s: n for s, n in rows.items() if n}))
     names = list(vec.get_feature_names_out()) if config.vectorizer == "ngram" else None
@@ -480,7 +486,8 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
                        if isinstance(vec, NgramVectorizer) else (vec, None))
     settings, arrays = stored.to_arrays()
     bar = run.bar("write", sum(rows.values()))
-    with create(config.out, config.format, overwrite=config.overwrite) as writer:
+    open_writer = create_sharded if config.shard_rows else create
+    with open_writer(config.out, config.format, overwrite=config.overwrite) as writer:
         writer.set_metadata(classes=classes, feature_names=names, config={
             "preprocess": {k: v for k, v in asdict(config).items() if k != "progress"},
             "vectorizer": settings, "run_id": run.work.get("run_id")})
@@ -491,12 +498,32 @@ def write_pass(run: _Run, tok: Tokenizer, vec: Any, classes: list[str],
                 keys, idf, _ = ngram_fit.load_shard(shard)
                 writer.put_array("vectorizer/keys", ngram_fit.remap(vec, mapping, keys))
                 writer.put_array("vectorizer/idf", np.asarray(idf))
-        items = ((config.vectorizer, run.state_dir, src, class_of) for _, src in sources)
-        results = run.map(jobs.transform, items)
-        for (split, _), (x, y, row_ids) in zip(sources, results, strict=True):
-            writer.append(split, x.padded() if isinstance(x, Ragged) else x, y, row_ids)
-            bar.update(len(y))
+        if isinstance(writer, ShardedWriter):
+            items = ((writer.part(split, index), config.vectorizer, run.state_dir, group,
+                      class_of) for split, index, group in part_groups(sources, rows,
+                                                                        config.shard_rows))
+            for n in run.map(jobs.write_part, items):
+                bar.update(n)
+        else:
+            items = ((config.vectorizer, run.state_dir, src, class_of) for _, src in sources)
+            results = run.map(jobs.transform, items)
+            for (split, _), (x, y, row_ids) in zip(sources, results, strict=True):
+                writer.append(split, padded(x), y, row_ids)
+                bar.update(len(y))
     bar.close()
+
+
+def part_groups(sources: list[tuple[str, Any]], rows: dict[str, int],
+                shard_rows: int) -> Iterator[tuple[str, int, list[Any]]]:
+    """``(split, part index, sources)``: consecutive sources of about ``shard_rows`` rows
+    (whole shuffle buckets or input chunks, so parts hold the rows in output order)."""
+    by_split: dict[str, list[Any]] = {}
+    for split, src in sources:
+        by_split.setdefault(split, []).append(src)
+    for split, group in by_split.items():
+        per_part = max(1, round(shard_rows * len(group) / max(1, rows[split])))
+        for index, first in enumerate(range(0, len(group), per_part)):
+            yield split, index, group[first:first + per_part]
 
 
 def preprocess(config: PreprocessConfig) -> Summary:
@@ -653,9 +680,10 @@ def _summary(config: PreprocessConfig, start: float, rejects: RejectLog | None, 
         n_features = next(iter(ds.splits.values())).shape[1]
         rows = {name: len(s) for name, s in ds.splits.items()}
         classes = list(ds.classes or ())
+        parts = sum(len(s.get("parts", ())) for s in ds.manifest["splits"].values())
     return Summary(out=config.out, rows=rows, classes=classes,
                    n_features=n_features, nnz=nnz, bytes_written=bytes_on_disk(Path(config.out)),
                    seconds=time.perf_counter() - start, peak_rss=peak_rss_bytes(),
                    peak_rss_workers=worker_peak, skipped=rejects.count if rejects else 0,
                    rejects=str(rejects.path) if rejects and rejects.count else None,
-                   resumed=resumed, note=note)
+                   resumed=resumed, note=note, parts=parts)

@@ -33,10 +33,11 @@ def _environ_kept():
     os.environ.update(saved)
 
 
-@pytest.mark.parametrize(("vectorizer", "workers"),
-                         [("ngram", 1), ("ngram", 2), ("ngram", 3), ("sequence", 2)])
+@pytest.mark.parametrize(("vectorizer", "workers", "shard_rows"),
+                         [("ngram", 1, None), ("ngram", 2, None), ("ngram", 3, None),
+                          ("sequence", 2, None), ("ngram", 2, 1)])
 def test_a_local_cluster_writes_the_dataset_of_the_local_pool(textkit, monkeypatch,
-                                                               vectorizer, workers):
+                                                               vectorizer, workers, shard_rows):
     corpus = textkit.corpus("c.csv", docs=1500, seed=45)
     # several vocabulary shards, so that every job of the n-gram passes runs
     monkeypatch.setattr(ooc.text.ngram_fit, "shard_features", lambda budget: 1000)
@@ -44,17 +45,22 @@ def test_a_local_cluster_writes_the_dataset_of_the_local_pool(textkit, monkeypat
     textkit.preprocess(corpus, out="pool.h5", workers=2, **options)
     environ = dict(os.environ)
     summary = textkit.preprocess(corpus, out="dask.h5", workers=workers, scheduler="local",
-                                 **options)
+                                 shard_rows=shard_rows, **options)
     assert dict(os.environ) == environ  # the nannies' OMP_NUM_THREADS=1 etc. set back
     assert sum(summary.rows.values()) == 1500
     textkit.assert_same(textkit.load("pool.h5"), textkit.load("dask.h5"))
     assert not (textkit.tmp_path / "dask.h5.ooc-work").exists()
 
 
-def test_a_worker_killed_during_the_count_pass_changes_nothing(textkit):
+@pytest.mark.parametrize(("task", "shard_rows"), [("tokenize_chunk-", None),
+                                                   ("write_part-", 1)])
+def test_a_worker_killed_during_a_task_changes_nothing(textkit, task, shard_rows):
+    # during the count pass, or while writing a part of a sharded dataset (written
+    # again whole by the retried task)
     corpus = textkit.corpus("c.csv", docs=8000, seed=46)
     options = {"top_k": 800, "chunk_rows": 100}
     textkit.preprocess(corpus, out="pool.h5", workers=2, **options)
+    options["shard_rows"] = shard_rows
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None, silence_logs=logging.ERROR) as lc, \
             distributed.Client(lc) as client:
@@ -67,9 +73,9 @@ def test_a_worker_killed_during_the_count_pass_changes_nothing(textkit):
         while victim is None and time.monotonic() < deadline:
             busy = client.processing()
             victim = next((w for w, keys in busy.items()
-                           if any(str(k).startswith("tokenize_chunk-") for k in keys)), None)
+                           if any(str(k).startswith(task) for k in keys)), None)
             time.sleep(0.002)
-        assert victim is not None, "no tokenize_chunk task was seen running"
+        assert victim is not None, f"no {task} task was seen running"
         os.kill(pids[victim], signal.SIGKILL)
         run.join(120)
         assert not run.is_alive()

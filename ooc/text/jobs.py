@@ -26,9 +26,10 @@ import numpy as np
 import scipy.sparse
 
 from .._report import release_memory
+from ..sharded_writer import PartTarget
 from ..store._disk import save_npy, writing
 from .ngram_vectorizer import NgramVectorizer
-from .sequence_vectorizer import ragged_ranks, sequence_lengths
+from .sequence_vectorizer import padded, ragged_ranks, sequence_lengths
 from .spill import TokenChunk, load_bucket, load_chunk
 from .splits import TRAIN
 
@@ -240,3 +241,16 @@ def transform(kind: str, state: Path, source: tuple[Any, ...],
     ranks = _cached(state, lambda d: np.load(d / "ranks.npy", mmap_mode="r"))
     length = json.loads((state / "settings.json").read_text())["length"]
     return ragged_ranks(np.asarray(ranks), rows.ids, rows.offsets, length), y, rows.row_ids
+
+
+def write_part(target: PartTarget, kind: str, state: Path, sources: list[tuple[Any, ...]],
+               classes: np.ndarray) -> int:
+    """Vectorize the rows of ``sources`` into one part of a sharded dataset (committed
+    whole, so a retried job replaces it); its number of rows."""
+    n = 0
+    with target.create() as writer:
+        for source in sources:
+            x, y, row_ids = transform(kind, state, source, classes)
+            writer.append(target.split, padded(x), y, row_ids)
+            n += len(y)
+    return n

@@ -126,6 +126,11 @@ class Ragged:
         return out
 
 
+def padded(x: Any) -> Any:
+    """``x`` itself, or padded where it is :class:`Ragged` (a job's rows, to be written)."""
+    return x.padded() if isinstance(x, Ragged) else x
+
+
 def ragged_ranks(ranks: np.ndarray, gids: np.ndarray, offsets: np.ndarray,
                  length: int) -> Ragged:
     """Rows of word ranks (out-of-vocabulary words dropped), each cut to its last
