@@ -54,13 +54,28 @@ def documented(name: str) -> bool:
     return f'"{name}"' in spec or f"``{name}" in spec
 
 
-@pytest.mark.parametrize("fmt", ["npy", "hdf5"])
+def write_sharded(path: Path) -> Path:
+    with ooc.create_sharded(path, "npy") as w:
+        w.set_metadata(classes=["a", "b"], feature_names=[f"f{i}" for i in range(6)])
+        with w.part("val", 0).create() as pw:
+            pw.append("val", scipy.sparse.random(3, 6, density=0.5, format="csr",
+                                                 dtype=np.float32), [1, 0, 1])
+        w.put_array("vectorizer/idf", np.arange(6, dtype=np.float64))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["npy", "hdf5", "sharded"])
 def test_every_key_and_attribute_written_is_in_the_format_specification(tmp_path, fmt):
-    path = write_both_kinds(tmp_path / ("d.h5" if fmt == "hdf5" else "d"), fmt)
+    if fmt == "sharded":  # its manifest, and a part's (its config says whose part it is)
+        path = write_sharded(tmp_path / "s")
+        manifest = json.loads((path / "ooc-shards.json").read_text())
+        attributes = schema_keys(json.loads((path / "val/part-00000/ooc.json").read_text()))
+    else:
+        path = write_both_kinds(tmp_path / ("d.h5" if fmt == "hdf5" else "d"), fmt)
     if fmt == "npy":
         manifest = json.loads((path / "ooc.json").read_text())
         attributes: set[str] = set()
-    else:
+    elif fmt == "hdf5":
         with h5py.File(path, "r") as f:
             manifest = json.loads(f["ooc_manifest"][()])
             attributes = set(f.attrs)

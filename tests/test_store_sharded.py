@@ -304,3 +304,25 @@ def test_sigkill_mid_sharded_write_leaves_no_dataset(tmp_path):
         ooc.open(tmp)
     small_sharded(path)  # the next writer removes the dead one's temporary
     assert not _atomic.leftover_temporaries(path) and len(ooc.open(path).train) == 30
+
+
+def _write_part(target: ooc.PartTarget) -> int:
+    rows = np.arange(10 * target.index, 10 * target.index + 10)
+    with target.create() as pw:
+        pw.append(target.split, rows[:, None].astype(np.float32), rows % 2, rows)
+    return os.getpid()
+
+
+def test_parts_written_by_other_processes_make_one_dataset(tmp_path):
+    # the README's example: targets pickled to a process pool
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ooc.create_sharded(tmp_path / "ds", format="npy") as w:
+        w.set_metadata(classes=["even", "odd"])
+        with ProcessPoolExecutor(2) as pool:
+            pids = list(pool.map(_write_part, [w.part("train", i) for i in range(8)]))
+    assert os.getpid() not in pids
+    with ooc.open(tmp_path / "ds") as ds:
+        np.testing.assert_array_equal(ds.train.x[:].ravel(), np.arange(80))
+        np.testing.assert_array_equal(ds.train.row_ids[:], np.arange(80))
+        assert ds.train.label_counts.tolist() == [40, 40]
