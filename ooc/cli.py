@@ -36,7 +36,8 @@ def dataset_info(ds: Any) -> dict[str, Any]:
                                    for i, c in enumerate(counts)}}
         if split.is_sparse:  # a dense split stores every cell; its count says nothing
             splits[name]["non_zeros"] = int(split.nnz)
-    info = {"path": str(ds.path), "bytes_on_disk": bytes_on_disk(Path(ds.path)),
+    # a remote dataset: what its local cache holds
+    info = {"path": str(ds.path), "bytes_on_disk": bytes_on_disk(Path(ds._store.path)),
             "format_version": ds.manifest["format_version"],
             "created_by": ds.manifest["created_by"], "splits": splits,
             "classes": ds.classes,
@@ -389,11 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explore(sub)
     _add_demo(sub)
     info = sub.add_parser("info", help="describe a dataset: splits, shapes, classes, config")
-    info.add_argument("path", type=Path, help="a dataset (.h5 file or npy folder)")
+    info.add_argument("path", help="a dataset (.h5 file, npy or sharded folder, or URL)")
     info.add_argument("--json", action="store_true", help="print one JSON object instead")
     info.set_defaults(func=_cmd_info)
     verify = sub.add_parser("verify", help="check every stored checksum of a dataset")
-    verify.add_argument("path", type=Path, help="a dataset (.h5 file or npy folder)")
+    verify.add_argument("path", help="a dataset (.h5 file, npy or sharded folder, or URL)")
     verify.set_defaults(func=_cmd_verify)
     return parser
 

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,9 @@ from ._report import (
 )
 from .errors import CorpusError, DatasetExistsError, NoSpaceError, OocError
 from .sharded_writer import ShardedWriter, create_sharded
-from .store._atomic import check_output, remove_dead_temporaries
+from .store._atomic import check_output, remove, remove_dead_temporaries
 from .store._disk import writing
+from .store.remote import is_url
 from .text import jobs, kernels, ngram_fit
 from .text._common import check_decoding, describe_columns, escape
 from .text.labels import check_forms, sort_classes
@@ -528,6 +529,8 @@ def part_groups(sources: list[tuple[str, Any]], rows: dict[str, int],
 
 def preprocess(config: PreprocessConfig) -> Summary:
     """Run every pass; return the summary.  Raises :class:`ooc.errors.OocError` subclasses."""
+    if is_url(config.out):
+        return _preprocess_to_url(config)
     start = time.perf_counter()
     out = Path(config.out)
     if _finished_earlier(config, out):
@@ -555,6 +558,23 @@ def preprocess(config: PreprocessConfig) -> Summary:
     if rejects is not None and not rejects.count:
         Path(rejects.path).unlink(missing_ok=True)
     return _summary(config, start, rejects, work.resumed, worker_peak)
+
+
+def _preprocess_to_url(config: PreprocessConfig) -> Summary:
+    """Write the dataset into a staging copy in the local cache, then upload it (manifest
+    last) and remove the copy.  The staging path follows from the URL, so ``--resume``
+    finds the run's work, and a run stopped while uploading uploads again."""
+    from .store.remote import cache_root, check_remote_output, upload, url_key
+
+    check_remote_output(config.out, config.overwrite)  # before any work
+    staging = cache_root() / "staging" / url_key(config.out) / config.out.rstrip("/").rsplit(
+        "/", 1)[-1]
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    summary = preprocess(replace(config, out=str(staging), overwrite=True))
+    upload(staging, config.out, overwrite=config.overwrite)
+    remove(staging)
+    summary.out = config.out
+    return summary
 
 
 _TUPLES = ("inputs", "val_inputs", "test_inputs", "text_columns", "ngram_range")

@@ -24,6 +24,7 @@ from .errors import DamagedDatasetError, SplitNotFoundError
 from .format import array_keys
 from .store import open_store
 from .store.base import StoreReader, Verify
+from .store.remote import is_url, local_path, open_remote
 
 
 def _row_range(index: Any, n_rows: int) -> tuple[int, int, bool]:
@@ -239,9 +240,15 @@ class Dataset:
     manifest: dict[str, Any]
     splits: dict[str, Split]
 
-    def __init__(self, path: str | Path, verify: Verify = "once") -> None:
-        self.path = Path(path)
-        self._store = open_store(self.path, verify)
+    def __init__(self, path: str | Path, verify: Verify = "once",
+                 cache_dir: str | Path | None = None,
+                 storage_options: dict[str, Any] | None = None) -> None:
+        if is_url(path):  # its files come through the local cache
+            self.path = path  # type: ignore[assignment]
+            self._store = open_remote(str(path), verify, cache_dir, storage_options)
+        else:
+            self.path = local_path(path)
+            self._store = open_store(self.path, verify)
         self.manifest: dict[str, Any] = self._store.manifest
         self.splits: dict[str, Split] = {
             name: Split(self._store, name, info)
@@ -387,11 +394,16 @@ def add_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def open(path: str | Path, verify: Verify = "once") -> Dataset:
-    """Open the dataset at ``path`` (HDF5 file or NumPy directory).
+def open(path: str | Path, verify: Verify = "once", *, cache_dir: str | Path | None = None,
+         storage_options: dict[str, Any] | None = None) -> Dataset:
+    """Open the dataset at ``path`` (HDF5 file, NumPy directory or sharded directory).
 
     ``verify`` sets when stored checksums are checked: ``"once"`` (default:
     each block the first time this process reads it), ``"always"`` (on every
-    read) or ``"never"``.
+    read) or ``"never"``.  ``path`` may be a URL (``s3://bucket/ds``, any
+    fsspec URL; ``pip install 'ooc[s3]'``): the dataset's files are fetched
+    into ``cache_dir`` (default ``$OOC_CACHE_DIR`` or ``~/.cache/ooc``) as
+    they are first read and checked there; ``storage_options`` go to fsspec
+    (credentials, ``endpoint_url``...).
     """
-    return Dataset(path, verify)
+    return Dataset(path, verify, cache_dir, storage_options)

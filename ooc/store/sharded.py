@@ -9,6 +9,8 @@ part is that part's read or view; one that spans two parts is a copy.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 from ..errors import DamagedDatasetError, DatasetChangedError
 from ..format import SHARDS_MANIFEST, ArraySpec, PartRef, load_manifest, shard_refs, split_specs
 from . import open_store
+from ._atomic import remove
 from .base import StoreReader, Verify
 from .npy import NpyReader
 
@@ -28,7 +31,7 @@ class _Joined:
     added to its values (a CSR ``indptr``: the non-zeros before the part).
     """
 
-    def __init__(self, key: str, spec: ArraySpec, parts: list[StoreReader],
+    def __init__(self, key: str, spec: ArraySpec, parts: list[Any],
                  lengths: list[int], shifts: list[int] | None = None) -> None:
         self.key, self.spec, self.parts, self.shifts = key, spec, parts, shifts
         self.starts = np.cumsum([0, *lengths]).tolist()
@@ -75,17 +78,69 @@ class _Joined:
             part.verify(self.key)
 
 
+class _LazyPart:
+    """A part opened on first use: ``fetch(path)`` brings it into the directory first
+    (a remote dataset's local cache, :mod:`ooc.store.remote`)."""
+
+    def __init__(self, reader: ShardedReader, ref: PartRef, split: str | None,
+                 info: dict[str, Any]) -> None:
+        self._args = (reader, ref, split, info)
+        self._part: StoreReader | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> StoreReader:
+        if self._part is None:
+            with self._lock:
+                if self._part is None:
+                    reader, ref, *rest = self._args
+                    assert reader.fetch is not None
+                    reader.fetch(ref.path)
+                    try:
+                        self._part = reader._open_part(ref, *rest)
+                    except DamagedDatasetError as exc:  # fetched from a newer dataset
+                        remove(reader.path / ref.path)
+                        raise DatasetChangedError(
+                            f"{reader.path / ref.path}: the part fetched is not the one the "
+                            "manifest read at open lists: the dataset at its URL was replaced "
+                            f"after it was opened ({exc}). Open it again.") from None
+        return self._part
+
+    def read(self, key: str, start: int, stop: int) -> np.ndarray:
+        return self._get().read(key, start, stop)
+
+    def view(self, key: str, start: int, stop: int) -> np.ndarray:
+        return self._get().view(key, start, stop)
+
+    def verify(self, key: str) -> None:
+        self._get().verify(key)
+
+    def close(self) -> None:
+        if self._part is not None:
+            self._part.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_args": self._args, "_part": self._part}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
 class ShardedReader(NpyReader):
     """Reads a sharded dataset directory: its manifest, then every part it lists.
 
     The directory is opened the way :class:`~ooc.store.npy.NpyReader` opens
     one (the manifest through a descriptor of it); the parts are opened by
     path, and each part's manifest must be the one recorded, so a part
-    replaced while the dataset is opened is refused, never read.
+    replaced while the dataset is opened is refused, never read.  With
+    ``fetch`` (a remote dataset's cache), each part is fetched and opened
+    when first read instead of at open.
     """
 
-    def __init__(self, path: Path, verify: Verify = "once") -> None:
-        self._parts: list[StoreReader] = []
+    def __init__(self, path: Path, verify: Verify = "once",
+                 fetch: Callable[[str], None] | None = None) -> None:
+        self._parts: list[Any] = []
+        self.fetch = fetch
         super().__init__(path, verify)
 
     def _read_manifest(self) -> dict[str, Any]:
@@ -96,7 +151,7 @@ class ShardedReader(NpyReader):
         splits, meta = shard_refs(self.manifest, where)
         for name, refs in splits.items():
             info = self.manifest["splits"][name]
-            parts = [self._open_part(ref, name, info) for ref in refs]
+            parts = [self._part(ref, name, info) for ref in refs]
             rows, nnz = [r.n_rows for r in refs], [r.nnz for r in refs]
             for key, spec in split_specs(name, info).items():
                 if key.endswith("/indptr"):  # n + 1 entries: the last part's closing one too
@@ -107,11 +162,19 @@ class ShardedReader(NpyReader):
                     lengths = nnz if key.endswith(("/data", "/indices")) else rows
                     self._arrays[key] = _Joined(key, spec, parts, lengths)
         if meta is not None:
-            part = self._open_part(meta, None, self.manifest["extras"])
+            part = self._part(meta, None, self.manifest["extras"])
             for name, info in self.manifest["extras"].items():
                 key = f"extra/{name}"
                 spec = ArraySpec(np.dtype(info["dtype"]), (info["n"],))
                 self._arrays[key] = _Joined(key, spec, [part], [info["n"]])
+
+    def _part(self, ref: PartRef, split: str | None, info: dict[str, Any]) -> Any:
+        """The part, opened now, or when first read where parts are fetched."""
+        if self.fetch is None:
+            return self._open_part(ref, split, info)
+        part = _LazyPart(self, ref, split, info)
+        self._parts.append(part)
+        return part
 
     def _open_part(self, ref: PartRef, split: str | None, info: dict[str, Any]) -> StoreReader:
         path = self.path / ref.path
@@ -124,8 +187,11 @@ class ShardedReader(NpyReader):
             raise DamagedDatasetError(
                 f"{path}: this part of the sharded dataset {self.path} cannot be opened "
                 f"({exc}). Restore it or write the dataset again.") from exc
-        self._parts.append(part)
+        if self.fetch is None:
+            self._parts.append(part)
         if part.manifest.get("checksum") != ref.manifest or not _fits(part, ref, split, info):
+            if self.fetch is not None:  # not in _parts: closed by nobody else
+                part.close()
             self._check_same_dir()
             raise DamagedDatasetError(
                 f"{path}: this part is not the one the manifest of {self.path} lists (its "

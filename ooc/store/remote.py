@@ -1,0 +1,235 @@
+"""Datasets in object storage: any fsspec URL (``s3://``, ``gs://``, ``memory://``...).
+
+Reading (:func:`open_remote`): a dataset's files are fetched into a local
+cache directory and opened there, so every byte is checked as in a local
+dataset.  The cache keeps one directory per URL and manifest checksum
+(``<cache>/<hash of the URL>/<checksum>/``), so a dataset replaced at its
+URL is fetched anew, never mixed with the old one.  Every file is
+downloaded under a temporary name and renamed whole: a reader killed
+mid-download leaves nothing that looks fetched.  The parts of a sharded
+dataset are fetched when first read, so a reader of a few parts fetches
+only those.  The cache is never cleaned by ooc: delete it while no reader
+has it open.
+
+Writing (:func:`upload`): a committed local dataset is copied to a URL,
+its manifest last, so that a reader finds no dataset or all of it.  An ooc
+dataset already there is removed first (with ``overwrite``), manifest
+first; anything else there is refused and left alone.
+
+fsspec and the store's own package (``s3fs``, ``gcsfs``) are imported only
+here: ``pip install 'ooc[s3]'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..errors import DatasetExistsError, DatasetNotFoundError, OocError, OutputConflictError
+from ..format import (
+    FORMAT_NAME,
+    HDF5_SIGNATURE,
+    MANIFEST_FILENAME,
+    SHARDS_MANIFEST,
+    TMP_MARKER,
+    array_specs,
+    load_manifest,
+)
+from ._atomic import remove
+from .base import StoreReader, Verify
+
+
+def is_url(path: Any) -> bool:
+    """Whether ``path`` names a dataset through fsspec (``file://`` is a local path)."""
+    return isinstance(path, str) and "://" in path and not path.startswith("file://")
+
+
+def local_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a local path (a ``file://`` URL without its scheme)."""
+    text = os.fspath(path)
+    return Path(text[len("file://"):] if text.startswith("file://") else text)
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The local cache: ``cache_dir``, else ``$OOC_CACHE_DIR``, else ``~/.cache/ooc``."""
+    chosen = cache_dir or os.environ.get("OOC_CACHE_DIR")
+    return Path(chosen) if chosen else Path.home() / ".cache" / "ooc"
+
+
+def url_key(url: str) -> str:
+    """A directory name for ``url`` in the cache."""
+    return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+
+
+def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+    try:
+        import fsspec
+    except ImportError:
+        raise OocError(f"{url}: reading and writing URLs needs fsspec and the store's package "
+                       "(pip install 'ooc[s3]' for s3://; gcsfs for gs://).") from None
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except (ImportError, ValueError) as exc:
+        raise OocError(f"{url}: fsspec cannot open this URL ({exc}).") from None
+    return fs, root.rstrip("/")
+
+
+class RemoteFiles:
+    """Fetches the files of one remote dataset into its local cache directory.
+
+    Picklable (a spawned worker fetches what it reads).
+    """
+
+    def __init__(self, fs: Any, root: str, local: Path) -> None:
+        self.fs, self.root, self.local = fs, root, local
+
+    def fetch(self, rel: str) -> Path:
+        """Bring ``rel`` (an HDF5 file, or an npy dataset directory) into the cache."""
+        dest = self.local / rel
+        if dest.exists():
+            return dest
+        remote = f"{self.root}/{rel}" if rel else self.root
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if self.fs.isfile(remote):
+            _download(self.fs, remote, dest)
+        else:
+            self._fetch_npy(remote, dest)
+        return dest
+
+    def _fetch_npy(self, remote: str, dest: Path) -> None:
+        where = f"{remote}/{MANIFEST_FILENAME}"
+        text = _cat(self.fs, where)
+        manifest = load_manifest(text, where)
+        array_specs(manifest, where)  # array keys checked: they become paths below
+        tmp = dest.with_name(f"{dest.name}{TMP_MARKER}fetch-{uuid.uuid4().hex}")
+        try:
+            for key in manifest["arrays"]:
+                for name in (f"{key}.npy", f"{key}.crc32c.npy"):
+                    (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                    _download(self.fs, f"{remote}/{name}", tmp / name)
+            (tmp / MANIFEST_FILENAME).write_bytes(text)  # the bytes checked above
+            try:
+                os.rename(tmp, dest)
+            except OSError:
+                if not dest.exists():  # else another process fetched it first
+                    raise
+        finally:
+            remove(tmp)
+
+
+def _cat(fs: Any, remote: str) -> bytes:
+    try:
+        return fs.cat_file(remote)
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"{remote}: no such file (the dataset was removed or "
+                                   "replaced while it was read?).") from None
+
+
+def _download(fs: Any, remote: str, dest: Path) -> None:
+    tmp = dest.with_name(f"{dest.name}{TMP_MARKER}fetch-{uuid.uuid4().hex}")
+    try:
+        fs.get_file(remote, str(tmp))
+        os.replace(tmp, dest)
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"{remote}: no such file (the dataset was removed or "
+                                   "replaced while it was read?).") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def open_remote(url: str, verify: Verify = "once", cache_dir: str | os.PathLike[str] | None = None,
+                storage_options: dict[str, Any] | None = None) -> StoreReader:
+    """Open the dataset at ``url`` from the local cache, fetching what it lacks."""
+    from . import open_store
+    from .sharded import ShardedReader
+
+    fs, root = _filesystem(url, storage_options)
+    base = cache_root(cache_dir) / url_key(url)
+    name = root.rsplit("/", 1)[-1] or "dataset"
+    if fs.isfile(root):  # one HDF5 file: its manifest is inside, keyed by the object's tag
+        info = fs.info(root)
+        tag = str(info.get("ETag") or info.get("etag") or info.get("mtime") or "")
+        key = hashlib.sha256(f"{tag}:{info.get('size')}".encode()).hexdigest()[:16]
+        local = RemoteFiles(fs, root.rsplit("/", 1)[0], base / key).fetch(name)
+        return open_store(local, verify)
+    for manifest_name in (SHARDS_MANIFEST, MANIFEST_FILENAME):
+        if fs.isfile(f"{root}/{manifest_name}"):
+            break
+    else:
+        raise DatasetNotFoundError(f"{url}: no ooc dataset here (no {SHARDS_MANIFEST}, no "
+                                   f"{MANIFEST_FILENAME}, not a file).")
+    text = _cat(fs, f"{root}/{manifest_name}")
+    checksum = load_manifest(text, f"{url}/{manifest_name}")["checksum"].split(":")[-1]
+    if manifest_name == MANIFEST_FILENAME:
+        return open_store(RemoteFiles(fs, root, base / checksum / name).fetch(""), verify)
+    local = base / checksum / name
+    if not (local / SHARDS_MANIFEST).exists():
+        local.mkdir(parents=True, exist_ok=True)
+        tmp = local / f"{SHARDS_MANIFEST}{TMP_MARKER}{uuid.uuid4().hex}"
+        tmp.write_bytes(text)
+        os.replace(tmp, local / SHARDS_MANIFEST)
+    return ShardedReader(local, verify, fetch=RemoteFiles(fs, root, local).fetch)
+
+
+def upload(local: Path, url: str, *, overwrite: bool = False,
+           storage_options: dict[str, Any] | None = None) -> None:
+    """Copy the committed dataset at ``local`` to ``url``, its manifest last."""
+    fs, root = _filesystem(url, storage_options)
+    _clear_output(fs, root, url, overwrite)
+    if local.is_file():  # one object: a PUT is all or nothing
+        fs.put_file(str(local), root)
+        return
+    manifest = SHARDS_MANIFEST if (local / SHARDS_MANIFEST).exists() else MANIFEST_FILENAME
+    files = sorted(p for p in local.rglob("*") if p.is_file() and p != local / manifest)
+    for path in files:
+        fs.put_file(str(path), f"{root}/{path.relative_to(local).as_posix()}")
+    fs.put_file(str(local / manifest), f"{root}/{manifest}")
+
+
+def check_remote_output(url: str, overwrite: bool,
+                        storage_options: dict[str, Any] | None = None) -> None:
+    """Raise unless a dataset may be uploaded to ``url`` (as :func:`upload` checks)."""
+    fs, root = _filesystem(url, storage_options)
+    _clear_output(fs, root, url, overwrite, clear=False)
+
+
+def _clear_output(fs: Any, root: str, url: str, overwrite: bool, clear: bool = True) -> None:
+    """Refuse what is not an ooc dataset at ``root``; remove one with ``overwrite``."""
+    if not fs.exists(root):
+        return
+    if not _holds_dataset(fs, root):
+        raise OutputConflictError(
+            f"{url}: something that is not an ooc dataset is here. ooc replaces only its own "
+            "datasets, even with --overwrite (overwrite=True). Choose another URL.")
+    if not overwrite:
+        raise DatasetExistsError(f"{url}: a dataset already exists here. Pass --overwrite "
+                                 "(overwrite=True) to replace it, or choose another URL.")
+    if clear and fs.isdir(root):  # the manifest first: then no reader takes it for a dataset
+        for manifest in (SHARDS_MANIFEST, MANIFEST_FILENAME):
+            if fs.isfile(f"{root}/{manifest}"):
+                fs.rm_file(f"{root}/{manifest}")
+        fs.rm(root, recursive=True)
+
+
+def _holds_dataset(fs: Any, root: str) -> bool:
+    """Whether ``root`` is an ooc dataset and nothing else."""
+    if fs.isfile(root):
+        if fs.cat_file(root, start=0, end=8) != HDF5_SIGNATURE:
+            return False
+        import h5py
+
+        from .hdf5 import format_name
+
+        try:
+            with fs.open(root, "rb") as f, h5py.File(f, "r") as h5:
+                return format_name(h5) == FORMAT_NAME
+        except Exception:  # h5py raises many kinds on files it cannot read
+            return False
+    names = [p[len(root) + 1:] for p in fs.find(root)]
+    if SHARDS_MANIFEST not in names and MANIFEST_FILENAME not in names:
+        return False
+    return all(n.endswith((".npy", ".h5")) or n.rsplit("/", 1)[-1] in (
+        MANIFEST_FILENAME, SHARDS_MANIFEST) for n in names)
