@@ -18,7 +18,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,7 @@ from .store._atomic import (
     temporary_path,
 )
 from .store._disk import writing
-from .writer import DatasetWriter, Metadata, check_split_name
+from .writer import DatasetWriter, Metadata, Transaction, check_split_name
 
 _PART_NAME = re.compile(r"part-(?P<index>[0-9]{5,})(?:\.h5)?\Z")
 
@@ -72,7 +71,7 @@ class PartTarget:
         return writer
 
 
-class ShardedWriter:
+class ShardedWriter(Transaction):
     """Collects parts written anywhere into one dataset; see :func:`create_sharded`."""
 
     def __init__(self, path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
@@ -198,20 +197,6 @@ class ShardedWriter:
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError(f"the writer of {self.path} is already committed or aborted.")
-
-    def __enter__(self) -> ShardedWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def _manifest_of(path: Path) -> dict[str, Any]:

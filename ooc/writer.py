@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse
@@ -150,7 +150,34 @@ def _as_labels(y: Any, n_rows: int) -> np.ndarray:
     return labels
 
 
-class DatasetWriter:
+class Transaction:
+    """A writer used in a ``with`` block: committed at its end, aborted on an error."""
+
+    path: Path
+    _closed: bool
+
+    def commit(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"the writer of {self.path} is already committed or aborted.")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class DatasetWriter(Transaction):
     """Appends chunks to the splits of a new dataset; commits atomically.
 
     Use :func:`ooc.create` (its parameters are documented there).  Nothing
@@ -320,19 +347,6 @@ class DatasetWriter:
             if self._spill is not None:
                 self._spill.remove()
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError(f"the writer of {self.path} is already committed or aborted.")
-
-    def __enter__(self) -> DatasetWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def create(path: str | Path, format: str = "hdf5", *, overwrite: bool = False,
