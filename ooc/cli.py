@@ -251,7 +251,10 @@ def _add_preprocess(sub: Any) -> None:
                        check=_check_split_fractions)
     p.add_argument("input", nargs="+",
                    help="CSV/TSV, JSON Lines, Parquet or folder-per-class inputs")
-    p.add_argument("--out", required=True, help="dataset to write: a .h5 file or an npy folder")
+    p.add_argument("--out", required=True,
+                   help="dataset to write: a .h5 file or an npy folder, or a URL "
+                   "(s3://bucket/ds, any fsspec URL; needs pip install 'ooc[s3]'): with "
+                   "--shard-rows each part is uploaded by the worker that wrote it")
     p.add_argument("--format", choices=("hdf5", "npy"), default="hdf5", help="storage backend")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     _add_input_options(p)
@@ -300,9 +303,14 @@ def _add_preprocess(sub: Any) -> None:
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the jobs on a Dask cluster: a scheduler's address "
                    "(tcp://HOST:8786), or 'local' for a LocalCluster of --workers "
-                   "processes; the output's directory must be on a filesystem every "
-                   "worker reaches; needs pip install 'ooc[dask]' (default: a local "
-                   "process pool, no Dask)")
+                   "processes; the work directory (--work-dir) must be on a filesystem "
+                   "every worker reaches, and so must --out unless it is a URL; needs pip "
+                   "install 'ooc[dask]' (default: a local process pool, no Dask)")
+    g.add_argument("--work-dir", metavar="DIR",
+                   help="where the run's work directory goes (spilled counts, shuffle "
+                   "buckets, progress for --resume; about the size of the output): on a "
+                   "cluster a filesystem every worker reaches (default: beside --out; for an "
+                   "--out URL, the local cache)")
     again = g.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue an interrupted run")
     again.add_argument("--restart", action="store_true",

@@ -167,6 +167,13 @@ Written by many processes at once (``ooc preprocess --shard-rows``,
   whose manifest is not the one recorded (a part of another write, or
   another part's), and check each part as its backend does.  Part paths are
   relative, of the form ``<split>/part-<5+ digits>[.h5]`` or ``meta[.h5]``.
+* In object storage, where nothing is renamed, a sharded dataset is written
+  in place under its URL: ``ooc-writing.json`` (``{"dataset_id": …}``)
+  first, then each part (an HDF5 part is one object; an npy part has its
+  ``ooc.json`` uploaded last), the meta part, ``ooc-shards.json``, and
+  ``ooc-writing.json`` is deleted.  A URL holding ``ooc-writing.json`` and
+  no manifest is an unfinished write: readers refuse it, the next writer
+  of the URL replaces it.
 
 NumPy backend (a directory)
 ---------------------------
@@ -207,6 +214,7 @@ SHARDED_VERSION = 2
 READ_VERSIONS = (FORMAT_VERSION, SHARDED_VERSION)
 MANIFEST_FILENAME = "ooc.json"
 SHARDS_MANIFEST = "ooc-shards.json"
+WRITING_MARKER = "ooc-writing.json"  # a sharded write in progress at a URL
 PART_PATH = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/part-[0-9]{5,}|meta)(?:\.h5)?\Z")
 HDF5_MANIFEST_NAME = "ooc_manifest"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of every HDF5 file

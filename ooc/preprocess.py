@@ -101,6 +101,7 @@ class PreprocessConfig:
     memory_budget: int = 1 << 30
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     scheduler: str | None = None
+    work_dir: str | None = None
     resume: bool = False
     restart: bool = False
     on_bad_row: str = "error"
@@ -115,6 +116,10 @@ class PreprocessConfig:
         if self.resume and self.restart:
             raise ValueError("resume and restart exclude each other: --resume continues an "
                              "interrupted run, --restart discards it.")
+        if self.work_dir is not None and "://" in self.work_dir:
+            raise ValueError(f"work_dir must be a directory on a filesystem every worker "
+                             f"reaches (a shared one on a cluster), not a URL; got "
+                             f"{self.work_dir!r}.")
         if self.shard_rows is not None and self.shard_rows < 1:
             raise ValueError(f"shard_rows must be >= 1; got {self.shard_rows}.")
         if self.chunk_rows < 1 or self.workers < 1 or self.memory_budget < (16 << 20):
@@ -163,7 +168,7 @@ class PreprocessConfig:
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between a run and its ``--resume``."""
         ignored = ("resume", "restart", "progress", "workers", "scheduler", "overwrite",
-                   "memory_budget", "strict_labels", "shard_rows")
+                   "memory_budget", "strict_labels", "shard_rows", "work_dir")
         settings = {k: v for k, v in asdict(self).items() if k not in ignored}
         return {"settings": settings,
                 "inputs": input_fingerprint(self.all_inputs)}
@@ -529,21 +534,31 @@ def part_groups(sources: list[tuple[str, Any]], rows: dict[str, int],
 
 def preprocess(config: PreprocessConfig) -> Summary:
     """Run every pass; return the summary.  Raises :class:`ooc.errors.OocError` subclasses."""
-    if is_url(config.out):
+    remote = is_url(config.out)
+    if remote and not config.shard_rows:
         return _preprocess_to_url(config)
     start = time.perf_counter()
-    out = Path(config.out)
-    if _finished_earlier(config, out):
-        return _summary(config, start, None, True, 0, note=(
-            f"already complete: {out} (an earlier run with these settings committed it; "
-            f"its leftover work directory {work_path(out)} was removed)"))
-    check_output(out, config.overwrite, config.all_inputs)
-    remove_dead_temporaries(out)  # from a run killed while writing
-    rejects_path = (out.with_name(out.name + ".rejects.csv")
+    anchor = _work_anchor(config)  # the work directory is named after it
+    if remote:  # sharded: the parts go straight to the URL
+        from .store.remote import check_remote_output
+
+        check_remote_output(config.out, config.overwrite)  # before any work
+        anchor.parent.mkdir(parents=True, exist_ok=True)
+        beside = anchor
+    else:
+        out = Path(config.out)
+        if _finished_earlier(config, out, anchor):
+            return _summary(config, start, None, True, 0, note=(
+                f"already complete: {out} (an earlier run with these settings committed it; "
+                f"its leftover work directory {work_path(anchor)} was removed)"))
+        check_output(out, config.overwrite, config.all_inputs)
+        remove_dead_temporaries(out)  # from a run killed while writing
+        beside = out
+    rejects_path = (beside.with_name(beside.name + ".rejects.csv")
                     if config.on_bad_row == "skip" else None)
     if rejects_path is not None:
         check_rejects_path(rejects_path)
-    work = WorkDir(out, config.fingerprint(), config.resume, config.restart)
+    work = WorkDir(anchor, config.fingerprint(), config.resume, config.restart)
     try:
         with writing(work.path):  # what no pass names better
             rejects, worker_peak = _run_passes(config, work, rejects_path)
@@ -560,15 +575,27 @@ def preprocess(config: PreprocessConfig) -> Summary:
     return _summary(config, start, rejects, work.resumed, worker_peak)
 
 
+def _work_anchor(config: PreprocessConfig) -> Path:
+    """The path the run's work directory is named after (``<it>.ooc-work``): the output,
+    else the output's name in ``work_dir`` or, for a URL, in the local cache."""
+    if not config.work_dir and not is_url(config.out):
+        return Path(config.out)
+    name = config.out.rstrip("/").rsplit("/", 1)[-1]
+    if config.work_dir:
+        return Path(config.work_dir) / name
+    from .store.remote import cache_root, url_key
+
+    return cache_root() / "staging" / url_key(config.out) / name
+
+
 def _preprocess_to_url(config: PreprocessConfig) -> Summary:
-    """Write the dataset into a staging copy in the local cache, then upload it (manifest
-    last) and remove the copy.  The staging path follows from the URL, so ``--resume``
+    """One file or folder: written as a staging copy in the local cache, then uploaded
+    (manifest last) and removed.  The staging path follows from the URL, so ``--resume``
     finds the run's work, and a run stopped while uploading uploads again."""
-    from .store.remote import cache_root, check_remote_output, upload, url_key
+    from .store.remote import check_remote_output, upload
 
     check_remote_output(config.out, config.overwrite)  # before any work
-    staging = cache_root() / "staging" / url_key(config.out) / config.out.rstrip("/").rsplit(
-        "/", 1)[-1]
+    staging = _work_anchor(replace(config, work_dir=None))
     staging.parent.mkdir(parents=True, exist_ok=True)
     summary = preprocess(replace(config, out=str(staging), overwrite=True))
     upload(staging, config.out, overwrite=config.overwrite)
@@ -608,23 +635,23 @@ def preprocess_text(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
     return preprocess(PreprocessConfig(**config))
 
 
-def _finished_earlier(config: PreprocessConfig, out: Path) -> bool:
+def _finished_earlier(config: PreprocessConfig, out: Path, anchor: Path) -> bool:
     """Whether ``--resume`` finds ``out`` committed by its run, stopped while cleaning up.
 
-    A work directory left beside the dataset its run committed (``run_id``
+    A work directory left by the run that committed the dataset (``run_id``
     in both) is garbage, and is removed whatever this run asks.
     """
-    state = read_state(out, removing=True)
+    state = read_state(anchor, removing=True)
     if (state is None or not state.get("run_id") or not out.exists()
             or state["run_id"] != _run_id_of(out)):
         return False
-    discard(out)
+    discard(anchor)
     if config.resume and same_fingerprint(state, config.fingerprint()):
         return True
     if not config.overwrite:
         raise DatasetExistsError(
             f"{out}: this dataset is complete: an earlier run committed it and was stopped "
-            f"while removing its work directory {work_path(out)}, which is now removed. Pass "
+            f"while removing its work directory {work_path(anchor)}, which is now removed. Pass "
             "--overwrite to write it again, or choose another --out.")
     return False
 
@@ -702,8 +729,16 @@ def _summary(config: PreprocessConfig, start: float, rejects: RejectLog | None, 
         classes = list(ds.classes or ())
         parts = sum(len(s.get("parts", ())) for s in ds.manifest["splits"].values())
     return Summary(out=config.out, rows=rows, classes=classes,
-                   n_features=n_features, nnz=nnz, bytes_written=bytes_on_disk(Path(config.out)),
+                   n_features=n_features, nnz=nnz, bytes_written=_bytes_written(config.out),
                    seconds=time.perf_counter() - start, peak_rss=peak_rss_bytes(),
                    peak_rss_workers=worker_peak, skipped=rejects.count if rejects else 0,
                    rejects=str(rejects.path) if rejects and rejects.count else None,
                    resumed=resumed, note=note, parts=parts)
+
+
+def _bytes_written(out: str) -> int:
+    if is_url(out):
+        from .store.remote import url_bytes
+
+        return url_bytes(out)
+    return bytes_on_disk(Path(out))

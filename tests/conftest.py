@@ -102,8 +102,9 @@ class TextKit:
         """A PreprocessConfig with quick defaults (one worker, no progress bars)."""
         inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         defaults = {"workers": 1, "progress": False, "chunk_rows": 512}
+        out = out if "://" in str(out) else self.tmp_path / out  # a URL as it is
         return PreprocessConfig(inputs=tuple(str(p) for p in inputs),
-                                out=str(self.tmp_path / out), **{**defaults, **options})
+                                out=str(out), **{**defaults, **options})
 
     def preprocess(self, inputs: Sequence[Any] | Any, out: str | Path = "out.h5",
                    **options: Any) -> Summary:

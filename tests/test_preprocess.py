@@ -34,7 +34,7 @@ import ooc.text.ngram_fit
 import ooc.text.tokenize_pass
 from ooc import _platform
 from ooc.cli import main
-from ooc.errors import CorpusError, ResumeError
+from ooc.errors import CorpusError, InterruptedRunError, ResumeError
 from ooc.preprocess import PreprocessConfig
 from ooc.text.counts import SpilledCounts
 from ooc.text.hashindex import HashIndex
@@ -569,6 +569,28 @@ def test_resume_after_a_crash_inside_a_pass_equals_an_uninterrupted_run(textkit,
     assert textkit.preprocess(corpus, resume=True, **options).resumed
     textkit.preprocess(corpus, top_k=800, chunk_rows=100, out="straight.h5")
     textkit.assert_same(textkit.load("straight.h5"), textkit.load("resumed.h5"))
+
+
+def test_a_run_in_a_work_dir_of_its_own_resumes_from_there(textkit, monkeypatch):
+    # --work-dir: the work directory is <work-dir>/<out's name>.ooc-work, not beside --out
+    corpus = textkit.corpus("c.csv", docs=600, seed=43)
+    shared = textkit.tmp_path / "shared"
+    options = {"top_k": 300, "chunk_rows": 100, "out": "resumed.h5", "work_dir": str(shared)}
+    original = ooc.text.jobs.transform
+    monkeypatch.setattr(ooc.text.jobs, "transform", lambda *a: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        textkit.preprocess(corpus, **options)
+    monkeypatch.setattr(ooc.text.jobs, "transform", original)
+    assert work_dir(shared / "resumed.h5").exists()
+    assert not work_dir(textkit.tmp_path / "resumed.h5").exists()
+    with pytest.raises(InterruptedRunError):  # found there by the next run
+        textkit.preprocess(corpus, **options)
+    assert textkit.preprocess(corpus, resume=True, **options).resumed
+    assert not work_dir(shared / "resumed.h5").exists()
+    textkit.preprocess(corpus, top_k=300, chunk_rows=100, out="straight.h5")
+    textkit.assert_same(textkit.load("straight.h5"), textkit.load("resumed.h5"))
+    with pytest.raises(ValueError, match="not a URL"):
+        textkit.config(corpus, work_dir="s3://bucket/work")
 
 
 def test_resume_with_other_inputs_is_refused(textkit):

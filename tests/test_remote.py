@@ -13,9 +13,9 @@ import pytest
 
 import ooc
 from ooc.cli import main
-from ooc.format import SHARDS_MANIFEST
+from ooc.format import MANIFEST_FILENAME, SHARDS_MANIFEST, WRITING_MARKER
 from ooc.store.remote import upload
-from tests.test_store_sharded import small_sharded
+from tests.test_store_sharded import _write_part, small_sharded
 
 moto_server = pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
@@ -139,17 +139,32 @@ def test_uploads_replace_only_ooc_datasets(s3, tmp_path):
     assert fs.cat_file(f"{bucket}/mine.h5") == b"not hdf5"
 
 
-def test_preprocess_writes_to_a_url(s3, textkit, tmp_path, capsys):
+@pytest.mark.parametrize("sharded", [True, False])
+def test_preprocess_writes_to_a_url(s3, textkit, tmp_path, capsys, monkeypatch, sharded):
+    # sharded: each part uploaded by its worker, the work directory in --work-dir;
+    # else one file written in the local cache and uploaded
+    import ooc.preprocess as pre
+    from ooc.store import remote
+
     fs, bucket = s3
     corpus = textkit.corpus("c.csv", docs=600, seed=49)
-    args = [str(corpus), "--top-k", "300", "--workers", "2", "--quiet", "--shard-rows", "100",
-            "--no-shuffle", "--chunk-rows", "50"]
+    args = [str(corpus), "--top-k", "300", "--workers", "2", "--quiet", "--no-shuffle",
+            "--chunk-rows", "50", *(["--shard-rows", "100"] if sharded else [])]
     assert main(["preprocess", *args, "--out", str(tmp_path / "local")]) == 0
-    assert main(["preprocess", *args, "--out", f"s3://{bucket}/ds"]) == 0
+    used, work_dir = [], pre.WorkDir
+    monkeypatch.setattr(pre, "WorkDir", lambda *a: used.append(a[0]) or work_dir(*a))
+    work = ["--work-dir", str(tmp_path / "shared")] if sharded else []
+    if sharded:  # no copy of the whole dataset is uploaded from here
+        monkeypatch.setattr(remote, "upload", lambda *a, **k: pytest.fail("staged"))
+    assert main(["preprocess", *args, "--out", f"s3://{bucket}/ds", *work]) == 0
     assert f"wrote s3://{bucket}/ds" in capsys.readouterr().out
-    manifest = json.loads(fs.cat_file(f"{bucket}/ds/{SHARDS_MANIFEST}"))
-    assert len(manifest["splits"]["train"]["parts"]) >= 4
-    assert not list((tmp_path / "cache" / "staging").rglob("*.h5"))  # the staging copy is gone
+    assert used == [tmp_path / "shared" / "ds"] if sharded else len(used) == 1
+    if sharded:
+        manifest = json.loads(fs.cat_file(f"{bucket}/ds/{SHARDS_MANIFEST}"))
+        assert len(manifest["splits"]["train"]["parts"]) >= 4
+    else:
+        assert fs.isfile(f"{bucket}/ds")
+    assert not staged_files(tmp_path)  # no staging copy or part is left
     textkit.assert_same(textkit.load(tmp_path / "local"), load_url(f"s3://{bucket}/ds"))
     assert main(["info", f"s3://{bucket}/ds"]) == 0
 
@@ -161,3 +176,111 @@ def load_url(url: str):
         splits = {name: SplitData(s.x[:], np.asarray(s.y[:]), np.asarray(s.row_ids[:]))
                   for name, s in ds.splits.items()}
         return Loaded(ds.classes, ds.feature_names, splits, ds.vectorizer)
+
+
+def staged_files(tmp_path: Path) -> list[Path]:
+    """What writers left in the local cache (parts before upload, the meta part)."""
+    return [p for d in ("parts", "staging") for p in (tmp_path / "cache" / d).rglob("*")
+            if p.is_file()]
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "npy"])
+def test_a_sharded_dataset_written_straight_to_a_url(s3, tmp_path, fmt):
+    fs, bucket = s3
+    url = f"s3://{bucket}/ds"
+    small_sharded(url, fmt, v=4, n_parts=3)
+    assert not fs.exists(f"{bucket}/ds/{WRITING_MARKER}") and not staged_files(tmp_path)
+    with ooc.open(url, verify="always") as ds, \
+            ooc.open(small_sharded(tmp_path / "local", fmt, v=4, n_parts=3)) as ref:
+        np.testing.assert_array_equal(ds.train.x[:], ref.train.x[:])
+        np.testing.assert_array_equal(ds.train.row_ids[:], ref.train.row_ids[:])
+        assert ds.extra("tag").tolist() == [4] and ds.classes == ["a"]
+        parts = [{**p, "manifest": None} for p in ds.manifest["splits"]["train"]["parts"]]
+        assert parts == [{**p, "manifest": None}  # each write's id is in its parts
+                         for p in ref.manifest["splits"]["train"]["parts"]]
+
+
+def test_parts_uploaded_by_other_processes(s3, tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    _, bucket = s3
+    url = f"s3://{bucket}/ds"
+    with ooc.create_sharded(url, "hdf5") as w:
+        w.set_metadata(classes=["even", "odd"])
+        with ProcessPoolExecutor(2) as pool:
+            pids = list(pool.map(_write_part, [w.part("train", i) for i in range(6)]))
+    assert os.getpid() not in pids and not staged_files(tmp_path)
+    with ooc.open(url) as ds:
+        np.testing.assert_array_equal(ds.train.x[:].ravel(), np.arange(60))
+        assert ds.train.label_counts.tolist() == [30, 30]
+
+
+def test_an_unfinished_write_is_refused_then_replaced(s3, tmp_path):
+    _, bucket = s3
+    url = f"s3://{bucket}/ds"
+    first = ooc.create_sharded(url, "npy")
+    for k in range(2):
+        _write_part(first.part("train", k))
+    with pytest.raises(ooc.IncompleteDatasetError, match="has not finished"):
+        ooc.open(url)
+    small_sharded(url, "npy", v=5)  # the next write replaces it, without --overwrite
+    with pytest.raises(ooc.ChunkError, match="not part 0 of split 'train' of this write"):
+        first.commit()  # the first write finds the second's parts: it stops, touching nothing
+    with ooc.open(url) as ds:
+        assert ds.extra("tag").tolist() == [5] and len(ds.train) == 30
+
+
+def test_a_part_uploaded_again_or_cut_short(s3, tmp_path):
+    fs, bucket = s3
+    url = f"s3://{bucket}/ds"
+    w = ooc.create_sharded(url, "npy")
+    for k in (0, 1, 1):  # part 1 twice, as a retried task
+        _write_part(w.part("train", k))
+    key = f"{bucket}/ds/train/part-00001/{MANIFEST_FILENAME}"
+    assert fs.exists(key)
+    w.commit()
+    with ooc.open(url) as ds:
+        np.testing.assert_array_equal(ds.train.x[:].ravel(), np.arange(20))
+
+    w = ooc.create_sharded(url, "npy", overwrite=True)
+    for k in (0, 1):
+        _write_part(w.part("train", k))
+    fs.rm_file(f"{bucket}/ds/train/part-00001/{MANIFEST_FILENAME}")  # an upload cut short
+    with pytest.raises(ooc.ChunkError, match="part-00001: this part was not uploaded whole"):
+        w.commit()
+    assert not fs.exists(f"{bucket}/ds")  # the failed write took what it uploaded
+
+
+def test_a_sharded_write_to_a_url_replaces_only_ooc_datasets(s3, tmp_path):
+    fs, bucket = s3
+    url = f"s3://{bucket}/ds"
+    small_sharded(url, v=1)
+    with pytest.raises(ooc.DatasetExistsError):
+        ooc.create_sharded(url)
+    w = ooc.create_sharded(url, overwrite=True)
+    w.abort()  # the old dataset was replaced when the write started
+    assert not fs.exists(f"{bucket}/ds")
+    fs.pipe(f"{bucket}/ds/notes.txt", b"mine")
+    with pytest.raises(ooc.OutputConflictError, match="not an ooc dataset"):
+        ooc.create_sharded(url, overwrite=True)
+    assert fs.cat_file(f"{bucket}/ds/notes.txt") == b"mine"
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_writes_its_parts_to_a_url(s3, textkit, tmp_path):
+    # the README's command: tasks upload their parts; the work directory in --work-dir
+    pytest.importorskip("distributed")
+    _, bucket = s3
+    corpus = textkit.corpus("c.csv", docs=1500, seed=45)
+    options = {"top_k": 800, "chunk_rows": 100, "shard_rows": 300}
+    textkit.preprocess(corpus, out="pool", workers=2, **options)
+    environ = dict(os.environ)
+    try:
+        summary = textkit.preprocess(corpus, out=f"s3://{bucket}/ds", workers=2,
+                                     scheduler="local", work_dir=str(tmp_path / "shared"),
+                                     **options)
+    finally:  # a LocalCluster's nannies leave their workers' variables in os.environ
+        os.environ.clear()
+        os.environ.update(environ)
+    assert summary.parts >= 2 and not staged_files(tmp_path)
+    textkit.assert_same(textkit.load("pool"), load_url(f"s3://{bucket}/ds"))

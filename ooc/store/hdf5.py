@@ -333,6 +333,27 @@ def _chunk_offsets(ds: h5py.Dataset, row_nbytes: int) -> np.ndarray | None:
     return offsets if (offsets >= 0).all() else None
 
 
+def read_manifest(f: h5py.File, where: str) -> dict[str, Any]:
+    """The checked manifest of the ooc dataset open in ``f``."""
+    try:
+        name, version = format_name(f), f.attrs.get("ooc_format_version")
+        text = f[HDF5_MANIFEST_NAME][()] if HDF5_MANIFEST_NAME in f else None
+    except _H5_ERRORS as exc:
+        raise DamagedDatasetError(
+            f"{where}: HDF5 cannot read the ooc metadata ({exc}). The file is "
+            "damaged; restore it or write the dataset again.") from None
+    if name != FORMAT_NAME:
+        raise NotADatasetError(
+            f"{where}: expected an HDF5 file written by ooc (root attribute "
+            "ooc_format='ooc'); this file has none.")
+    check_version(version, where)
+    if text is None:
+        raise IncompleteDatasetError(
+            f"{where}: this HDF5 file was left by an ooc writer that did not "
+            "finish. Delete it and run the write again.")
+    return load_manifest(text, where)
+
+
 class Hdf5Reader(StoreReader):
     """Reads a one-file HDF5 dataset.
 
@@ -386,24 +407,7 @@ class Hdf5Reader(StoreReader):
                 "or cut short; restore it or write the dataset again.") from None
 
     def _read_manifest(self) -> dict[str, Any]:
-        f = self.h5file()
-        try:
-            name, version = format_name(f), f.attrs.get("ooc_format_version")
-            text = f[HDF5_MANIFEST_NAME][()] if HDF5_MANIFEST_NAME in f else None
-        except _H5_ERRORS as exc:
-            raise DamagedDatasetError(
-                f"{self.path}: HDF5 cannot read the ooc metadata ({exc}). The file is "
-                "damaged; restore it or write the dataset again.") from None
-        if name != FORMAT_NAME:
-            raise NotADatasetError(
-                f"{self.path}: expected an HDF5 file written by ooc (root attribute "
-                "ooc_format='ooc'); this file has none.")
-        check_version(version, str(self.path))
-        if text is None:
-            raise IncompleteDatasetError(
-                f"{self.path}: this HDF5 file was left by an ooc writer that did not "
-                "finish. Delete it and run the write again.")
-        return load_manifest(text, str(self.path))
+        return read_manifest(self.h5file(), str(self.path))
 
     def _open_array(self, key: str, spec: ArraySpec) -> _H5Array:
         chunk_rows = layout_int(self.manifest["arrays"][key], key, "chunk_rows", str(self.path))

@@ -14,7 +14,9 @@ has it open.
 Writing (:func:`upload`): a committed local dataset is copied to a URL,
 its manifest last, so that a reader finds no dataset or all of it.  An ooc
 dataset already there is removed first (with ``overwrite``), manifest
-first; anything else there is refused and left alone.
+first; anything else there is refused and left alone.  A sharded dataset
+can also be written part by part straight to its URL
+(:mod:`ooc.remote_writer`).
 
 fsspec and the store's own package (``s3fs``, ``gcsfs``) are imported only
 here: ``pip install 'ooc[s3]'``.
@@ -28,13 +30,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..errors import DatasetExistsError, DatasetNotFoundError, OocError, OutputConflictError
+from ..errors import (
+    DatasetExistsError,
+    DatasetNotFoundError,
+    IncompleteDatasetError,
+    OocError,
+    OutputConflictError,
+)
 from ..format import (
     FORMAT_NAME,
     HDF5_SIGNATURE,
     MANIFEST_FILENAME,
     SHARDS_MANIFEST,
     TMP_MARKER,
+    WRITING_MARKER,
     array_specs,
     load_manifest,
 )
@@ -64,7 +73,8 @@ def url_key(url: str) -> str:
     return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
 
 
-def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+def filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+    """fsspec's filesystem for ``url`` and the path in it."""
     try:
         import fsspec
     except ImportError:
@@ -146,7 +156,7 @@ def open_remote(url: str, verify: Verify = "once", cache_dir: str | os.PathLike[
     from . import open_store
     from .sharded import ShardedReader
 
-    fs, root = _filesystem(url, storage_options)
+    fs, root = filesystem(url, storage_options)
     base = cache_root(cache_dir) / url_key(url)
     name = root.rsplit("/", 1)[-1] or "dataset"
     if fs.isfile(root):  # one HDF5 file: its manifest is inside, keyed by the object's tag
@@ -159,6 +169,11 @@ def open_remote(url: str, verify: Verify = "once", cache_dir: str | os.PathLike[
         if fs.isfile(f"{root}/{manifest_name}"):
             break
     else:
+        if fs.isfile(f"{root}/{WRITING_MARKER}"):
+            raise IncompleteDatasetError(
+                f"{url}: a sharded write to this URL has not finished, or was stopped "
+                f"({WRITING_MARKER} is here, no {SHARDS_MANIFEST}). Open it once the write "
+                "is done; a stopped one is replaced by the next write of this URL.")
         raise DatasetNotFoundError(f"{url}: no ooc dataset here (no {SHARDS_MANIFEST}, no "
                                    f"{MANIFEST_FILENAME}, not a file).")
     text = _cat(fs, f"{root}/{manifest_name}")
@@ -177,8 +192,13 @@ def open_remote(url: str, verify: Verify = "once", cache_dir: str | os.PathLike[
 def upload(local: Path, url: str, *, overwrite: bool = False,
            storage_options: dict[str, Any] | None = None) -> None:
     """Copy the committed dataset at ``local`` to ``url``, its manifest last."""
-    fs, root = _filesystem(url, storage_options)
-    _clear_output(fs, root, url, overwrite)
+    fs, root = filesystem(url, storage_options)
+    clear_output(fs, root, url, overwrite)
+    put(fs, local, root)
+
+
+def put(fs: Any, local: Path, root: str) -> None:
+    """Upload the committed dataset at ``local`` to ``root`` (nothing there), manifest last."""
     if local.is_file():  # one object: a PUT is all or nothing
         fs.put_file(str(local), root)
         return
@@ -189,47 +209,69 @@ def upload(local: Path, url: str, *, overwrite: bool = False,
     fs.put_file(str(local / manifest), f"{root}/{manifest}")
 
 
+def url_bytes(url: str, storage_options: dict[str, Any] | None = None) -> int:
+    """The bytes stored under ``url``."""
+    fs, root = filesystem(url, storage_options)
+    return int(fs.du(root))
+
+
 def check_remote_output(url: str, overwrite: bool,
                         storage_options: dict[str, Any] | None = None) -> None:
     """Raise unless a dataset may be uploaded to ``url`` (as :func:`upload` checks)."""
-    fs, root = _filesystem(url, storage_options)
-    _clear_output(fs, root, url, overwrite, clear=False)
+    fs, root = filesystem(url, storage_options)
+    clear_output(fs, root, url, overwrite, clear=False)
 
 
-def _clear_output(fs: Any, root: str, url: str, overwrite: bool, clear: bool = True) -> None:
-    """Refuse what is not an ooc dataset at ``root``; remove one with ``overwrite``."""
+def clear_output(fs: Any, root: str, url: str, overwrite: bool, clear: bool = True) -> None:
+    """Refuse what is not ooc's at ``root``; remove a dataset with ``overwrite``, and an
+    unfinished sharded write (``ooc-writing.json``, no manifest) always."""
+    fs.invalidate_cache(root)  # another process may have written there since
     if not fs.exists(root):
         return
-    if not _holds_dataset(fs, root):
+    held = _holds_dataset(fs, root)
+    if held is None:
         raise OutputConflictError(
             f"{url}: something that is not an ooc dataset is here. ooc replaces only its own "
             "datasets, even with --overwrite (overwrite=True). Choose another URL.")
-    if not overwrite:
+    if held == "dataset" and not overwrite:
         raise DatasetExistsError(f"{url}: a dataset already exists here. Pass --overwrite "
                                  "(overwrite=True) to replace it, or choose another URL.")
-    if clear and fs.isdir(root):  # the manifest first: then no reader takes it for a dataset
+    if clear:
+        remove_dataset(fs, root)
+
+
+def remove_dataset(fs: Any, root: str) -> None:
+    """Delete the dataset or part at ``root``, its manifest first (then no reader takes
+    what is left for a dataset)."""
+    if fs.isdir(root):
         for manifest in (SHARDS_MANIFEST, MANIFEST_FILENAME):
             if fs.isfile(f"{root}/{manifest}"):
                 fs.rm_file(f"{root}/{manifest}")
         fs.rm(root, recursive=True)
+    elif fs.exists(root):
+        fs.rm_file(root)
 
 
-def _holds_dataset(fs: Any, root: str) -> bool:
-    """Whether ``root`` is an ooc dataset and nothing else."""
+def _holds_dataset(fs: Any, root: str) -> str | None:
+    """``"dataset"`` if ``root`` is an ooc dataset and nothing else, ``"unfinished"`` if
+    it holds an unfinished sharded write, else None."""
     if fs.isfile(root):
         if fs.cat_file(root, start=0, end=8) != HDF5_SIGNATURE:
-            return False
+            return None
         import h5py
 
         from .hdf5 import format_name
 
         try:
             with fs.open(root, "rb") as f, h5py.File(f, "r") as h5:
-                return format_name(h5) == FORMAT_NAME
+                return "dataset" if format_name(h5) == FORMAT_NAME else None
         except Exception:  # h5py raises many kinds on files it cannot read
-            return False
+            return None
     names = [p[len(root) + 1:] for p in fs.find(root)]
-    if SHARDS_MANIFEST not in names and MANIFEST_FILENAME not in names:
-        return False
-    return all(n.endswith((".npy", ".h5")) or n.rsplit("/", 1)[-1] in (
-        MANIFEST_FILENAME, SHARDS_MANIFEST) for n in names)
+    ours = all(n.endswith((".npy", ".h5")) or n.rsplit("/", 1)[-1] in (
+        MANIFEST_FILENAME, SHARDS_MANIFEST, WRITING_MARKER) for n in names)
+    if not ours:
+        return None
+    if SHARDS_MANIFEST in names or MANIFEST_FILENAME in names:
+        return "dataset"
+    return "unfinished" if WRITING_MARKER in names else None

@@ -1,6 +1,8 @@
 """The work directory of ``ooc preprocess``: spilled data and resumable progress.
 
-It lives beside the output (``<out>.ooc-work``).  ``state.json`` records
+It lives beside the output (``<out>.ooc-work``), or in ``--work-dir``
+(``<work-dir>/<out's name>.ooc-work``); the functions here take the path
+it is named after.  ``state.json`` records
 which steps finished and, for the first pass, a checkpoint after every
 chunk; it is replaced atomically, so a run killed at any moment resumes
 from the last recorded step.  A fingerprint of the settings and of the

@@ -1,0 +1,127 @@
+"""Writing a sharded dataset straight to object storage, where nothing is renamed.
+
+The dataset is written in place under its URL (format: :mod:`ooc.format`,
+"Sharded layout"): ``ooc-writing.json`` with the write's id first; then
+every part, written on the local disk of the process that makes it and
+uploaded whole at its commit (:class:`UploadingWriter`: an HDF5 part is one
+object, an npy part's manifest goes last), replacing an upload of the same
+part by a retried task; the meta part; and the manifest last.  Readers see
+no dataset until the manifest is there, and each part's manifest checksum
+in it makes a part replaced since (by a task that ran twice, or another
+write) an error on read, never other rows.
+
+Two writes of one URL at once are not supported: the second replaces the
+first's unfinished write, and the first then finds parts that are not its
+own, or its marker gone, and stops without a manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ChunkError, DatasetNotFoundError, OutputConflictError
+from .format import MANIFEST_FILENAME, SHARDS_MANIFEST, WRITING_MARKER, dump_manifest, load_manifest
+from .store._atomic import remove
+from .store.remote import cache_root, clear_output, filesystem, put, remove_dataset, url_key
+from .writer import DatasetWriter
+
+
+class UploadingWriter(DatasetWriter):
+    """A writer of one part at ``url``: written in the local cache, uploaded at commit."""
+
+    def __init__(self, url: str, format: str, storage_options: dict[str, Any] | None = None,
+                 **options: Any) -> None:
+        self._fs, self._root = filesystem(url, storage_options)
+        # the same local name for every try of this part: a retry removes a dead try's leftovers
+        local = cache_root() / "parts" / url_key(url) / url.rsplit("/", 1)[-1]
+        local.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(local, format, overwrite=True, **options)
+
+    def commit(self) -> Path:
+        path = super().commit()
+        try:
+            remove_dataset(self._fs, self._root)  # an earlier try's upload, whole or not
+            put(self._fs, path, self._root)
+        finally:
+            remove(path)
+        return path
+
+
+class RemoteParts:
+    """Where a sharded write's parts go at a URL (see :class:`ooc.sharded_writer.LocalParts`
+    for the same on a filesystem)."""
+
+    def __init__(self, url: str, overwrite: bool, dataset_id: str,
+                 storage_options: dict[str, Any] | None = None) -> None:
+        self.path, self._dataset_id = url, dataset_id
+        self._fs, self._root = filesystem(url, storage_options)
+        clear_output(self._fs, self._root, url, overwrite)
+        self._fs.pipe_file(self._marker, json.dumps({"dataset_id": dataset_id}).encode())
+        self.root = cache_root() / "staging" / url_key(url) / dataset_id  # the meta part
+
+    @property
+    def _marker(self) -> str:
+        return f"{self._root}/{WRITING_MARKER}"
+
+    def meta_path(self, format: str) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / ("meta.h5" if format == "hdf5" else "meta")
+
+    def add_meta(self, path: Path) -> None:
+        put(self._fs, path, f"{self._root}/{path.name}")
+
+    def listing(self) -> dict[str, list[str]]:
+        """Each split's entries: ``part-00000.h5`` objects, ``part-00000`` npy prefixes."""
+        self._fs.invalidate_cache(self._root)  # parts were uploaded by other processes
+        found: dict[str, set[str]] = {}
+        for name in self._fs.find(self._root):
+            split, _, rest = name[len(self._root) + 1:].partition("/")
+            if rest:
+                found.setdefault(split, set()).add(rest.split("/", 1)[0])
+        return {split: sorted(entries) for split, entries in found.items()}
+
+    def manifest_of(self, name: str) -> dict[str, Any]:
+        """The checked manifest of part ``name`` as uploaded."""
+        where = f"{self.path}/{name}"
+        if name.endswith(".h5"):
+            import h5py
+
+            from .store.hdf5 import read_manifest
+
+            with self._fs.open(f"{self._root}/{name}", "rb", block_size=1 << 20) as f, \
+                    h5py.File(f, "r") as h5:
+                return read_manifest(h5, where)
+        try:
+            text = self._fs.cat_file(f"{self._root}/{name}/{MANIFEST_FILENAME}")
+        except FileNotFoundError:
+            raise ChunkError(f"{where}: this part was not uploaded whole (it has no "
+                             f"{MANIFEST_FILENAME}); write it again.") from None
+        return load_manifest(text, where)
+
+    def publish(self, manifest: dict[str, Any]) -> None:
+        """Upload the manifest, if this write still owns the URL; then drop the marker."""
+        if not self._owned():
+            raise OutputConflictError(
+                f"{self.path}: another write of this URL started after this one and replaced "
+                "it; this write stops without a manifest. Write a URL from one run at a time.")
+        self._fs.pipe_file(f"{self._root}/{SHARDS_MANIFEST}", dump_manifest(manifest).encode())
+        self._fs.rm_file(self._marker)
+        remove(self.root)
+
+    def _owned(self) -> bool:
+        try:
+            marker = json.loads(self._fs.cat_file(self._marker))
+        except (FileNotFoundError, DatasetNotFoundError, ValueError):
+            return False
+        return isinstance(marker, dict) and marker.get("dataset_id") == self._dataset_id
+
+    def abort(self) -> None:
+        """Delete what this write uploaded, unless another write has taken the URL since."""
+        if self._owned():
+            self._fs.rm(self._root, recursive=True)
+        remove(self.root)
+
+    def release(self) -> None:
+        pass
