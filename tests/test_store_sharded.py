@@ -322,3 +322,25 @@ def test_parts_written_by_other_processes_make_one_dataset(tmp_path):
         np.testing.assert_array_equal(ds.train.x[:].ravel(), np.arange(80))
         np.testing.assert_array_equal(ds.train.row_ids[:], np.arange(80))
         assert ds.train.label_counts.tolist() == [40, 40]
+
+
+def test_the_view_budget_releases_the_file_holding_most_first(tmp_path, monkeypatch):
+    # one budget for the process: views of a big file (x) past it release that file's
+    # pages, not those of a small file read beside it (y), which would be mapped again
+    if not _platform.MADVISE:
+        pytest.skip("views are copies here")
+    monkeypatch.setattr(_file, "VIEW_RELEASE_BYTES", 4 * _file.MAP_GRAIN)
+    grain = _file.MAP_GRAIN
+    big, small = tmp_path / "big", tmp_path / "small"
+    big.write_bytes(bytes(10 * grain))
+    small.write_bytes(bytes(grain))
+    x, y = _file.PerProcessFile(big), _file.PerProcessFile(small)
+    u1 = np.dtype(np.uint8)
+    y.view(0, (16,), u1)
+    for g in range(10):
+        x.view(g * grain, (16,), u1)
+        assert y._touched == {0} and len(x._touched) <= 3
+    assert x._touched == {9}  # released at grains 3, 6 and 9
+    x.close()
+    y.close()
+    assert _file._held == 0 and not list(_file._MAPPING)

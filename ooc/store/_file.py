@@ -117,19 +117,27 @@ def _release(mapped: mmap.mmap, grains: set[int]) -> None:
         mapped.madvise(mmap.MADV_DONTNEED, start, min(end * MAP_GRAIN, len(mapped)) - start)
 
 
-# Files whose views may have mapped pages since the last release: the budget is the
+# Files whose views may have mapped pages since their last release: the budget is the
 # process's, so that reading many files (the parts of a sharded dataset, train and val
 # at once) keeps as little mapped as reading one.
 _MAPPING: weakref.WeakSet[PerProcessFile] = weakref.WeakSet()
+_held = 0  # their grains, counted as views add them (made exact again at each release)
 
 
-def _release_all() -> None:
-    """Drop the pages that views of any file could have mapped."""
-    for file in list(_MAPPING):
-        if file._map is not None and file._touched:
-            _release(file._map, file._touched)
-        file._touched = set()
-    _MAPPING.clear()
+def _make_room(asking: PerProcessFile, grains: range, new: int) -> None:
+    """Release files' views, the file holding the most grains first, until a view of
+    ``grains`` (``new`` of them not counted yet) by ``asking`` fits in the budget.
+    Largest first: a file read beside a big one (the labels beside ``x``) keeps its
+    few pages mapped."""
+    global _held
+    limit = VIEW_RELEASE_BYTES // MAP_GRAIN
+    _held = sum(len(f._touched) for f in _MAPPING)
+    for file in sorted(_MAPPING, key=lambda f: len(f._touched), reverse=True):
+        if _held + new <= limit:
+            return
+        if file is asking:
+            new = len(grains)  # its view maps all of them again
+        file.release_views()  # _held less its grains
 
 
 class PreadFile(io.RawIOBase):
@@ -179,6 +187,7 @@ class PerProcessFile:
         self.identity = file_identity(os.fstat(fd)) if fd is not None else identity
         self._map: mmap.mmap | None = None
         self._touched: set[int] = set()  # grains the views since the last release can map
+        self._listed = False  # in _MAPPING
 
     def fd(self) -> int:
         """The descriptor, opened again (and checked) after unpickling or close."""
@@ -212,15 +221,28 @@ class PerProcessFile:
         # so that even views of a few bytes keep the map bounded
         grains = range(offset // MAP_GRAIN, -(-end // MAP_GRAIN))
         if not self._touched.issuperset(grains):  # most views fall in grains already counted
-            touched = self._touched.union(grains)
-            held = sum(len(f._touched) for f in _MAPPING if f is not self)
-            if (held + len(touched)) * MAP_GRAIN > VIEW_RELEASE_BYTES and \
-                    held + len(touched) > len(grains):
-                _release_all()
-                touched = set(grains)  # this view is touched after the release
-            self._touched = touched
-            _MAPPING.add(self)
+            global _held
+            new = sum(g not in self._touched for g in grains)
+            if (_held + new) * MAP_GRAIN > VIEW_RELEASE_BYTES:
+                _make_room(self, grains, new)
+            before = len(self._touched)
+            self._touched.update(grains)
+            _held += len(self._touched) - before
+            if not self._listed:
+                _MAPPING.add(self)
+                self._listed = True
         return np.ndarray(shape, dtype, mapped, offset)
+
+    def release_views(self) -> None:
+        """Drop the map's pages that views since the last release could have mapped."""
+        global _held
+        if self._map is not None and self._touched:
+            _release(self._map, self._touched)
+        if self._listed:
+            _held -= len(self._touched)
+            _MAPPING.discard(self)
+            self._listed = False
+        self._touched = set()
 
     def _open_map(self) -> mmap.mmap:
         # two threads racing here make two maps; each view keeps its own alive
@@ -252,8 +274,8 @@ class PerProcessFile:
         if self._fd is not None:
             os.close(self._fd)
         self._fd = None
+        self.release_views()
         self._map = None  # unmapped once no view refers to it
-        self._touched = set()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "identity": self.identity}
