@@ -321,6 +321,7 @@ def fit_ngram(run: _Run, tok: Tokenizer, class_of: np.ndarray,
             raise CorpusError(f"no n-gram occurs in at least min_df={config.min_df} training "
                               "rows; lower --min-df or add rows.")
         run.work.save("vocab", {"n_vocab": sum(shards.sizes), "shards": shards.count})
+        tok.spill.remove()  # type: ignore[union-attr]  # the shards hold what they counted
     shards = Shards.load(run.work.path / "shards")
     if not run.work.get("select"):
         if shards.count > 1:  # the selection removes the hits as it reads them, so a

@@ -564,8 +564,11 @@ def test_resume_after_a_crash_inside_a_pass_equals_an_uninterrupted_run(textkit,
     with pytest.raises(Crash):
         textkit.preprocess(corpus, **options)
     monkeypatch.setattr(module, name, original)
-    assert work_dir(textkit.tmp_path / "resumed.h5").exists()
+    work = work_dir(textkit.tmp_path / "resumed.h5")
+    assert work.exists()
     assert not (textkit.tmp_path / "resumed.h5").exists()
+    # the spilled counts go once the vocabulary is built from them
+    assert bool(list((work / "counts").glob("run-*"))) == (point == "tokenize")
     assert textkit.preprocess(corpus, resume=True, **options).resumed
     textkit.preprocess(corpus, top_k=800, chunk_rows=100, out="straight.h5")
     textkit.assert_same(textkit.load("straight.h5"), textkit.load("resumed.h5"))

@@ -201,6 +201,12 @@ class SpilledCounts:
         self._bounds_of = (-1, np.zeros(0))
         self._remove_unfinished()
 
+    def remove(self) -> None:
+        """Delete every run (once reduced, they are a third of the work directory)."""
+        for k in range(self.n_runs):
+            self.run_path(k).unlink(missing_ok=True)
+        self.n_runs = 0
+
     def _remove_unfinished(self) -> None:
         # an add stopped before its rename left its run under a temporary name
         for path in self.directory.glob("run-*.bin.tmp"):

@@ -74,6 +74,7 @@ class Tokenizer:
         self.chunk_dir = work.path / "chunks"
         self.chunk_dir.mkdir(exist_ok=True)
         self.spill = SpilledCounts(work.path / "counts", partition_bits=8) if self.ngram else None
+        self._reduced = bool(work.get("vocab"))  # the spilled counts are gone
         self.table = TokenTable()
         self.words = WordCounter() if not self.ngram else None
         if self.words is not None:
@@ -140,7 +141,7 @@ class Tokenizer:
             if self.words is not None:
                 self.words.count(chunk.of_split(TRAIN).ids.astype(np.int64))
             self._done(chunk)
-        if self.spill is not None:
+        if self.spill is not None and not self._reduced:
             self.spill.truncate(checkpoint["runs"] if checkpoint else 0)
         for path in self.chunk_dir.glob("*.npz*"):
             if int(path.name[:6]) >= done:
