@@ -32,6 +32,7 @@ from .errors import (
     OocError,
     OutputConflictError,
     SplitNotFoundError,
+    StorageError,
     UnsupportedPlatformError,
     VectorizerFileError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "ShardedWriter",
     "Split",
     "SplitNotFoundError",
+    "StorageError",
     "UnsupportedPlatformError",
     "VectorizerFileError",
     "__version__",

@@ -69,6 +69,10 @@ class DatasetNotFoundError(OocError, FileNotFoundError):
     """No dataset exists at the given path."""
 
 
+class StorageError(OocError, OSError):
+    """An object store (through fsspec) refused or failed a request."""
+
+
 class ChunkError(OocError, ValueError):
     """A chunk passed to the writer does not fit the split it is appended to."""
 

@@ -21,10 +21,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ChunkError, DatasetNotFoundError, OutputConflictError
+from .errors import ChunkError, DatasetNotFoundError, OutputConflictError, StorageError
 from .format import MANIFEST_FILENAME, SHARDS_MANIFEST, WRITING_MARKER, dump_manifest, load_manifest
 from .store._atomic import remove
-from .store.remote import cache_root, clear_output, filesystem, put, remove_dataset, url_key
+from .store.remote import (
+    cache_root,
+    clear_output,
+    filesystem,
+    put,
+    remove_dataset,
+    storage_errors,
+    url_key,
+)
 from .writer import DatasetWriter
 
 
@@ -33,6 +41,7 @@ class UploadingWriter(DatasetWriter):
 
     def __init__(self, url: str, format: str, storage_options: dict[str, Any] | None = None,
                  **options: Any) -> None:
+        self._url = url
         self._fs, self._root = filesystem(url, storage_options)
         # the same local name for every try of this part: a retry removes a dead try's leftovers
         local = cache_root() / "parts" / url_key(url) / url.rsplit("/", 1)[-1]
@@ -42,8 +51,9 @@ class UploadingWriter(DatasetWriter):
     def commit(self) -> Path:
         path = super().commit()
         try:
-            remove_dataset(self._fs, self._root)  # an earlier try's upload, whole or not
-            put(self._fs, path, self._root)
+            with storage_errors(self._url):
+                remove_dataset(self._fs, self._root)  # an earlier try's upload, whole or not
+                put(self._fs, path, self._root)
         finally:
             remove(path)
         return path
@@ -57,8 +67,9 @@ class RemoteParts:
                  storage_options: dict[str, Any] | None = None) -> None:
         self.path, self._dataset_id = url, dataset_id
         self._fs, self._root = filesystem(url, storage_options)
-        clear_output(self._fs, self._root, url, overwrite)
-        self._fs.pipe_file(self._marker, json.dumps({"dataset_id": dataset_id}).encode())
+        with storage_errors(url):
+            clear_output(self._fs, self._root, url, overwrite)
+            self._fs.pipe_file(self._marker, json.dumps({"dataset_id": dataset_id}).encode())
         self.root = cache_root() / "staging" / url_key(url) / dataset_id  # the meta part
 
     @property
@@ -70,13 +81,16 @@ class RemoteParts:
         return self.root / ("meta.h5" if format == "hdf5" else "meta")
 
     def add_meta(self, path: Path) -> None:
-        put(self._fs, path, f"{self._root}/{path.name}")
+        with storage_errors(self.path):
+            put(self._fs, path, f"{self._root}/{path.name}")
 
     def listing(self) -> dict[str, list[str]]:
         """Each split's entries: ``part-00000.h5`` objects, ``part-00000`` npy prefixes."""
         self._fs.invalidate_cache(self._root)  # parts were uploaded by other processes
         found: dict[str, set[str]] = {}
-        for name in self._fs.find(self._root):
+        with storage_errors(self.path):
+            names = self._fs.find(self._root)
+        for name in names:
             split, _, rest = name[len(self._root) + 1:].partition("/")
             if rest:
                 found.setdefault(split, set()).add(rest.split("/", 1)[0])
@@ -85,6 +99,10 @@ class RemoteParts:
     def manifest_of(self, name: str) -> dict[str, Any]:
         """The checked manifest of part ``name`` as uploaded."""
         where = f"{self.path}/{name}"
+        with storage_errors(where):
+            return self._manifest_of(name, where)
+
+    def _manifest_of(self, name: str, where: str) -> dict[str, Any]:
         if name.endswith(".h5"):
             import h5py
 
@@ -102,13 +120,17 @@ class RemoteParts:
 
     def publish(self, manifest: dict[str, Any]) -> None:
         """Upload the manifest, if this write still owns the URL; then drop the marker."""
+        with storage_errors(self.path):
+            self._publish(manifest)
+        remove(self.root)
+
+    def _publish(self, manifest: dict[str, Any]) -> None:
         if not self._owned():
             raise OutputConflictError(
                 f"{self.path}: another write of this URL started after this one and replaced "
                 "it; this write stops without a manifest. Write a URL from one run at a time.")
         self._fs.pipe_file(f"{self._root}/{SHARDS_MANIFEST}", dump_manifest(manifest).encode())
         self._fs.rm_file(self._marker)
-        remove(self.root)
 
     def _owned(self) -> bool:
         try:
@@ -119,9 +141,14 @@ class RemoteParts:
 
     def abort(self) -> None:
         """Delete what this write uploaded, unless another write has taken the URL since."""
-        if self._owned():
-            self._fs.rm(self._root, recursive=True)
-        remove(self.root)
+        try:
+            with storage_errors(self.path):
+                if self._owned():
+                    self._fs.rm(self._root, recursive=True)
+        except StorageError:
+            pass  # the error that stopped the write says more; the next write replaces this
+        finally:
+            remove(self.root)
 
     def release(self) -> None:
         pass

@@ -284,3 +284,21 @@ def test_a_dask_cluster_writes_its_parts_to_a_url(s3, textkit, tmp_path):
         os.environ.update(environ)
     assert summary.parts >= 2 and not staged_files(tmp_path)
     textkit.assert_same(textkit.load("pool"), load_url(f"s3://{bucket}/ds"))
+
+
+def test_a_store_that_refuses_is_an_error_that_says_so(s3, textkit, monkeypatch, capsys):
+    _, bucket = s3
+    url = f"s3://{bucket}/ds"
+    small_sharded(url)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance credentials
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    s3fs.S3FileSystem.clear_instance_cache()
+    with pytest.raises(ooc.StorageError, match="Check the credentials"):
+        ooc.open(url)
+    corpus = textkit.corpus("c.csv", docs=100, seed=50)
+    assert main(["preprocess", str(corpus), "--out", f"s3://{bucket}/new", "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "object store failed" in err and "Traceback" not in err

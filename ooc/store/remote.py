@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from ..errors import (
     IncompleteDatasetError,
     OocError,
     OutputConflictError,
+    StorageError,
 )
 from ..format import (
     FORMAT_NAME,
@@ -49,6 +53,8 @@ from ..format import (
 )
 from ._atomic import remove
 from .base import StoreReader, Verify
+
+UPLOAD_BLOCK = 8 << 20  # bytes an upload holds in memory (S3's parts are 5 MiB or more)
 
 
 def is_url(path: Any) -> bool:
@@ -73,6 +79,20 @@ def url_key(url: str) -> str:
     return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
 
 
+@contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Failures of the store (credentials, network, permissions) as :class:`StorageError`."""
+    try:
+        yield
+    except OocError:
+        raise
+    except Exception as exc:  # botocore, aiohttp, gcsfs... each raise their own kinds
+        raise StorageError(
+            f"{url}: the object store failed ({type(exc).__name__}: {exc}). Check the "
+            "credentials (AWS_* variables, or storage_options), the endpoint and that the "
+            "bucket exists.") from exc
+
+
 def filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
     """fsspec's filesystem for ``url`` and the path in it."""
     try:
@@ -85,6 +105,15 @@ def filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, s
     except (ImportError, ValueError) as exc:
         raise OocError(f"{url}: fsspec cannot open this URL ({exc}).") from None
     return fs, root.rstrip("/")
+
+
+def kind(fs: Any, path: str) -> str | None:
+    """``"file"``, ``"directory"`` or None (nothing there).  Unlike fsspec's ``isfile``
+    and ``exists``, which answer False to any error, a store's failure raises."""
+    try:
+        return str(fs.info(path)["type"])
+    except FileNotFoundError:
+        return None
 
 
 class RemoteFiles:
@@ -103,10 +132,11 @@ class RemoteFiles:
             return dest
         remote = f"{self.root}/{rel}" if rel else self.root
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if self.fs.isfile(remote):
-            _download(self.fs, remote, dest)
-        else:
-            self._fetch_npy(remote, dest)
+        with storage_errors(remote):
+            if kind(self.fs, remote) == "file":
+                _download(self.fs, remote, dest)
+            else:
+                self._fetch_npy(remote, dest)
         return dest
 
     def _fetch_npy(self, remote: str, dest: Path) -> None:
@@ -153,23 +183,30 @@ def _download(fs: Any, remote: str, dest: Path) -> None:
 def open_remote(url: str, verify: Verify = "once", cache_dir: str | os.PathLike[str] | None = None,
                 storage_options: dict[str, Any] | None = None) -> StoreReader:
     """Open the dataset at ``url`` from the local cache, fetching what it lacks."""
+    with storage_errors(url):
+        return _open_remote(url, verify, cache_dir, storage_options)
+
+
+def _open_remote(url: str, verify: Verify, cache_dir: str | os.PathLike[str] | None,
+                 storage_options: dict[str, Any] | None) -> StoreReader:
     from . import open_store
     from .sharded import ShardedReader
 
     fs, root = filesystem(url, storage_options)
     base = cache_root(cache_dir) / url_key(url)
     name = root.rsplit("/", 1)[-1] or "dataset"
-    if fs.isfile(root):  # one HDF5 file: its manifest is inside, keyed by the object's tag
+    found = kind(fs, root)
+    if found == "file":  # one HDF5 file: its manifest is inside, keyed by the object's tag
         info = fs.info(root)
         tag = str(info.get("ETag") or info.get("etag") or info.get("mtime") or "")
         key = hashlib.sha256(f"{tag}:{info.get('size')}".encode()).hexdigest()[:16]
         local = RemoteFiles(fs, root.rsplit("/", 1)[0], base / key).fetch(name)
         return open_store(local, verify)
     for manifest_name in (SHARDS_MANIFEST, MANIFEST_FILENAME):
-        if fs.isfile(f"{root}/{manifest_name}"):
+        if found and kind(fs, f"{root}/{manifest_name}") == "file":
             break
     else:
-        if fs.isfile(f"{root}/{WRITING_MARKER}"):
+        if found and kind(fs, f"{root}/{WRITING_MARKER}") == "file":
             raise IncompleteDatasetError(
                 f"{url}: a sharded write to this URL has not finished, or was stopped "
                 f"({WRITING_MARKER} is here, no {SHARDS_MANIFEST}). Open it once the write "
@@ -193,40 +230,50 @@ def upload(local: Path, url: str, *, overwrite: bool = False,
            storage_options: dict[str, Any] | None = None) -> None:
     """Copy the committed dataset at ``local`` to ``url``, its manifest last."""
     fs, root = filesystem(url, storage_options)
-    clear_output(fs, root, url, overwrite)
-    put(fs, local, root)
+    with storage_errors(url):
+        clear_output(fs, root, url, overwrite)
+        put(fs, local, root)
 
 
 def put(fs: Any, local: Path, root: str) -> None:
     """Upload the committed dataset at ``local`` to ``root`` (nothing there), manifest last."""
-    if local.is_file():  # one object: a PUT is all or nothing
-        fs.put_file(str(local), root)
+    if local.is_file():  # one object: an upload is all or nothing
+        _put_file(fs, local, root)
         return
     manifest = SHARDS_MANIFEST if (local / SHARDS_MANIFEST).exists() else MANIFEST_FILENAME
     files = sorted(p for p in local.rglob("*") if p.is_file() and p != local / manifest)
     for path in files:
-        fs.put_file(str(path), f"{root}/{path.relative_to(local).as_posix()}")
-    fs.put_file(str(local / manifest), f"{root}/{manifest}")
+        _put_file(fs, path, f"{root}/{path.relative_to(local).as_posix()}")
+    _put_file(fs, local / manifest, f"{root}/{manifest}")
+
+
+def _put_file(fs: Any, local: Path, remote: str) -> None:
+    # streamed in blocks of UPLOAD_BLOCK: fsspec's put_file reads a file of up to twice
+    # its chunk (100 MiB for s3fs) whole, and sends larger ones 10 chunks at a time
+    with open(local, "rb") as src, fs.open(remote, "wb", block_size=UPLOAD_BLOCK) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def url_bytes(url: str, storage_options: dict[str, Any] | None = None) -> int:
     """The bytes stored under ``url``."""
     fs, root = filesystem(url, storage_options)
-    return int(fs.du(root))
+    with storage_errors(url):
+        return int(fs.du(root))
 
 
 def check_remote_output(url: str, overwrite: bool,
                         storage_options: dict[str, Any] | None = None) -> None:
     """Raise unless a dataset may be uploaded to ``url`` (as :func:`upload` checks)."""
     fs, root = filesystem(url, storage_options)
-    clear_output(fs, root, url, overwrite, clear=False)
+    with storage_errors(url):
+        clear_output(fs, root, url, overwrite, clear=False)
 
 
 def clear_output(fs: Any, root: str, url: str, overwrite: bool, clear: bool = True) -> None:
     """Refuse what is not ooc's at ``root``; remove a dataset with ``overwrite``, and an
     unfinished sharded write (``ooc-writing.json``, no manifest) always."""
     fs.invalidate_cache(root)  # another process may have written there since
-    if not fs.exists(root):
+    if kind(fs, root) is None:
         return
     held = _holds_dataset(fs, root)
     if held is None:
@@ -243,19 +290,20 @@ def clear_output(fs: Any, root: str, url: str, overwrite: bool, clear: bool = Tr
 def remove_dataset(fs: Any, root: str) -> None:
     """Delete the dataset or part at ``root``, its manifest first (then no reader takes
     what is left for a dataset)."""
-    if fs.isdir(root):
+    found = kind(fs, root)
+    if found == "directory":
         for manifest in (SHARDS_MANIFEST, MANIFEST_FILENAME):
-            if fs.isfile(f"{root}/{manifest}"):
+            if kind(fs, f"{root}/{manifest}") == "file":
                 fs.rm_file(f"{root}/{manifest}")
         fs.rm(root, recursive=True)
-    elif fs.exists(root):
+    elif found == "file":
         fs.rm_file(root)
 
 
 def _holds_dataset(fs: Any, root: str) -> str | None:
     """``"dataset"`` if ``root`` is an ooc dataset and nothing else, ``"unfinished"`` if
     it holds an unfinished sharded write, else None."""
-    if fs.isfile(root):
+    if kind(fs, root) == "file":
         if fs.cat_file(root, start=0, end=8) != HDF5_SIGNATURE:
             return None
         import h5py
