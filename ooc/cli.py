@@ -101,6 +101,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .store.remote import cache_root, clear_fetched, fetched
+
+    root = cache_root()
+    if args.clear:
+        print(f"removed {human_bytes(clear_fetched())} of fetched datasets from {root}")
+        return 0
+    datasets = fetched()
+    in_progress = sum(bytes_on_disk(root / d) for d in ("staging", "parts") if (root / d).is_dir())
+    print(f"cache     {root} (set OOC_CACHE_DIR to move it)")
+    print(f"  fetched     {human_bytes(sum(map(bytes_on_disk, datasets)))} from "
+          f"{len(datasets):,} URLs (ooc cache --clear deletes them)")
+    print(f"  in progress {human_bytes(in_progress)} (writes to URLs: staging copies, parts)")
+    return 0
+
+
 def parse_size(text: str) -> int:
     """``"1G"``, ``"512M"``, ``"2GiB"``, ``"1000000"`` -> bytes (at least 16 MiB)."""
     units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -404,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check every stored checksum of a dataset")
     verify.add_argument("path", help="a dataset (.h5 file, npy or sharded folder, or URL)")
     verify.set_defaults(func=_cmd_verify)
+    cache = sub.add_parser("cache", help="the local cache of datasets read from URLs: where "
+                           "it is, its size; --clear deletes the fetched datasets")
+    cache.add_argument("--clear", action="store_true",
+                       help="delete every fetched dataset (safe while readers are open: they "
+                       "fetch again what they read next); writes in progress are kept")
+    cache.set_defaults(func=_cmd_cache)
     return parser
 
 

@@ -302,3 +302,25 @@ def test_a_store_that_refuses_is_an_error_that_says_so(s3, textkit, monkeypatch,
     assert main(["preprocess", str(corpus), "--out", f"s3://{bucket}/new", "--quiet"]) != 0
     err = capsys.readouterr().err
     assert "object store failed" in err and "Traceback" not in err
+
+
+def test_the_cache_is_cleared_under_an_open_reader(s3, tmp_path, capsys):
+    # ooc cache --clear deletes fetched datasets only: a reader fetches again what it
+    # reads next; a write's staging copy and anything ooc did not name stay
+    _, bucket = s3
+    url = f"s3://{bucket}/ds"
+    upload(small_sharded(tmp_path / "local", n_parts=4), url)
+    cache = tmp_path / "cache"
+    (cache / "staging").mkdir(parents=True)
+    (cache / "staging" / "keep").write_text("a write in progress")
+    (cache / "notes").mkdir()
+    (cache / "notes" / "mine.txt").write_text("not ooc's")
+    with ooc.open(url) as ds:
+        first = ds.train.x[0:10]
+        assert main(["cache"]) == 0
+        assert "from 1 URLs" in capsys.readouterr().out
+        assert main(["cache", "--clear"]) == 0
+        assert "removed" in capsys.readouterr().out
+        assert not [n for n in cached_files(tmp_path) if n.startswith("part")]
+        np.testing.assert_array_equal(ds.train.x[0:40][:10], first)  # fetched again
+    assert (cache / "staging" / "keep").exists() and (cache / "notes" / "mine.txt").exists()

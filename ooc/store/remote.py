@@ -8,8 +8,8 @@ URL is fetched anew, never mixed with the old one.  Every file is
 downloaded under a temporary name and renamed whole: a reader killed
 mid-download leaves nothing that looks fetched.  The parts of a sharded
 dataset are fetched when first read, so a reader of a few parts fetches
-only those.  The cache is never cleaned by ooc: delete it while no reader
-has it open.
+only those.  ooc never deletes what it fetched on its own
+(:func:`clear_fetched`, ``ooc cache --clear``).
 
 Writing (:func:`upload`): a committed local dataset is copied to a URL,
 its manifest last, so that a reader finds no dataset or all of it.  An ooc
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -77,6 +78,31 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 def url_key(url: str) -> str:
     """A directory name for ``url`` in the cache."""
     return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+
+
+_URL_KEY = re.compile(r"[0-9a-f]{16}\Z")
+
+
+def fetched(cache_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The cache's directories of fetched datasets (one per URL); not the staging copies
+    and parts of writes in progress, nor anything ooc did not name."""
+    root = cache_root(cache_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and _URL_KEY.match(p.name))
+
+
+def clear_fetched(cache_dir: str | os.PathLike[str] | None = None) -> int:
+    """Delete every fetched dataset from the cache; the bytes freed.  Safe while readers
+    have them open: what they have open stays readable, what they read next is fetched
+    again."""
+    from .._report import bytes_on_disk
+
+    freed = 0
+    for directory in fetched(cache_dir):
+        freed += bytes_on_disk(directory)
+        remove(directory)
+    return freed
 
 
 @contextmanager
