@@ -68,7 +68,7 @@ def test_every_option_has_help_with_its_default():
     assert "main(argv" not in parser.format_help()
     assert "out-of-core" in parser.description
     subparsers = _subparsers(parser)
-    assert set(subparsers) == {"preprocess", "explore", "demo", "info", "verify"}
+    assert set(subparsers) == {"preprocess", "explore", "demo", "info", "verify", "cache"}
     for name, sub in subparsers.items():
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):

@@ -296,12 +296,15 @@ def test_a_store_that_refuses_is_an_error_that_says_so(s3, textkit, monkeypatch,
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     s3fs.S3FileSystem.clear_instance_cache()
-    with pytest.raises(ooc.StorageError, match="Check the credentials"):
-        ooc.open(url)
-    corpus = textkit.corpus("c.csv", docs=100, seed=50)
-    assert main(["preprocess", str(corpus), "--out", f"s3://{bucket}/new", "--quiet"]) != 0
-    err = capsys.readouterr().err
-    assert "object store failed" in err and "Traceback" not in err
+    try:
+        with pytest.raises(ooc.StorageError, match="Check the credentials"):
+            ooc.open(url)
+        corpus = textkit.corpus("c.csv", docs=100, seed=50)
+        assert main(["preprocess", str(corpus), "--out", f"s3://{bucket}/new", "--quiet"]) != 0
+        err = capsys.readouterr().err
+        assert "object store failed" in err and "Traceback" not in err
+    finally:  # fsspec keeps the instances it made, here without credentials
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_the_cache_is_cleared_under_an_open_reader(s3, tmp_path, capsys):
