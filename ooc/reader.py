@@ -128,7 +128,7 @@ class Split:
     """One split of a dataset: ``x``, ``y`` and ``row_ids`` with one row per example."""
 
     def __init__(self, store: StoreReader, name: str, info: dict[str, Any]) -> None:
-        self.name, self.info = name, info
+        self._store, self.name, self.info = store, name, info
         n, x = info["n_rows"], info["x"]
         self.is_sparse = x["kind"] == "csr"
         self.x: Column | CsrColumn = (
@@ -154,6 +154,26 @@ class Split:
     def label_counts(self) -> np.ndarray:
         """Number of rows with each label, indexed by label."""
         return np.asarray(self.info.get("label_counts", []), dtype=np.int64)
+
+    def shard(self, index: int, count: int, *, equal: bool = False) -> Split:
+        """The rows of worker ``index`` (0 to ``count - 1``) of ``count``: one contiguous
+        range each, every row in exactly one shard, with the whole batch API.
+
+        Shard sizes differ by at most one row, so with some batch sizes one
+        shard has a batch more than another; where every worker must take
+        the same number of steps (collective training), pass ``equal=True``:
+        every shard gets ``len(split) // count`` rows and the last
+        ``len(split) % count`` rows are left out.  Rows written by ``ooc
+        preprocess`` or ``ooc.create(shuffle=True)`` are in a uniform random
+        order, so each range is a uniform sample of the split.
+        """
+        if not (isinstance(count, int) and isinstance(index, int) and 0 <= index < count):
+            raise ValueError(f"shard(index, count) needs 0 <= index < count; got {index}, "
+                             f"{count}.")
+        n = len(self)
+        start, stop = ((index * (n // count), (index + 1) * (n // count)) if equal
+                       else (index * n // count, (index + 1) * n // count))
+        return SplitShard(self, start, stop)
 
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool = False) -> int:
         """Number of batches in one pass over the split."""
@@ -224,6 +244,70 @@ class Split:
     def __repr__(self) -> str:
         kind = "csr" if self.is_sparse else "dense"
         return f"<ooc split {self.name!r} {kind} shape={self.shape} dtype={self.x.dtype}>"
+
+
+class _RowRange:
+    """A store's row-indexed arrays of one split seen from row ``offset`` on (a CSR
+    ``x``'s ``data`` and ``indices`` are indexed by ``indptr``'s values, unchanged)."""
+
+    def __init__(self, store: Any, offset: int, keys: frozenset[str]) -> None:
+        self._store, self._offset, self._keys = store, offset, keys
+
+    def _shift(self, key: str) -> int:
+        return self._offset if key in self._keys else 0
+
+    def read(self, key: str, start: int, stop: int) -> np.ndarray:
+        o = self._shift(key)
+        return self._store.read(key, start + o, stop + o)
+
+    def view(self, key: str, start: int, stop: int) -> np.ndarray:
+        o = self._shift(key)
+        return self._store.view(key, start + o, stop + o)
+
+    def viewer(self, key: str) -> Callable[[int, int], np.ndarray]:
+        view, o = self._store.viewer(key), self._shift(key)
+        return view if not o else lambda start, stop: view(start + o, stop + o)
+
+    def __getattr__(self, name: str) -> Any:  # describe, verify, ...
+        if name.startswith("_"):  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+class SplitShard(Split):
+    """Rows ``[start, stop)`` of a split as a split of their own (:meth:`Split.shard`)."""
+
+    def __init__(self, parent: Split, start: int, stop: int) -> None:
+        name, info = parent.name, parent.info
+        x = dict(info["x"])
+        keys = {f"{name}/y", f"{name}/row_ids"}
+        if x["kind"] == "csr":
+            keys.add(f"{name}/x/indptr")
+            ends = parent._store.read(f"{name}/x/indptr", start, start + 1), \
+                parent._store.read(f"{name}/x/indptr", stop, stop + 1)
+            x["nnz"] = int(ends[1][0] - ends[0][0])
+        else:
+            keys.add(f"{name}/x")
+        shard_info = {k: v for k, v in info.items() if k != "label_counts"}
+        super().__init__(_RowRange(parent._store, start, frozenset(keys)), name,
+                         {**shard_info, "n_rows": stop - start, "x": x})
+        self.rows = (start, stop)  # in the whole split
+        self._parent_counts = len(parent.label_counts)
+        self._counts: np.ndarray | None = None
+
+    @property
+    def label_counts(self) -> np.ndarray:
+        """Rows with each label in this shard (read from ``y`` once, in bounded pieces)."""
+        if self._counts is None:
+            counts = np.zeros(self._parent_counts, np.int64)
+            for start in range(0, len(self), 1 << 20):
+                y = self.y.read(start, min(len(self), start + (1 << 20)))
+                counts = add_counts(counts, np.bincount(y.astype(np.int64)))
+            self._counts = counts
+        return self._counts
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} rows={self.rows[0]}:{self.rows[1]}>"
 
 
 class Dataset:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -191,6 +192,37 @@ class StoreSuite:
     def direct_reads(self) -> bool:
         """Whether this backend reads rows straight from the file here (else via its library)."""
         return True
+
+    @pytest.mark.parametrize("sparse", [False, True])
+    def test_shards_hold_every_row_once(self, tmp_path, sparse):
+        # split.shard(i, n): contiguous ranges, every row in exactly one, the batch API
+        # on each; equal=True: the same rows (so batches) per shard, the rest left out
+        n = 1003
+        x = sparse_rows(n, 30, seed=9) if sparse else np.arange(n * 3, dtype=np.float32
+                                                                 ).reshape(n, 3)
+        y = np.arange(n) % 3
+        chunks = [(x[a:a + 300], y[a:a + 300]) for a in range(0, n, 300)]
+        split = ooc.open(self.write(self.path(tmp_path), {"train": chunks})).train
+        shards = [split.shard(i, 4) for i in range(4)]
+        assert [len(s) for s in shards] == [250, 251, 251, 251]
+        rows = np.concatenate([np.concatenate([b[1] for b in s.iter_batches(64)])
+                               for s in shards])
+        np.testing.assert_array_equal(rows, y)
+        got = [s.x[:] for s in shards]
+        np.testing.assert_array_equal(
+            scipy.sparse.vstack(got).toarray() if sparse else np.concatenate(got),
+            x.toarray() if sparse else x)
+        np.testing.assert_array_equal(shards[1].row_ids[:], np.arange(250, 501))
+        assert sum(s.label_counts for s in shards).tolist() == split.label_counts.tolist()
+        assert sum(s.nnz for s in shards) == split.nnz
+        back = pickle.loads(pickle.dumps(shards[2].batch_reader(100)))  # to loader workers
+        np.testing.assert_array_equal(back.read(0)[1], y[501:601])
+        equal = [split.shard(i, 4, equal=True) for i in range(4)]
+        assert {len(s) for s in equal} == {250}
+        assert {s.steps_per_epoch(64) for s in equal} == {4}
+        np.testing.assert_array_equal(equal[3].y[:], y[750:1000])
+        with pytest.raises(ValueError, match="0 <= index < count"):
+            split.shard(4, 4)
 
     def test_sparse_round_trip_with_empty_rows_and_chunks(self, tmp_path):
         x = sparse_rows(500, 300, seed=1)
