@@ -18,6 +18,7 @@ import dataclasses
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -326,3 +327,58 @@ class BatchReader:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
+
+
+class BatchIterator:
+    """The batches of :meth:`ooc.reader.Split.iter_batches`, with a state to resume from.
+
+    :meth:`get_state` is a few integers (a dict that JSON keeps): the epoch,
+    the next batch's position in it, and what fixes the order (seed,
+    batch size, rows, shuffle settings).  An iterator made with the same
+    options and given that state by :meth:`set_state` yields exactly the
+    batches the first would have yielded next, in another process too.
+    """
+
+    def __init__(self, reader: BatchReader, epoch: int = 0, repeat: bool = False,
+                 convert: Callable[[Any], Any] | None = None) -> None:
+        self._reader, self._repeat, self._convert = reader, repeat, convert
+        self.epoch, self.position = int(epoch), 0
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> tuple[Any, np.ndarray]:
+        if self.position >= len(self._reader):
+            if not self._repeat or not len(self._reader):
+                raise StopIteration
+            self.epoch, self.position = self.epoch + 1, 0
+        x, y = self._reader.read(self.position, self.epoch)
+        self.position += 1
+        return (x if self._convert is None else self._convert(x)), y
+
+    def _order(self) -> dict[str, Any]:
+        plan = self._reader.plan
+        return {"seed": plan.seed, "batch_size": plan.batch_size, "rows": plan.n_rows,
+                "shuffle": plan.shuffle, "shuffle_window": plan.window,
+                "drop_remainder": plan.drop_remainder}
+
+    def get_state(self) -> dict[str, Any]:
+        """Where this iterator is: ``{"epoch", "position", ...}`` (see the class)."""
+        return {"epoch": self.epoch, "position": self.position, **self._order()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (from :meth:`get_state` of an iterator of the same split
+        and options); anything else is refused rather than yield other batches."""
+        differ = {k: (v, state.get(k)) for k, v in self._order().items() if state.get(k) != v}
+        if differ:
+            raise ValueError(
+                "this state is of batches in another order (" + ", ".join(
+                    f"{k}: {theirs!r} there, {ours!r} here" for k, (ours, theirs) in
+                    differ.items()) + "). Make the iterator with the options and seed "
+                "of the one the state came from.")
+        epoch, position = int(state["epoch"]), int(state["position"])
+        if not 0 <= position <= len(self._reader):
+            raise ValueError(f"position {position} is outside an epoch of "
+                             f"{len(self._reader)} batches.")
+        self.epoch, self.position = epoch, position
+

@@ -3,7 +3,7 @@
 ``split.x[a:b]`` is one contiguous, checksum-verified read.  Batches for
 training come from :meth:`Split.batches` (a Keras ``PyDataset``),
 :meth:`Split.to_tf_dataset` (a ``tf.data.Dataset``) or
-:meth:`Split.iter_batches` (a plain generator); Keras and TensorFlow are
+:meth:`Split.iter_batches` (a resumable iterator); Keras and TensorFlow are
 imported only when the first two are called.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from .batching import BatchOptions, BatchPlan, BatchReader
+from .batching import BatchIterator, BatchOptions, BatchPlan, BatchReader
 from .errors import DamagedDatasetError, SplitNotFoundError
 from .format import array_keys
 from .store import open_store
@@ -187,8 +187,10 @@ class Split:
         return BatchReader(self, BatchOptions.of(batch_size, "batch_reader", **options))
 
     def iter_batches(self, batch_size: int | BatchOptions, *, epoch: int = 0,
-                     repeat: bool = False, **options: Any) -> Iterator[tuple[Any, np.ndarray]]:
-        """Yield ``(x, y)`` batches of one epoch, or of epochs without end.
+                     repeat: bool = False, **options: Any) -> BatchIterator:
+        """An iterator of the ``(x, y)`` batches of one epoch, or of epochs without end,
+        that can stop and resume: ``it.get_state()``, ``it.set_state(state)``
+        (:class:`~ooc.batching.BatchIterator`); pass ``seed=`` with ``shuffle``.
 
         With ``repeat=True`` this is the guide's endless ``_data_generator``:
         pair it with ``steps_per_epoch=split.steps_per_epoch(batch_size)``.
@@ -202,13 +204,7 @@ class Split:
         to_tensor = None
         if reader.sparse_tensors:
             from .keras_dataset import csr_to_sparse_tensor as to_tensor
-        while True:
-            for i in range(len(reader)):
-                x, y = reader.read(i, epoch)
-                yield (x if to_tensor is None else to_tensor(x)), y
-            if not repeat:
-                return
-            epoch += 1
+        return BatchIterator(reader, epoch, repeat, to_tensor)
 
     def batches(self, batch_size: int | BatchOptions, *, workers: int = 1,
                 use_multiprocessing: bool = False, max_queue_size: int = 10,
