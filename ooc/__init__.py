@@ -15,7 +15,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from .batching import BatchOptions
+from .batching import BatchIterator, BatchOptions
 from .errors import (
     ChecksumError,
     ChunkError,
@@ -41,6 +41,7 @@ from .sharded_writer import PartTarget, ShardedWriter, create_sharded
 from .writer import DatasetWriter, create
 
 __all__ = [
+    "BatchIterator",
     "BatchOptions",
     "ChecksumError",
     "ChunkError",
