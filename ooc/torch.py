@@ -21,6 +21,7 @@ the workers keep the epoch they started with).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,19 @@ def _options(batch_size: int | BatchOptions, caller: str, options: dict[str, Any
     # writable arrays that torch takes over without a copy; csr stays csr here
     return BatchOptions.of(batch_size, caller, **options, copy=True,
                            sparse="dense" if sparse == "dense" else "csr")
+
+
+def _read(reader: BatchReader, i: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch ``i`` as tensors.  In a ``DataLoader`` worker, dense batches are the file's
+    read-only views: the loader copies every tensor a worker sends into shared memory,
+    which makes it the main process's own writable copy, so a copy here would be a
+    second one; elsewhere the reader's copies (``copy=True``) are taken over."""
+    if get_worker_info() is None or reader.split.is_sparse:
+        return to_tensors(*reader.read(i, epoch))
+    x, y = reader.read(i, epoch, copy=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return to_tensors(x, y)
 
 
 def to_tensors(x: Any, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,7 +92,7 @@ class MapBatches(Dataset):  # type: ignore[type-arg]
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= i < len(self.reader):
             raise IndexError(f"batch {i} of {len(self.reader)}")
-        return to_tensors(*self.reader.read(i, self.epoch))
+        return _read(self.reader, i, self.epoch)
 
 
 class IterableBatches(IterableDataset):  # type: ignore[type-arg]
@@ -116,4 +130,4 @@ class IterableBatches(IterableDataset):  # type: ignore[type-arg]
     def __iter__(self) -> Any:
         reader = BatchReader(self.shard(), self.options)
         for i in range(len(reader)):
-            yield to_tensors(*reader.read(i, self.epoch))
+            yield _read(reader, i, self.epoch)
