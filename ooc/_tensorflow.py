@@ -60,11 +60,19 @@ def native_stderr_quieted() -> Iterator[None]:
 
 
 def import_tensorflow() -> ModuleType:
-    """``import tensorflow``, quietly."""
+    """``import tensorflow``, quietly; a missing TensorFlow says what needs it."""
     quiet_tensorflow_logs()
-    with native_stderr_quieted():
-        import tensorflow
+    try:
+        with native_stderr_quieted():
+            import tensorflow
+    except ImportError as exc:
+        from .errors import MissingDependencyError
 
+        raise MissingDependencyError(
+            f"TensorFlow is not installed here ({exc}): sparse='tensor' batches are "
+            "tf.SparseTensor, and to_tf_dataset() makes a tf.data.Dataset. With Keras' JAX "
+            "or torch backend pass sparse='dense' or 'csr'; or pip install 'ooc[keras]'."
+        ) from None
     return tensorflow
 
 

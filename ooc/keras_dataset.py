@@ -67,10 +67,16 @@ class KerasBatches(keras.utils.PyDataset):
                          max_queue_size=max_queue_size)
         self.reader = reader
         # Keras' TensorFlow backend takes sparse batches only as tf.SparseTensor;
-        # its other backends convert scipy CSR batches themselves
+        # JAX's converts scipy CSR batches itself, torch's takes none
         self.sparse_tensor = reader.sparse_tensors or (
             reader.split.is_sparse and reader.options.sparse == "csr"
             and keras.backend.backend() == "tensorflow")
+        if reader.split.is_sparse and reader.options.sparse == "csr" and \
+                keras.backend.backend() == "torch":
+            raise ValueError("Keras' torch backend takes no sparse batches (it fails on "
+                             "scipy CSR inside fit): pass sparse='dense'.")
+        if self.sparse_tensor:
+            import_tensorflow()  # now, not at the first batch inside fit
         if self.sparse_tensor and use_multiprocessing:
             raise ValueError(f"sparse={reader.options.sparse!r} batches become tf.SparseTensor, "
                              "which cannot cross process boundaries; use threads "

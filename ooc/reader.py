@@ -203,7 +203,10 @@ class Split:
         reader = BatchReader(self, BatchOptions.of(batch_size, "iter_batches", **options))
         to_tensor = None
         if reader.sparse_tensors:
+            from ._tensorflow import import_tensorflow
             from .keras_dataset import csr_to_sparse_tensor as to_tensor
+
+            import_tensorflow()  # now, not at the first batch
         return BatchIterator(reader, epoch, repeat, to_tensor)
 
     def batches(self, batch_size: int | BatchOptions, *, workers: int = 1,
