@@ -1,0 +1,73 @@
+"""Two TensorFlow MultiWorkerMirroredStrategy workers on localhost, each reading only its
+shard through distribute_datasets_from_function (issue 18 item 2)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ooc
+
+pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.slow  # two TensorFlow processes
+REPO = Path(__file__).resolve().parents[1]
+
+WORKER = textwrap.dedent("""
+    import json, os, sys
+    index, ports, path = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+    os.environ["TF_CONFIG"] = json.dumps({
+        "cluster": {"worker": [f"localhost:{p}" for p in ports]},
+        "task": {"type": "worker", "index": index}})
+    import ooc
+    from ooc._tensorflow import import_tensorflow
+    tf = import_tensorflow()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    split = ooc.open(path).train
+
+    def dataset_fn(ctx):  # the README's pattern: this input pipeline's shard only
+        part = split.shard(ctx.input_pipeline_id, ctx.num_input_pipelines, equal=True)
+        return part.to_tf_dataset(ctx.get_per_replica_batch_size(64), shuffle=True, seed=1)
+
+    seen, steps = [], 0
+    for x, _ in strategy.distribute_datasets_from_function(dataset_fn):
+        for local in strategy.experimental_local_results(x):
+            seen += [int(v) for v in local.numpy()[:, 0]]
+        steps += 1
+    print(json.dumps({"steps": steps, "seen": seen}))
+""")
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_each_worker_reads_its_shard_once(tmp_path):
+    x = np.arange(1001, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    with ooc.create(tmp_path / "ds", "npy") as w:
+        w.append("train", x, np.arange(1001) % 2)
+    ports = json.dumps(free_ports(2))
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), ports, str(tmp_path / "ds")],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    # 500 rows each, in batches of 32: the global 64 split between the two replicas
+    assert results[0]["steps"] == results[1]["steps"] == 16
+    seen = results[0]["seen"] + results[1]["seen"]
+    assert sorted(seen) == list(range(1000))  # every row once; equal=True leaves row 1000
