@@ -21,7 +21,6 @@ the workers keep the epoch they started with).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -46,16 +45,23 @@ def _options(batch_size: int | BatchOptions, caller: str, options: dict[str, Any
 
 
 def _read(reader: BatchReader, i: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch ``i`` as tensors.  In a ``DataLoader`` worker, dense batches are the file's
-    read-only views: the loader copies every tensor a worker sends into shared memory,
-    which makes it the main process's own writable copy, so a copy here would be a
-    second one; elsewhere the reader's copies (``copy=True``) are taken over."""
+    """Batch ``i`` as tensors.  In a ``DataLoader`` worker, dense batches are copied from
+    the file's views straight into shared memory, where the loader would otherwise copy
+    them again to send them to the main process; elsewhere the reader's copies
+    (``copy=True``) are taken over.  Either way one copy, and every tensor writable."""
     if get_worker_info() is None or reader.split.is_sparse:
         return to_tensors(*reader.read(i, epoch))
-    x, y = reader.read(i, epoch, copy=False)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-        return to_tensors(x, y)
+    return _shared(reader.read(i, epoch, copy=False))
+
+
+def _shared(arrays: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, ...]:
+    out = []
+    for array in arrays:
+        tensor = torch.empty(array.shape, dtype=torch.from_numpy(array[:0].copy()).dtype)
+        tensor.share_memory_()
+        tensor.numpy()[...] = array
+        out.append(tensor)
+    return tuple(out)
 
 
 def to_tensors(x: Any, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
