@@ -285,18 +285,15 @@ class BatchReader:
     def __len__(self) -> int:
         return self.plan.num_batches
 
-    def read(self, i: int, epoch: int = 0, *, copy: bool | None = None
-             ) -> tuple[Any, np.ndarray]:
-        """Return ``(x, y)`` of batch ``i`` of epoch ``epoch`` (``copy``: the option's
-        unless given)."""
-        copy = self.copy if copy is None else copy
+    def read(self, i: int, epoch: int = 0) -> tuple[Any, np.ndarray]:
+        """Return ``(x, y)`` of batch ``i`` of epoch ``epoch``."""
         start, stop, take = self.plan.locate(i, epoch)
         if take is None:
-            x, y = self._rows(start, stop, copy)
+            x, y = self._rows(start, stop, self.copy)
         else:
             x, y = self._window(start, stop)
             x, y = x[take], y[take]
-            if not copy:  # read-only like every other batch, whatever the options
+            if not self.copy:  # read-only like every other batch, whatever the options
                 y.flags.writeable = False
                 if isinstance(x, np.ndarray):
                     x.flags.writeable = False
