@@ -209,7 +209,7 @@ class Split:
             import_tensorflow()  # now, not at the first batch
         return BatchIterator(reader, epoch, repeat, to_tensor)
 
-    def batches(self, batch_size: int | BatchOptions, *, workers: int = 1,
+    def batches(self, batch_size: int | BatchOptions, *, epoch: int = 0, workers: int = 1,
                 use_multiprocessing: bool = False, max_queue_size: int = 10,
                 **options: Any) -> Any:
         """Return a ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``.
@@ -218,13 +218,17 @@ class Split:
         ``workers``, ``use_multiprocessing`` and ``max_queue_size`` go to
         ``PyDataset``.  Pass ``shuffle=False`` to ``fit`` as well for a fully
         reproducible order; ``fit``'s default shuffles whole batches, which
-        costs no random I/O either.
+        costs no random I/O either.  ``epoch`` is the order the first epoch
+        takes: pass ``fit``'s ``initial_epoch`` when resuming, so that the
+        epochs after it are those of an uninterrupted run.
         """
         from .keras_dataset import KerasBatches
 
         reader = BatchReader(self, BatchOptions.of(batch_size, "batches", **options))
-        return KerasBatches(reader, workers=workers, use_multiprocessing=use_multiprocessing,
-                            max_queue_size=max_queue_size)
+        batches = KerasBatches(reader, workers=workers, use_multiprocessing=use_multiprocessing,
+                               max_queue_size=max_queue_size)
+        batches.epoch = int(epoch)
+        return batches
 
     def to_tf_dataset(self, batch_size: int | BatchOptions, *,
                       num_parallel_reads: int | None = None, prefetch: int | None = None,

@@ -410,6 +410,16 @@ def test_fit_from_shuffled_pydataset_trains_on_plan_epochs_0_and_1(tmp_path, ini
                                                               **kwargs))
 
 
+def test_a_resumed_fit_trains_on_the_epochs_after_its_initial_epoch(tmp_path, init_weights):
+    # batches(epoch=initial_epoch): a run resumed at epoch 3 sees the orders of epochs 3
+    # and 4, as the uninterrupted run did
+    x, y = make_arrays(sparse=False)
+    split = write(tmp_path / "d.h5", "hdf5", x, y)
+    kwargs = {"shuffle": True, "seed": 5, "shuffle_window": 2}
+    resumed = fit_weights(init_weights, split.batches(BATCH, epoch=3, **kwargs))
+    assert_weights_close(resumed, train_on_plan_epochs(init_weights, split, (3, 4), **kwargs))
+
+
 def test_tf_dataset_knows_its_number_of_batches(tmp_path):
     # Without a known cardinality Keras warns "Your input ran out of data" every epoch.
     x, y = make_arrays(sparse=False)
