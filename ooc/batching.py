@@ -106,6 +106,17 @@ class BatchOptions:
                          drop_remainder=self.drop_remainder)
 
 
+def copied_options(batch_size: int | BatchOptions, caller: str, options: dict[str, Any]
+                   ) -> BatchOptions:
+    """Options for a framework that takes batches over as they are: writable copies,
+    sparse ``"dense"`` or ``"csr"`` (no ``tf.SparseTensor``)."""
+    options.pop("copy", None)
+    chosen = BatchOptions.of(batch_size, caller, **options, copy=True)
+    if chosen.sparse == "tensor":
+        raise ValueError(f"{caller}: sparse is 'dense' or 'csr' here; got 'tensor'.")
+    return chosen
+
+
 class BatchSlice(NamedTuple):
     """Rows ``[start, stop)`` to read; then rows ``take`` of them, if given."""
 
@@ -230,7 +241,7 @@ class ClassMixCheck:
     BATCHES = 8
 
     def __init__(self, split: Split) -> None:
-        counts = split.label_counts
+        counts = split.label_mix  # a shard's label_counts would read its labels
         self.p = counts[counts > 0] / counts.sum() if counts.sum() else np.ones(1)
         self.name = split.name
         self.single: dict[int, bool] = {}

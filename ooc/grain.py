@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .batching import BatchOptions, BatchReader
+from .batching import BatchOptions, BatchReader, copied_options
 from .reader import Split
 
 
@@ -37,11 +37,10 @@ class BatchSource:
     """
 
     def __init__(self, split: Split, batch_size: int | BatchOptions, **options: Any) -> None:
-        options.pop("copy", None)
-        opts = BatchOptions.of(batch_size, "BatchSource", **options, copy=True)
-        if opts.shuffle or opts.shuffle_window > 1 or opts.sparse == "tensor":
-            raise ValueError("BatchSource takes no shuffle or shuffle_window (Grain shuffles "
-                             "the batches) and sparse is 'dense' or 'csr'.")
+        opts = copied_options(batch_size, "BatchSource", options)
+        if opts.shuffle or opts.shuffle_window > 1:
+            raise ValueError("BatchSource takes no shuffle or shuffle_window: Grain shuffles "
+                             "the batches.")
         self._reader = BatchReader(split, opts)
         self._name = f"{split.name}, {len(split)} rows, batches of {opts.batch_size}"
 

@@ -61,7 +61,7 @@ class KerasBatches(keras.utils.PyDataset):
     its own file handles.
     """
 
-    def __init__(self, reader: BatchReader, *, workers: int = 1,
+    def __init__(self, reader: BatchReader, *, epoch: int = 0, workers: int = 1,
                  use_multiprocessing: bool = False, max_queue_size: int = 10) -> None:
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
                          max_queue_size=max_queue_size)
@@ -81,7 +81,7 @@ class KerasBatches(keras.utils.PyDataset):
             raise ValueError(f"sparse={reader.options.sparse!r} batches become tf.SparseTensor, "
                              "which cannot cross process boundaries; use threads "
                              "(use_multiprocessing=False) or sparse='dense'.")
-        self.epoch = 0
+        self.epoch = int(epoch)  # the order of the next epoch
         self._in_epoch = False
 
     def __len__(self) -> int:

@@ -175,6 +175,12 @@ class Split:
                        else (index * n // count, (index + 1) * n // count))
         return SplitShard(self, start, stop)
 
+    @property
+    def label_mix(self) -> np.ndarray:
+        """Label counts of the rows this split was drawn from (the manifest's), for checks
+        of how batches mix classes; a shard's are its whole split's."""
+        return self.label_counts
+
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool = False) -> int:
         """Number of batches in one pass over the split."""
         return BatchPlan(len(self), batch_size, drop_remainder=drop_remainder).num_batches
@@ -225,10 +231,9 @@ class Split:
         from .keras_dataset import KerasBatches
 
         reader = BatchReader(self, BatchOptions.of(batch_size, "batches", **options))
-        batches = KerasBatches(reader, workers=workers, use_multiprocessing=use_multiprocessing,
-                               max_queue_size=max_queue_size)
-        batches.epoch = int(epoch)
-        return batches
+        return KerasBatches(reader, epoch=epoch, workers=workers,
+                            use_multiprocessing=use_multiprocessing,
+                            max_queue_size=max_queue_size)
 
     def to_tf_dataset(self, batch_size: int | BatchOptions, *,
                       num_parallel_reads: int | None = None, prefetch: int | None = None,
@@ -295,14 +300,18 @@ class SplitShard(Split):
         super().__init__(_RowRange(parent._store, start, frozenset(keys)), name,
                          {**shard_info, "n_rows": stop - start, "x": x})
         self.rows = (start, stop)  # in the whole split
-        self._parent_counts = len(parent.label_counts)
+        self._mix = parent.label_mix
         self._counts: np.ndarray | None = None
+
+    @property
+    def label_mix(self) -> np.ndarray:
+        return self._mix
 
     @property
     def label_counts(self) -> np.ndarray:
         """Rows with each label in this shard (read from ``y`` once, in bounded pieces)."""
         if self._counts is None:
-            counts = np.zeros(self._parent_counts, np.int64)
+            counts = np.zeros(len(self._mix), np.int64)
             for start in range(0, len(self), 1 << 20):
                 y = self.y.read(start, min(len(self), start + (1 << 20)))
                 counts = add_counts(counts, np.bincount(y.astype(np.int64)))

@@ -144,7 +144,7 @@ class RemoteParts:
         try:
             with storage_errors(self.path):
                 if self._owned():
-                    self._fs.rm(self._root, recursive=True)
+                    remove_dataset(self._fs, self._root, "directory")
         except StorageError:
             pass  # the error that stopped the write says more; the next write replaces this
         finally:

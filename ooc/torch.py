@@ -32,20 +32,8 @@ import scipy.sparse
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from .batching import BatchOptions, BatchReader
+from .batching import BatchOptions, BatchReader, copied_options
 from .reader import Split
-
-
-def _options(batch_size: int | BatchOptions, caller: str, options: dict[str, Any]
-             ) -> BatchOptions:
-    sparse = options.pop("sparse", "dense")
-    options.pop("copy", None)  # always: tensors take over writable arrays
-    if sparse not in ("dense", "csr"):
-        raise ValueError(f"{caller}: sparse is 'dense' or 'csr' (torch.sparse_csr_tensor) "
-                         f"here; got {sparse!r}.")
-    # writable arrays that torch takes over without a copy; csr stays csr here
-    return BatchOptions.of(batch_size, caller, **options, copy=True,
-                           sparse="dense" if sparse == "dense" else "csr")
 
 
 def to_tensors(x: Any, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +57,7 @@ class MapBatches(Dataset):  # type: ignore[type-arg]
     """
 
     def __init__(self, split: Split, batch_size: int | BatchOptions, **options: Any) -> None:
-        self.reader = BatchReader(split, _options(batch_size, "MapBatches", options))
+        self.reader = BatchReader(split, copied_options(batch_size, "MapBatches", options))
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -99,7 +87,7 @@ class IterableBatches(IterableDataset):  # type: ignore[type-arg]
     def __init__(self, split: Split, batch_size: int | BatchOptions, *, equal: bool = False,
                  **options: Any) -> None:
         self.split, self.equal = split, equal
-        self.options = _options(batch_size, "IterableBatches", options)
+        self.options = copied_options(batch_size, "IterableBatches", options)
         if self.options.seed is None:  # every rank and worker must draw the same orders
             raise ValueError("IterableBatches needs seed= (the same in every process).")
         self.epoch = 0

@@ -30,7 +30,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +133,19 @@ def filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, s
     return fs, root.rstrip("/")
 
 
-def kind(fs: Any, path: str) -> str | None:
-    """``"file"``, ``"directory"`` or None (nothing there).  Unlike fsspec's ``isfile``
+def _info(fs: Any, path: str) -> dict[str, Any] | None:
+    """fsspec's ``info`` of ``path``, None where nothing is.  Unlike fsspec's ``isfile``
     and ``exists``, which answer False to any error, a store's failure raises."""
     try:
-        return str(fs.info(path)["type"])
+        return fs.info(path)
     except FileNotFoundError:
         return None
+
+
+def kind(fs: Any, path: str) -> str | None:
+    """``"file"``, ``"directory"`` or None (nothing there); see :func:`_info`."""
+    info = _info(fs, path)
+    return None if info is None else str(info["type"])
 
 
 class RemoteFiles:
@@ -221,9 +227,9 @@ def _open_remote(url: str, verify: Verify, cache_dir: str | os.PathLike[str] | N
     fs, root = filesystem(url, storage_options)
     base = cache_root(cache_dir) / url_key(url)
     name = root.rsplit("/", 1)[-1] or "dataset"
-    found = kind(fs, root)
-    if found == "file":  # one HDF5 file: its manifest is inside, keyed by the object's tag
-        info = fs.info(root)
+    info = _info(fs, root)
+    found = None if info is None else info["type"]
+    if info is not None and found == "file":  # one HDF5 file, keyed by the object's tag
         tag = str(info.get("ETag") or info.get("etag") or info.get("mtime") or "")
         key = hashlib.sha256(f"{tag}:{info.get('size')}".encode()).hexdigest()[:16]
         local = RemoteFiles(fs, root.rsplit("/", 1)[0], base / key).fetch(name)
@@ -299,9 +305,10 @@ def clear_output(fs: Any, root: str, url: str, overwrite: bool, clear: bool = Tr
     """Refuse what is not ooc's at ``root``; remove a dataset with ``overwrite``, and an
     unfinished sharded write (``ooc-writing.json``, no manifest) always."""
     fs.invalidate_cache(root)  # another process may have written there since
-    if kind(fs, root) is None:
+    found = kind(fs, root)
+    if found is None:
         return
-    held = _holds_dataset(fs, root)
+    held = _holds_dataset(fs, root, found)
     if held is None:
         raise OutputConflictError(
             f"{url}: something that is not an ooc dataset is here. ooc replaces only its own "
@@ -310,26 +317,26 @@ def clear_output(fs: Any, root: str, url: str, overwrite: bool, clear: bool = Tr
         raise DatasetExistsError(f"{url}: a dataset already exists here. Pass --overwrite "
                                  "(overwrite=True) to replace it, or choose another URL.")
     if clear:
-        remove_dataset(fs, root)
+        remove_dataset(fs, root, found)
 
 
-def remove_dataset(fs: Any, root: str) -> None:
-    """Delete the dataset or part at ``root``, its manifest first (then no reader takes
-    what is left for a dataset)."""
-    found = kind(fs, root)
+def remove_dataset(fs: Any, root: str, found: str | None = None) -> None:
+    """Delete the dataset or part at ``root`` (its :func:`kind`, if known), its manifest
+    first (then no reader takes what is left for a dataset)."""
+    found = kind(fs, root) if found is None else found
     if found == "directory":
         for manifest in (SHARDS_MANIFEST, MANIFEST_FILENAME):
-            if kind(fs, f"{root}/{manifest}") == "file":
+            with suppress(FileNotFoundError):
                 fs.rm_file(f"{root}/{manifest}")
         fs.rm(root, recursive=True)
     elif found == "file":
         fs.rm_file(root)
 
 
-def _holds_dataset(fs: Any, root: str) -> str | None:
-    """``"dataset"`` if ``root`` is an ooc dataset and nothing else, ``"unfinished"`` if
-    it holds an unfinished sharded write, else None."""
-    if kind(fs, root) == "file":
+def _holds_dataset(fs: Any, root: str, found: str) -> str | None:
+    """``"dataset"`` if ``root`` (of :func:`kind` ``found``) is an ooc dataset and nothing
+    else, ``"unfinished"`` if it holds an unfinished sharded write, else None."""
+    if found == "file":
         if fs.cat_file(root, start=0, end=8) != HDF5_SIGNATURE:
             return None
         import h5py
