@@ -327,3 +327,15 @@ def test_the_cache_is_cleared_under_an_open_reader(s3, tmp_path, capsys):
         assert not [n for n in cached_files(tmp_path) if n.startswith("part")]
         np.testing.assert_array_equal(ds.train.x[0:40][:10], first)  # fetched again
     assert (cache / "staging" / "keep").exists() and (cache / "notes" / "mine.txt").exists()
+
+
+def test_a_flipped_byte_in_the_remote_manifest_is_refused(s3, tmp_path):
+    fs, bucket = s3
+    url = f"s3://{bucket}/ds"
+    small_sharded(url)
+    key = f"{bucket}/ds/{SHARDS_MANIFEST}"
+    text = bytearray(fs.cat_file(key))
+    text[text.index(b'"n_rows": ') + 10] ^= 0x01  # one digit of a row count
+    fs.pipe(key, bytes(text))
+    with pytest.raises(ooc.DamagedDatasetError):
+        ooc.open(url)
