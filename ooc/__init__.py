@@ -41,6 +41,7 @@ from .sharded_writer import PartTarget, ShardedWriter, create_sharded
 from .writer import DatasetWriter, create
 
 __all__ = [
+    "BackupAndRestore",
     "BatchIterator",
     "BatchOptions",
     "ChecksumError",
@@ -76,11 +77,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # preprocess_text is imported on first use: `import ooc` stays light.
+    # imported on first use: `import ooc` stays light.
     if name == "preprocess_text":
         from .preprocess import preprocess_text
 
         return preprocess_text
+    if name == "BackupAndRestore":  # imports Keras
+        from .keras_backup import BackupAndRestore
+
+        return BackupAndRestore
     raise AttributeError(f"module 'ooc' has no attribute {name!r}")
 
 

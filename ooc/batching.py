@@ -333,6 +333,31 @@ class BatchReader:
                     self._windows.popitem(last=False)
         return hit
 
+    def state(self, epoch: int, position: int) -> dict[str, Any]:
+        """Batch ``position`` of epoch ``epoch`` and what fixes the order: a few
+        integers (a dict that JSON keeps) to resume from (:meth:`check_state`)."""
+        plan = self.plan
+        return {"epoch": int(epoch), "position": int(position), "seed": plan.seed,
+                "batch_size": plan.batch_size, "rows": plan.n_rows, "shuffle": plan.shuffle,
+                "shuffle_window": plan.window, "drop_remainder": plan.drop_remainder}
+
+    def check_state(self, state: dict[str, Any]) -> tuple[int, int]:
+        """``(epoch, position)`` of a :meth:`state` of batches in this reader's order;
+        a state of any other order is refused rather than resume with other batches."""
+        ours = self.state(0, 0)
+        differ = {k: (v, state.get(k)) for k, v in ours.items()
+                  if k not in ("epoch", "position") and state.get(k) != v}
+        if differ:
+            raise ValueError(
+                "this state is of batches in another order (" + ", ".join(
+                    f"{k}: {theirs!r} there, {ours!r} here" for k, (ours, theirs) in
+                    differ.items()) + "). Make the batches with the options and seed "
+                "of those the state came from.")
+        epoch, position = int(state["epoch"]), int(state["position"])
+        if not 0 <= position <= len(self):
+            raise ValueError(f"position {position} is outside an epoch of {len(self)} batches.")
+        return epoch, position
+
     def __getstate__(self) -> dict[str, Any]:
         return {"split": self.split, "options": self.options, "plan": self.plan}
 
@@ -367,29 +392,12 @@ class BatchIterator:
         self.position += 1
         return (x if self._convert is None else self._convert(x)), y
 
-    def _order(self) -> dict[str, Any]:
-        plan = self._reader.plan
-        return {"seed": plan.seed, "batch_size": plan.batch_size, "rows": plan.n_rows,
-                "shuffle": plan.shuffle, "shuffle_window": plan.window,
-                "drop_remainder": plan.drop_remainder}
-
     def get_state(self) -> dict[str, Any]:
         """Where this iterator is: ``{"epoch", "position", ...}`` (see the class)."""
-        return {"epoch": self.epoch, "position": self.position, **self._order()}
+        return self._reader.state(self.epoch, self.position)
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (from :meth:`get_state` of an iterator of the same split
         and options); anything else is refused rather than yield other batches."""
-        differ = {k: (v, state.get(k)) for k, v in self._order().items() if state.get(k) != v}
-        if differ:
-            raise ValueError(
-                "this state is of batches in another order (" + ", ".join(
-                    f"{k}: {theirs!r} there, {ours!r} here" for k, (ours, theirs) in
-                    differ.items()) + "). Make the iterator with the options and seed "
-                "of the one the state came from.")
-        epoch, position = int(state["epoch"]), int(state["position"])
-        if not 0 <= position <= len(self._reader):
-            raise ValueError(f"position {position} is outside an epoch of "
-                             f"{len(self._reader)} batches.")
-        self.epoch, self.position = epoch, position
+        self.epoch, self.position = self._reader.check_state(state)
 

@@ -6,6 +6,9 @@ Imports Keras; nothing else in ooc's read path does.
 from __future__ import annotations
 
 import functools
+import itertools
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -52,6 +55,19 @@ def _shared_tensor(array: np.ndarray) -> Any:
     return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
 
 
+def _from_reset(frame: Any) -> bool:
+    """Whether Keras' ``EpochIterator.reset`` (fit's start, not an epoch's end) made
+    this call; Keras tells a PyDataset no more."""
+    for _ in range(3):  # reset -> the adapter's on_epoch_end -> here
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "reset" and \
+                frame.f_globals.get("__name__", "").startswith("keras."):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class KerasBatches(keras.utils.PyDataset):
     """Batches of one split for ``model.fit``; ``len`` is the number of batches.
 
@@ -83,9 +99,14 @@ class KerasBatches(keras.utils.PyDataset):
                              "(use_multiprocessing=False) or sparse='dense'.")
         self.epoch = int(epoch)  # the order of the next epoch
         self._in_epoch = False
+        self.skip = 0  # batches of this epoch trained on before a resume (:meth:`resume`)
+        # batch indices asked for this epoch, to tell Keras' own shuffle (fit's default)
+        self._asked = itertools.count()
+        self._slack = workers + max_queue_size + 2  # how far threads may reorder requests
+        self.reordered = False  # whether Keras asked for batches out of order
 
     def __len__(self) -> int:
-        return len(self.reader)
+        return len(self.reader) - self.skip
 
     @property
     def batch_size(self) -> int:
@@ -95,22 +116,45 @@ class KerasBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         if index >= len(self):
             raise IndexError(f"batch index must be < {len(self)}; got {index}.")
-        x, y = self.reader.read(index, self.epoch)
+        if self._in_epoch and not self.reordered and abs(index - next(self._asked)) > self._slack:
+            self._reordered()
+        x, y = self.reader.read(index + self.skip, self.epoch)
         if self.sparse_tensor:
             x = csr_to_sparse_tensor(x)
         return x, y
 
+    def _reordered(self) -> None:
+        self.reordered = True
+        window = self.reader.plan.window
+        warnings.warn(
+            "model.fit(shuffle=True), Keras' default, reorders ooc's batches, which are "
+            "shuffled already (shuffle=True, seed=...)"
+            + (f": each batch then reads its whole window of {window} batches, {window}x "
+               "the reads" if window > 1 else "") +
+            ", and the batch order depends on Python's global random state. Pass "
+            "shuffle=False to fit.", stacklevel=2)
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Go on from ``state`` (:meth:`ooc.batching.BatchReader.state`): the epoch Keras
+        runs next is ``state["epoch"]``'s order with only the batches from
+        ``state["position"]`` on; those after it are whole.  Used by
+        :class:`ooc.BackupAndRestore`."""
+        self.epoch, self.skip = self.reader.check_state(state)
+
     def on_epoch_begin(self) -> None:
         """Mark an epoch as started (Keras calls this once per real epoch)."""
         self._in_epoch = True
+        self._asked = itertools.count()
 
     def on_epoch_end(self) -> None:
         """Advance to the next epoch's batch order.
 
-        Keras also calls this once before training starts (when it resets its
-        epoch iterator); that call is ignored, so ``fit`` trains on epochs 0,
+        Keras also calls this when ``fit`` starts (its epoch iterator's
+        ``reset``), after its torch and JAX backends took a first batch to
+        build the model; that call is ignored, so ``fit`` trains on epochs 0,
         1, ... exactly like ``iter_batches`` and ``to_tf_dataset``.
         """
-        if self._in_epoch:
+        if self._in_epoch and not _from_reset(sys._getframe(1)):
             self.epoch += 1
-            self._in_epoch = False
+            self.skip = 0
+        self._in_epoch = False

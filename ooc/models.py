@@ -183,7 +183,7 @@ def train_from_disk(model: keras.Model, ds: Dataset, *, batch_size: int = 128,
     history = model.fit(
         ds.train.batches(batch_size, shuffle=True, seed=seed, workers=workers),
         validation_data=ds.val.batches(batch_size, workers=workers),
-        epochs=epochs, verbose=verbose, callbacks=[stopper, timer])
+        epochs=epochs, shuffle=False, verbose=verbose, callbacks=[stopper, timer])
     # Some Keras 3 releases restore only when patience runs out, not after the last epoch.
     if stopper.best_weights is not None:
         model.set_weights(stopper.best_weights)

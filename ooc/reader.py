@@ -222,11 +222,13 @@ class Split:
 
         ``options`` are those of :class:`~ooc.batching.BatchOptions`;
         ``workers``, ``use_multiprocessing`` and ``max_queue_size`` go to
-        ``PyDataset``.  Pass ``shuffle=False`` to ``fit`` as well for a fully
-        reproducible order; ``fit``'s default shuffles whole batches, which
-        costs no random I/O either.  ``epoch`` is the order the first epoch
-        takes: pass ``fit``'s ``initial_epoch`` when resuming, so that the
-        epochs after it are those of an uninterrupted run.
+        ``PyDataset``.  Pass ``shuffle=False`` to ``fit``: these batches are
+        shuffled already, and ``fit``'s default shuffles them again in an order
+        no seed fixes, reading a whole shuffle window for every batch (ooc
+        warns).  ``epoch`` is the order the first epoch takes: pass ``fit``'s
+        ``initial_epoch`` when resuming, so that the epochs after it are those
+        of an uninterrupted run (:class:`ooc.BackupAndRestore` resumes
+        mid-epoch too).
         """
         from .keras_dataset import KerasBatches
 

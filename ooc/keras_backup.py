@@ -1,0 +1,214 @@
+"""Keras callback: back up training mid-epoch and resume with exactly the batches to come.
+
+Keras' own ``BackupAndRestore`` restores the epoch only: a run stopped at
+batch 37 trains on that epoch's first 37 batches twice.  This one keeps,
+beside the weights, where :class:`~ooc.keras_dataset.KerasBatches` was (the
+state of :meth:`ooc.batching.BatchReader.state`), and a resumed ``fit``
+trains on the rest of that epoch, then on whole epochs, in the order an
+uninterrupted run takes.
+
+Files in ``backup_dir`` (nothing else there is touched):
+
+* ``ooc-backup-<epoch>-<position>.weights.h5``: the model's and optimizer's
+  variables (``model.save_weights``), written under a temporary name and
+  renamed when complete;
+* ``ooc-backup.json``: the commit point, renamed over the previous one
+  after the weights are durable: the weights file's name and CRC-32C,
+  Keras' epoch, and the batches' state.  A backup is the pair it names, so
+  a kill at any step leaves the previous pair or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import crc32c
+
+from ._tensorflow import import_keras
+from .errors import OocError
+from .keras_dataset import KerasBatches
+from .store._atomic import fsync_path
+
+keras = import_keras()
+
+STATE_NAME = "ooc-backup.json"
+FORMAT = {"format": "ooc-backup", "version": 1}
+_WEIGHTS = re.compile(r"ooc-backup-\d+-\d+\.weights\.h5")
+
+
+class BackupError(OocError, ValueError):
+    """A backup directory's state is damaged, or of batches in another order."""
+
+
+def _file_crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            crc = crc32c.crc32c(block, crc)
+    return crc
+
+
+def _steps(model: Any) -> int:
+    """The optimizer's step count."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+class BackupAndRestore(keras.callbacks.Callback):
+    """``keras.callbacks.BackupAndRestore`` that also resumes mid-epoch.
+
+    >>> batches = ds.train.batches(512, shuffle=True, seed=1)      # doctest: +SKIP
+    >>> backup = ooc.BackupAndRestore(batches, "backup", save_freq=100)
+    >>> model.fit(batches, epochs=10, shuffle=False, callbacks=[backup])
+
+    Run the same lines again after a crash or a kill: the model and
+    optimizer are restored from the last backup, and ``fit`` goes on with
+    the batches that were to come after it (the first epoch shown is the
+    interrupted one, with fewer steps).  ``fit`` must be given
+    ``shuffle=False`` (ooc's batches shuffle themselves; Keras' shuffle is
+    not reproducible) and ``batches`` a ``seed``.
+
+    Parameters
+    ----------
+    batches
+        The :class:`~ooc.keras_dataset.KerasBatches` given to ``fit``.
+    backup_dir
+        Where backups are kept; made when the first one is written.
+    save_freq
+        ``"epoch"``, or back up every that many batches (and at epoch ends).
+    delete_checkpoint
+        Delete the backup's files when ``fit`` ends normally.
+    """
+
+    def __init__(self, batches: KerasBatches, backup_dir: str | os.PathLike,
+                 save_freq: str | int = "epoch", delete_checkpoint: bool = True) -> None:
+        super().__init__()
+        if not isinstance(batches, KerasBatches):
+            raise TypeError("batches must be what split.batches(...) returns (the PyDataset "
+                            f"given to fit); got {type(batches).__name__}.")
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ValueError(f"save_freq must be 'epoch' or a positive integer; got "
+                             f"{save_freq!r}.")
+        self.batches, self.dir = batches, Path(backup_dir)
+        self.save_freq, self.delete_checkpoint = save_freq, delete_checkpoint
+        self._epoch = 0  # Keras' epoch in progress
+        self._saved_at = 0  # the step of this epoch the last backup was made after
+        self._quiet: warnings.catch_warnings | None = None
+        self._steps_after: int | None = None  # optimizer steps when the resumed epoch ends
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / STATE_NAME
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        state = self._read_state()
+        if state is None:
+            return
+        weights = self.dir / state["weights"]
+        if not weights.is_file() or _file_crc(weights) != state["crc32c"]:
+            raise BackupError(
+                f"{weights}: the weights of the last backup are missing or damaged (CRC-32C "
+                f"differs from {self.state_path}). Delete {self.dir} to train from the "
+                "start.")
+        try:
+            self.batches.resume(state["batches"])
+        except ValueError as exc:
+            raise BackupError(f"{self.state_path}: {exc}") from None
+        model = self.model
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # its variables are restored too
+        model.load_weights(weights)
+        model._initial_epoch = state["keras_epoch"]  # as Keras' BackupAndRestore does
+        if self.batches.skip:
+            # the resumed epoch ends when its batches do, before the steps Keras counted
+            # for a whole one; Keras then warns, wrongly, that it stops training, and its
+            # TensorFlow backend counts the step that found no batch
+            if model.optimizer is not None:
+                self._steps_after = _steps(model) + len(self.batches)
+            self._quiet = warnings.catch_warnings()
+            self._quiet.__enter__()
+            warnings.filterwarnings("ignore", "Your input ran out of data")
+
+    def _read_state(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise BackupError(f"{self.state_path}: not a readable ooc backup state ({exc}). "
+                              f"Delete {self.dir} to train from the start.") from None
+        if not isinstance(state, dict) or {k: state.get(k) for k in FORMAT} != FORMAT:
+            raise BackupError(f"{self.state_path}: not an ooc backup state of version "
+                              f"{FORMAT['version']}. Delete {self.dir} to train from the start.")
+        return state
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch, self._saved_at = epoch, 0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.batches.reordered:
+            raise ValueError("model.fit reorders the batches (its shuffle=True default): "
+                             "ooc.BackupAndRestore cannot tell which were trained on. Pass "
+                             "shuffle=False to fit; ooc's batches are shuffled already.")
+        # batch: the last step of this call (several with steps_per_execution)
+        if self.save_freq != "epoch" and batch + 1 - self._saved_at >= self.save_freq:
+            self._saved_at = batch + 1
+            self._save(self._epoch, self.batches.epoch, self.batches.skip + batch + 1)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._unquiet()
+        if self._steps_after is not None and _steps(self.model) != self._steps_after:
+            self.model.optimizer.iterations.assign(self._steps_after)  # schedules, Adam
+        self._steps_after = None
+        # KerasBatches moves to the next order when Keras' epoch iterator ends, before this
+        self._save(epoch + 1, self.batches.epoch, 0)
+
+    def _unquiet(self) -> None:
+        if self._quiet is not None:
+            self._quiet.__exit__(None, None, None)
+            self._quiet = None
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._unquiet()
+        self.model._initial_epoch = None  # a later fit of this model starts where it is told
+        if self.delete_checkpoint:
+            self.state_path.unlink(missing_ok=True)
+            self._remove_weights(keep=None)
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()  # only if nothing else is there
+
+    def _save(self, keras_epoch: int, order_epoch: int, position: int) -> None:
+        """Write the weights, then commit them with the state (see the module docstring)."""
+        if position >= len(self.batches.reader):  # the epoch is done: the next one's start
+            order_epoch, position = order_epoch + 1, 0
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"ooc-backup-{keras_epoch}-{position}.weights.h5"
+        tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
+        weights = tmp.with_name(tmp.name + ".weights.h5")  # the suffix Keras asks for
+        try:
+            self.model.save_weights(weights)
+            fsync_path(weights)
+            os.replace(weights, self.dir / name)
+            state = {**FORMAT, "weights": name, "crc32c": _file_crc(self.dir / name),
+                     "keras_epoch": keras_epoch,
+                     "batches": self.batches.reader.state(order_epoch, position)}
+            tmp.write_text(json.dumps(state))
+            fsync_path(tmp)
+            os.replace(tmp, self.state_path)
+            fsync_path(self.dir)
+        finally:
+            tmp.unlink(missing_ok=True)
+            weights.unlink(missing_ok=True)
+        self._remove_weights(keep=name)
+
+    def _remove_weights(self, keep: str | None) -> None:
+        """Delete this callback's weights files other than ``keep``."""
+        for path in self.dir.glob("ooc-backup-*.weights.h5"):
+            if _WEIGHTS.fullmatch(path.name) and path.name != keep:
+                path.unlink(missing_ok=True)
