@@ -193,6 +193,10 @@ class DatasetWriter(Transaction):
             raise ValueError(f"memory_budget must be >= 16 MiB; got {memory_budget} bytes.")
         self.path = Path(path)
         check_output(self.path, overwrite)
+        if not self.path.absolute().parent.is_dir():  # else the error names the temporary
+            raise FileNotFoundError(
+                f"{self.path}: the folder {self.path.absolute().parent} does not exist; "
+                "create it first.")
         self._overwrite = overwrite
         self.format = format
         remove_dead_temporaries(self.path)  # a killed writer's; they would only take space

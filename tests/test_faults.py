@@ -175,3 +175,12 @@ def test_every_form_of_running_out_of_space_is_one_error(exc, reason):
     assert str(again).endswith(f"({reason}); rerun") and again.errno == error.errno
     assert _disk.no_space_error(OSError(errno.EIO, "I/O error"), "/x/f") is None
     assert _disk.no_space_error(ValueError("no"), "/x/f") is None
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "npy"])
+def test_a_missing_folder_is_named_not_the_temporary(tmp_path, fmt):
+    path = tmp_path / "not-made" / "d"
+    with pytest.raises(FileNotFoundError, match="not-made does not exist; create it") as err:
+        ooc.create(path, fmt)
+    assert ".ooc-tmp" not in str(err.value)
+    assert not (tmp_path / "not-made").exists()
