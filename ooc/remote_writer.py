@@ -17,13 +17,14 @@ own, or its marker gone, and stops without a manifest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 from .errors import ChunkError, DatasetNotFoundError, OutputConflictError, StorageError
 from .format import MANIFEST_FILENAME, SHARDS_MANIFEST, WRITING_MARKER, dump_manifest, load_manifest
-from .store._atomic import remove
+from .store._atomic import remove, remove_dead_temporaries
 from .store.remote import (
     cache_root,
     clear_output,
@@ -59,6 +60,18 @@ class UploadingWriter(DatasetWriter):
         return path
 
 
+def _remove_dead_stagings(parent: Path) -> None:
+    """Delete earlier writes' staging folders of this URL that hold nothing but a dead
+    writer's temporary (a killed run's); any other content is left to its writer."""
+    if not parent.is_dir():
+        return
+    for other in parent.iterdir():
+        for name in ("meta.h5", "meta"):
+            remove_dead_temporaries(other / name)
+        with contextlib.suppress(OSError):
+            other.rmdir()  # only if empty
+
+
 class RemoteParts:
     """Where a sharded write's parts go at a URL (see :class:`ooc.sharded_writer.LocalParts`
     for the same on a filesystem)."""
@@ -71,6 +84,7 @@ class RemoteParts:
             clear_output(self._fs, self._root, url, overwrite)
             self._fs.pipe_file(self._marker, json.dumps({"dataset_id": dataset_id}).encode())
         self.root = cache_root() / "staging" / url_key(url) / dataset_id  # the meta part
+        _remove_dead_stagings(self.root.parent)
 
     @property
     def _marker(self) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import ooc
+from ooc import _platform
 from ooc.cli import main
 from ooc.format import MANIFEST_FILENAME, SHARDS_MANIFEST, WRITING_MARKER
 from ooc.store.remote import upload
@@ -339,3 +340,46 @@ def test_a_flipped_byte_in_the_remote_manifest_is_refused(s3, tmp_path):
     fs.pipe(key, bytes(text))
     with pytest.raises(ooc.DamagedDatasetError):
         ooc.open(url)
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_uploading_parts_is_refused_then_replaced(s3, textkit, tmp_path):
+    # SIGKILL of the whole run (main process and workers) once its first parts are in the
+    # bucket: the dataset does not open, and the same command with --resume writes all of it
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fs, bucket = s3
+    url = f"s3://{bucket}/ds"
+    corpus = textkit.corpus("c.csv", docs=20_000, seed=3)
+    args = [str(corpus), "--top-k", "300", "--workers", "2", "--quiet", "--chunk-rows",
+            "500", "--shard-rows", "500"]
+    command = [sys.executable, "-m", "ooc", "preprocess", *args, "--out", url]
+    run = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while run.poll() is None and time.monotonic() < deadline:
+        found = fs.find(f"{bucket}/ds") if fs.exists(f"{bucket}/ds") else []
+        if sum("/part-" in f for f in found) >= 2:
+            break
+        fs.invalidate_cache()
+        time.sleep(0.02)
+    assert run.poll() is None, "the run ended before it could be killed"
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    fs.invalidate_cache()
+    assert not fs.exists(f"{bucket}/ds/{SHARDS_MANIFEST}")
+    with pytest.raises(ooc.IncompleteDatasetError, match="has not finished"):
+        ooc.open(url)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "Pass --resume to continue it" in again.stderr
+    again = subprocess.run([*command, "--resume"], capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert main(["preprocess", *args, "--out", str(tmp_path / "local")]) == 0
+    textkit.assert_same(textkit.load(tmp_path / "local"), load_url(url))
+    fs.invalidate_cache()
+    assert not fs.exists(f"{bucket}/ds/{WRITING_MARKER}")
+    if _platform.PROCESS_PROBE:  # else a dead writer's temporary is left to the user
+        assert not staged_files(tmp_path)  # nor the killed run's parts or work directory

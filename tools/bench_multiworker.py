@@ -39,11 +39,11 @@ os.environ["TF_CONFIG"] = json.dumps({
     "cluster": {"worker": [f"localhost:{p}" for p in ports]},
     "task": {"type": "worker", "index": index}})
 import ooc
-from ooc._tensorflow import import_tensorflow
+from ooc._tensorflow import import_keras, import_tensorflow
 tf = import_tensorflow()
 tf.config.threading.set_intra_op_parallelism_threads(args["threads"])
 tf.config.threading.set_inter_op_parallelism_threads(args["threads"] + 1)  # 1: collectives hang
-import keras
+keras = import_keras()
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 split = ooc.open(path).train
 batch = args["batch"]  # per worker
