@@ -383,3 +383,41 @@ def test_a_run_killed_while_uploading_parts_is_refused_then_replaced(s3, textkit
     assert not fs.exists(f"{bucket}/ds/{WRITING_MARKER}")
     if _platform.PROCESS_PROBE:  # else a dead writer's temporary is left to the user
         assert not staged_files(tmp_path)  # nor the killed run's parts or work directory
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "npy"])
+def test_no_space_while_staging_a_part_for_a_url(s3, tmp_path, fmt):
+    # the local disk runs out while the second part is written before its upload: one
+    # clear error, nothing at the URL opens, and what the write uploaded is removed
+    import resource
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    fs, bucket = s3
+    url = f"s3://{bucket}/ds"
+    script = textwrap.dedent(f"""
+        import numpy as np, ooc
+        try:
+            with ooc.create_sharded({url!r}, {fmt!r}) as w:
+                w.set_metadata(classes=["a"])
+                for k, rows in enumerate((1000, 20_000)):
+                    with w.part("train", k).create() as pw:
+                        pw.append("train", np.ones((rows, 20), np.float32), np.zeros(rows, int))
+        except ooc.NoSpaceError as exc:
+            print(exc)
+    """)
+    limit = 1 << 20  # the first part fits, the second does not
+    res = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1],
+                         capture_output=True, text=True, timeout=120, preexec_fn=lambda: (
+                             signal.signal(signal.SIGXFSZ, signal.SIG_IGN),
+                             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))))
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert res.stdout.startswith("no space left on device while writing "), res.stdout
+    assert "/parts/" in res.stdout and "free space and write again" in res.stdout
+    fs.invalidate_cache()
+    assert not fs.exists(f"{bucket}/ds")  # the first part's upload removed, no marker
+    with pytest.raises(ooc.DatasetNotFoundError):
+        ooc.open(url)
+    assert not staged_files(tmp_path)
