@@ -1,5 +1,6 @@
 """Two TensorFlow MultiWorkerMirroredStrategy workers on localhost, each reading only its
-shard through distribute_datasets_from_function (issue 18 item 2)."""
+shard through distribute_datasets_from_function (issue 18 item 2): in a custom loop, and in
+tf_keras' fit (Keras 3's fit fails under this strategy, keras-team/keras#20585)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,30 @@ WORKER = textwrap.dedent("""
         return part.to_tf_dataset(ctx.get_per_replica_batch_size(64), shuffle=True, seed=1)
 
     seen, steps = [], 0
-    for x, _ in strategy.distribute_datasets_from_function(dataset_fn):
-        for local in strategy.experimental_local_results(x):
-            seen += [int(v) for v in local.numpy()[:, 0]]
-        steps += 1
+    dist = strategy.distribute_datasets_from_function(dataset_fn)
+    if sys.argv[4] == "loop":
+        for x, _ in dist:
+            for local in strategy.experimental_local_results(x):
+                seen += [int(v) for v in local.numpy()[:, 0]]
+            steps += 1
+    else:  # Keras 2's fit, recording the rows each step trains on
+        import tf_keras
+
+        def record(ids):
+            global steps
+            seen.extend(int(v) for v in ids.numpy())
+            steps += 1
+            return 0
+
+        class Recording(tf_keras.Sequential):
+            def train_step(self, data):
+                tf.py_function(record, [tf.cast(data[0][:, 0], tf.int64)], tf.int32)
+                return super().train_step(data)
+
+        with strategy.scope():
+            model = Recording([tf_keras.layers.Dense(1)])
+            model.compile("sgd", "mse")
+        model.fit(dist, epochs=1, steps_per_epoch=16, verbose=0)
     print(json.dumps({"steps": steps, "seen": seen}))
 """)
 
@@ -54,13 +75,14 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def test_each_worker_reads_its_shard_once(tmp_path):
+@pytest.mark.parametrize("feed", ["loop", "tf_keras_fit"])
+def test_each_worker_reads_its_shard_once(tmp_path, feed):
     x = np.arange(1001, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
     with ooc.create(tmp_path / "ds", "npy") as w:
         w.append("train", x, np.arange(1001) % 2)
     ports = json.dumps(free_ports(2))
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), ports, str(tmp_path / "ds")],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), ports, str(tmp_path / "ds"),
+                               feed], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for i in range(2)]
     results = []
     for p in procs:
