@@ -9,13 +9,13 @@ uninterrupted run takes.
 
 Files in ``backup_dir`` (nothing else there is touched):
 
-* ``ooc-backup-<epoch>-<position>.weights.h5``: the model's and optimizer's
-  variables (``model.save_weights``), written under a temporary name and
-  renamed when complete;
-* ``ooc-backup.json``: the commit point, renamed over the previous one
-  after the weights are durable: the weights file's name and CRC-32C,
-  Keras' epoch, and the batches' state.  A backup is the pair it names, so
-  a kill at any step leaves the previous pair or the new one.
+* ``ooc-backup-<epoch>-<position>-<id>.weights.h5``: the model's and
+  optimizer's variables (``model.save_weights``), a new name each time;
+* ``ooc-backup.json``: the commit point, written under a temporary name and
+  renamed over the previous one once the weights are durable: the weights
+  file's name and CRC-32C, Keras' epoch, and the batches' state.  A backup
+  is the pair it names, so a kill at any step leaves the previous pair or
+  the new one; files no state names (a killed save's) are deleted.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ keras = import_keras()
 
 STATE_NAME = "ooc-backup.json"
 FORMAT = {"format": "ooc-backup", "version": 1}
-_WEIGHTS = re.compile(r"ooc-backup-\d+-\d+\.weights\.h5")
+_OURS = re.compile(r"ooc-backup-\d+-\d+-[0-9a-f]+\.weights\.h5|ooc-backup\.json\.tmp-[0-9a-f]+")
+_RAN_OUT = "Your input ran out of data"  # what Keras says when the resumed epoch ends
+_QUIETED: list[Any] = []  # the filter hiding it, while a resumed epoch runs
 
 
 class BackupError(OocError, ValueError):
@@ -60,6 +62,19 @@ def _steps(model: Any) -> int:
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
+def _quiet_ran_out() -> None:
+    warnings.filterwarnings("ignore", _RAN_OUT)
+    _QUIETED.append(warnings.filters[0])
+
+
+def _unquiet_ran_out() -> None:
+    """Remove the filter of :func:`_quiet_ran_out` (and one a raised fit left)."""
+    while _QUIETED:
+        with contextlib.suppress(ValueError):
+            warnings.filters.remove(_QUIETED.pop())
+    getattr(warnings, "_filters_mutated", lambda: None)()  # forget cached decisions
+
+
 class BackupAndRestore(keras.callbacks.Callback):
     """``keras.callbacks.BackupAndRestore`` that also resumes mid-epoch.
 
@@ -72,7 +87,8 @@ class BackupAndRestore(keras.callbacks.Callback):
     the batches that were to come after it (the first epoch shown is the
     interrupted one, with fewer steps).  ``fit`` must be given
     ``shuffle=False`` (ooc's batches shuffle themselves; Keras' shuffle is
-    not reproducible) and ``batches`` a ``seed``.
+    not reproducible) and no ``steps_per_epoch``, and ``batches`` a ``seed``
+    and threads, not processes (``use_multiprocessing=False``).
 
     Parameters
     ----------
@@ -92,30 +108,45 @@ class BackupAndRestore(keras.callbacks.Callback):
         if not isinstance(batches, KerasBatches):
             raise TypeError("batches must be what split.batches(...) returns (the PyDataset "
                             f"given to fit); got {type(batches).__name__}.")
+        if batches.use_multiprocessing:
+            raise ValueError("BackupAndRestore needs batches read in threads "
+                             "(use_multiprocessing=False): from worker processes ooc cannot "
+                             "tell whether Keras reorders them.")
         if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
             raise ValueError(f"save_freq must be 'epoch' or a positive integer; got "
                              f"{save_freq!r}.")
         self.batches, self.dir = batches, Path(backup_dir)
         self.save_freq, self.delete_checkpoint = save_freq, delete_checkpoint
-        self._epoch = 0  # Keras' epoch in progress
-        self._saved_at = 0  # the step of this epoch the last backup was made after
-        self._quiet: warnings.catch_warnings | None = None
+        self._epoch = self._order = 0  # Keras' epoch in progress and the batches' order
+        self._position = 0  # batches of the order trained on
+        self._saved_at = 0  # the position of the last backup
         self._steps_after: int | None = None  # optimizer steps when the resumed epoch ends
 
     @property
     def state_path(self) -> Path:
         return self.dir / STATE_NAME
 
+    def _damaged(self, what: str) -> BackupError:
+        return BackupError(f"{what}. Delete {self.dir} to train from the start.")
+
     def on_train_begin(self, logs: dict | None = None) -> None:
+        _unquiet_ran_out()
+        steps = self.params.get("steps")
+        if steps is not None and steps != len(self.batches.reader):
+            raise ValueError(f"BackupAndRestore needs fit to take whole epochs of the batches "
+                             f"({len(self.batches.reader)} steps); leave steps_per_epoch out "
+                             f"(it is {steps}).")
         state = self._read_state()
-        if state is None:
-            return
+        self._remove_files(keep=None if state is None else state["weights"])
+        if state is not None:
+            self._restore(state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
         weights = self.dir / state["weights"]
         if not weights.is_file() or _file_crc(weights) != state["crc32c"]:
-            raise BackupError(
-                f"{weights}: the weights of the last backup are missing or damaged (CRC-32C "
-                f"differs from {self.state_path}). Delete {self.dir} to train from the "
-                "start.")
+            raise self._damaged(f"{weights}: the weights of the last backup are missing or "
+                                f"damaged (their CRC-32C is not the one {self.state_path} "
+                                "gives)")
         try:
             self.batches.resume(state["batches"])
         except ValueError as exc:
@@ -129,11 +160,9 @@ class BackupAndRestore(keras.callbacks.Callback):
             # the resumed epoch ends when its batches do, before the steps Keras counted
             # for a whole one; Keras then warns, wrongly, that it stops training, and its
             # TensorFlow backend counts the step that found no batch
+            _quiet_ran_out()
             if model.optimizer is not None:
                 self._steps_after = _steps(model) + len(self.batches)
-            self._quiet = warnings.catch_warnings()
-            self._quiet.__enter__()
-            warnings.filterwarnings("ignore", "Your input ran out of data")
 
     def _read_state(self) -> dict[str, Any] | None:
         try:
@@ -141,15 +170,16 @@ class BackupAndRestore(keras.callbacks.Callback):
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise BackupError(f"{self.state_path}: not a readable ooc backup state ({exc}). "
-                              f"Delete {self.dir} to train from the start.") from None
+            raise self._damaged(f"{self.state_path}: not a readable ooc backup state "
+                                f"({exc})") from None
         if not isinstance(state, dict) or {k: state.get(k) for k in FORMAT} != FORMAT:
-            raise BackupError(f"{self.state_path}: not an ooc backup state of version "
-                              f"{FORMAT['version']}. Delete {self.dir} to train from the start.")
+            raise self._damaged(f"{self.state_path}: not an ooc backup state of version "
+                                f"{FORMAT['version']}")
         return state
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch, self._saved_at = epoch, 0
+        self._epoch, self._order = epoch, self.batches.epoch
+        self._position = self._saved_at = self.batches.skip
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.batches.reordered:
@@ -157,58 +187,56 @@ class BackupAndRestore(keras.callbacks.Callback):
                              "ooc.BackupAndRestore cannot tell which were trained on. Pass "
                              "shuffle=False to fit; ooc's batches are shuffled already.")
         # batch: the last step of this call (several with steps_per_execution)
-        if self.save_freq != "epoch" and batch + 1 - self._saved_at >= self.save_freq:
-            self._saved_at = batch + 1
-            self._save(self._epoch, self.batches.epoch, self.batches.skip + batch + 1)
+        self._position = self.batches.skip + batch + 1
+        # the epoch's last batch is backed up at its end (after validation)
+        if self.save_freq != "epoch" and self._position < len(self.batches.reader) and \
+                self._position - self._saved_at >= self.save_freq:
+            self._saved_at = self._position
+            self._save(self._epoch, self._order, self._position)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._unquiet()
+        _unquiet_ran_out()
         if self._steps_after is not None and _steps(self.model) != self._steps_after:
             self.model.optimizer.iterations.assign(self._steps_after)  # schedules, Adam
         self._steps_after = None
-        # KerasBatches moves to the next order when Keras' epoch iterator ends, before this
-        self._save(epoch + 1, self.batches.epoch, 0)
-
-    def _unquiet(self) -> None:
-        if self._quiet is not None:
-            self._quiet.__exit__(None, None, None)
-            self._quiet = None
+        if self.batches.epoch != self._order:  # the batches moved on: the epoch is whole
+            self._save(epoch + 1, self.batches.epoch, 0)
+        else:  # stopped inside the epoch (stop_training)
+            self._save(epoch, self._order, self._position)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        self._unquiet()
+        _unquiet_ran_out()
         self.model._initial_epoch = None  # a later fit of this model starts where it is told
         if self.delete_checkpoint:
             self.state_path.unlink(missing_ok=True)
-            self._remove_weights(keep=None)
+            self._remove_files(keep=None)
             with contextlib.suppress(OSError):
                 self.dir.rmdir()  # only if nothing else is there
 
     def _save(self, keras_epoch: int, order_epoch: int, position: int) -> None:
         """Write the weights, then commit them with the state (see the module docstring)."""
-        if position >= len(self.batches.reader):  # the epoch is done: the next one's start
-            order_epoch, position = order_epoch + 1, 0
         self.dir.mkdir(parents=True, exist_ok=True)
-        name = f"ooc-backup-{keras_epoch}-{position}.weights.h5"
-        tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
-        weights = tmp.with_name(tmp.name + ".weights.h5")  # the suffix Keras asks for
+        token = uuid.uuid4().hex[:12]
+        name = f"ooc-backup-{keras_epoch}-{position}-{token}.weights.h5"
+        tmp = self.dir / f"{STATE_NAME}.tmp-{token}"
         try:
-            self.model.save_weights(weights)
-            fsync_path(weights)
-            os.replace(weights, self.dir / name)
+            self.model.save_weights(self.dir / name)
+            fsync_path(self.dir / name)
             state = {**FORMAT, "weights": name, "crc32c": _file_crc(self.dir / name),
                      "keras_epoch": keras_epoch,
                      "batches": self.batches.reader.state(order_epoch, position)}
             tmp.write_text(json.dumps(state))
             fsync_path(tmp)
+            fsync_path(self.dir)  # the weights' name before the state that gives it
             os.replace(tmp, self.state_path)
             fsync_path(self.dir)
         finally:
             tmp.unlink(missing_ok=True)
-            weights.unlink(missing_ok=True)
-        self._remove_weights(keep=name)
+        self._remove_files(keep=name)
 
-    def _remove_weights(self, keep: str | None) -> None:
-        """Delete this callback's weights files other than ``keep``."""
-        for path in self.dir.glob("ooc-backup-*.weights.h5"):
-            if _WEIGHTS.fullmatch(path.name) and path.name != keep:
-                path.unlink(missing_ok=True)
+    def _remove_files(self, keep: str | None) -> None:
+        """Delete this callback's files other than the state and the weights ``keep``."""
+        if self.dir.is_dir():
+            for path in self.dir.iterdir():
+                if _OURS.fullmatch(path.name) and path.name != keep:
+                    path.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ Imports Keras; nothing else in ooc's read path does.
 from __future__ import annotations
 
 import functools
-import itertools
+import os
 import sys
 import warnings
 from typing import Any
@@ -100,10 +100,12 @@ class KerasBatches(keras.utils.PyDataset):
         self.epoch = int(epoch)  # the order of the next epoch
         self._in_epoch = False
         self.skip = 0  # batches of this epoch trained on before a resume (:meth:`resume`)
-        # batch indices asked for this epoch, to tell Keras' own shuffle (fit's default)
-        self._asked = itertools.count()
+        # Keras' own shuffle (fit's default) shows as an index far from the last one's
+        # successor; seen in this process only (use_multiprocessing reads elsewhere)
+        self._pid, self._last = os.getpid(), -1
         self._slack = workers + max_queue_size + 2  # how far threads may reorder requests
-        self.reordered = False  # whether Keras asked for batches out of order
+        self.reordered = False  # whether Keras asked for this epoch's batches out of order
+        self._warned = False
 
     def __len__(self) -> int:
         return len(self.reader) - self.skip
@@ -116,23 +118,28 @@ class KerasBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         if index >= len(self):
             raise IndexError(f"batch index must be < {len(self)}; got {index}.")
-        if self._in_epoch and not self.reordered and abs(index - next(self._asked)) > self._slack:
-            self._reordered()
+        if self._in_epoch and os.getpid() == self._pid:
+            self._note(index)
         x, y = self.reader.read(index + self.skip, self.epoch)
         if self.sparse_tensor:
             x = csr_to_sparse_tensor(x)
         return x, y
 
-    def _reordered(self) -> None:
+    def _note(self, index: int) -> None:
+        last, self._last = self._last, index
+        if not index or abs(index - last - 1) <= self._slack:  # in order, or a new pass
+            return
         self.reordered = True
-        window = self.reader.plan.window
-        warnings.warn(
-            "model.fit(shuffle=True), Keras' default, reorders ooc's batches, which are "
-            "shuffled already (shuffle=True, seed=...)"
-            + (f": each batch then reads its whole window of {window} batches, {window}x "
-               "the reads" if window > 1 else "") +
-            ", and the batch order depends on Python's global random state. Pass "
-            "shuffle=False to fit.", stacklevel=2)
+        if not self._warned:
+            self._warned = True
+            window = self.reader.plan.window
+            warnings.warn(
+                "model.fit(shuffle=True), Keras' default, reorders ooc's batches, which are "
+                "shuffled already (shuffle=True, seed=...)"
+                + (f": each batch then reads its whole window of {window} batches, {window}x "
+                   "the reads" if window > 1 else "") +
+                ", and the batch order depends on Python's global random state. Pass "
+                "shuffle=False to fit.", stacklevel=3)
 
     def resume(self, state: dict[str, Any]) -> None:
         """Go on from ``state`` (:meth:`ooc.batching.BatchReader.state`): the epoch Keras
@@ -143,8 +150,7 @@ class KerasBatches(keras.utils.PyDataset):
 
     def on_epoch_begin(self) -> None:
         """Mark an epoch as started (Keras calls this once per real epoch)."""
-        self._in_epoch = True
-        self._asked = itertools.count()
+        self._in_epoch, self.reordered = True, False
 
     def on_epoch_end(self) -> None:
         """Advance to the next epoch's batch order.

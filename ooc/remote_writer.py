@@ -66,10 +66,9 @@ def _remove_dead_stagings(parent: Path) -> None:
     if not parent.is_dir():
         return
     for other in parent.iterdir():
-        for name in ("meta.h5", "meta"):
-            remove_dead_temporaries(other / name)
-        with contextlib.suppress(OSError):
-            other.rmdir()  # only if empty
+        if [t for name in ("meta.h5", "meta") for t in remove_dead_temporaries(other / name)]:
+            with contextlib.suppress(OSError):
+                other.rmdir()  # only if that was all (a live writer's new folder stays)
 
 
 class RemoteParts:

@@ -3,11 +3,14 @@ batches that were to come (issue 18 item 5), on each Keras backend installed."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,15 +109,23 @@ def test_the_backups_pair_of_weights_and_state_is_checked(tmp_path, data):
     model.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=[cb])
     state = json.loads((backup / "ooc-backup.json").read_text())
     assert state["keras_epoch"] == 1 and state["batches"]["position"] == 0
-    # one weights file: each backup removes the one before
+    # one weights file: each backup removes the one before; a killed save's are removed
+    # by the next fit
     assert sorted(p.name for p in backup.iterdir()) == [
-        "notes.txt", "ooc-backup-1-0.weights.h5", "ooc-backup.json"]
+        "notes.txt", state["weights"], "ooc-backup.json"]
+    assert re.fullmatch(r"ooc-backup-1-0-[0-9a-f]+\.weights\.h5", state["weights"])
+    for leftover in ("ooc-backup-1-14-0123abcd.weights.h5", "ooc-backup.json.tmp-4567ef"):
+        (backup / leftover).write_bytes(b"half")
 
     # a state of batches in another order is refused before the model is touched
     other = split.batches(100, shuffle=True, seed=2)
+    before = [w.copy() for w in model.get_weights()]
     with pytest.raises(ooc.OocError, match="another order"):
         model.fit(other, epochs=2, shuffle=False, verbose=0,
                   callbacks=[ooc.BackupAndRestore(other, backup)])
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True))
+    assert sorted(p.name for p in backup.iterdir()) == [
+        "notes.txt", state["weights"], "ooc-backup.json"]
     # a flipped byte in the weights
     path = backup / state["weights"]
     raw = bytearray(path.read_bytes())
@@ -145,3 +156,87 @@ def test_keras_shuffling_the_batches_is_refused_and_warned_about(tmp_path, data)
             pytest.raises(ValueError, match="Pass shuffle=False to fit"):
         model.fit(batches, epochs=1, verbose=0,  # fit's default: shuffle=True
                   callbacks=[ooc.BackupAndRestore(batches, tmp_path / "b")])
+
+
+class StopAt:
+    """Callbacks that stop a fit the way a kill or a callback would."""
+
+    @staticmethod
+    def epoch_end(epoch: int):  # raised in on_epoch_end before the backup's (validation time)
+        keras = pytest.importorskip("keras")
+
+        class Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, e, logs=None):
+                if e == epoch:
+                    raise KeyboardInterrupt
+
+        return Stop()
+
+    @staticmethod
+    def stop_training(epoch: int, batch: int):  # as TerminateOnNaN does
+        keras = pytest.importorskip("keras")
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, b, logs=None):
+                if self.model.e == epoch and b == batch:
+                    self.model.stop_training = True
+
+            def on_epoch_begin(self, e, logs=None):
+                self.model.e = e
+
+        return Stop()
+
+
+@pytest.mark.parametrize(("stop", "saved"), [
+    # save_freq divides the epoch: its last batch is backed up at its end, not before
+    (StopAt.epoch_end(1), (1, 1, 40)),
+    (StopAt.stop_training(1, 13), (1, 1, 14)),
+])
+def test_a_fit_stopped_at_an_epochs_end_or_inside_it_resumes_exactly(tmp_path, data, stop,
+                                                                     saved):
+    keras = pytest.importorskip("keras")
+    split = ooc.open(data).train
+
+    def fit(callbacks: list, batches) -> list[np.ndarray]:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        with contextlib.suppress(KeyboardInterrupt):
+            model.fit(batches, epochs=3, shuffle=False, verbose=0, callbacks=callbacks)
+        return model.get_weights()
+
+    options = {"shuffle": True, "seed": 4}
+    straight = fit([], split.batches(50, **options))
+    backup = tmp_path / "b"
+    batches = split.batches(50, **options)
+    # kept when fit ends (stop_training ends it normally)
+    fit([stop, ooc.BackupAndRestore(batches, backup, save_freq=20, delete_checkpoint=False)],
+        batches)
+    state = json.loads((backup / "ooc-backup.json").read_text())
+    assert (state["keras_epoch"], state["batches"]["epoch"], state["batches"]["position"]) \
+        == saved
+    batches = split.batches(50, **options)
+    resumed = fit([ooc.BackupAndRestore(batches, backup, save_freq=20)], batches)
+    for a, b in zip(resumed, straight, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not [f for f in warnings.filters if "ran out of data" in str(f[1])]
+
+
+def test_a_fit_interrupted_inside_an_epoch_leaves_no_false_reordering(data):
+    keras = pytest.importorskip("keras")
+    split = ooc.open(data).train
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    batches = split.batches(20, shuffle=True, seed=1)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 40:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=[Interrupt()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning of Keras reordering would raise
+        model.fit(batches, epochs=1, shuffle=False, verbose=0)
+    assert not batches.reordered

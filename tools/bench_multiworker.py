@@ -117,11 +117,15 @@ def run_cluster(n: int, path: Path, args: dict) -> list[float]:
                                json.dumps(args)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env) for i in range(n)]
     rates = []
-    for p in procs:
-        out, err = p.communicate(timeout=900)
-        if p.returncode:
-            raise SystemExit(f"worker failed:\n{err[-3000:]}")
-        rates.append(json.loads(out.strip().splitlines()[-1])["steps_per_s"])
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=900)
+            if p.returncode:
+                raise SystemExit(f"worker failed:\n{err[-3000:]}")
+            rates.append(json.loads(out.strip().splitlines()[-1])["steps_per_s"])
+    finally:
+        for p in procs:  # the others would wait for the failed one's all-reduce
+            p.kill()
     return rates
 
 
