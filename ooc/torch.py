@@ -20,7 +20,10 @@ a batch in place would then crash the worker); sparse ``x`` comes densified
 (``sparse="dense"``, the default) or as a ``torch.sparse_csr_tensor``
 (``sparse="csr"``).  Call ``set_epoch(epoch)`` before each epoch for a new
 shuffle, as with ``DistributedSampler`` (with ``persistent_workers=True``
-the workers keep the epoch they started with).
+the workers keep the epoch they started with).  ``IterableBatches`` has a
+``state_dict()`` / ``load_state_dict()`` that torchdata's
+``StatefulDataLoader`` saves and restores per worker, to stop and resume
+mid-epoch.
 """
 
 from __future__ import annotations
@@ -91,10 +94,22 @@ class IterableBatches(IterableDataset):  # type: ignore[type-arg]
         if self.options.seed is None:  # every rank and worker must draw the same orders
             raise ValueError("IterableBatches needs seed= (the same in every process).")
         self.epoch = 0
+        self.position = 0  # batches of this process's shard handed out this epoch
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch whose order the next iteration follows."""
-        self.epoch = int(epoch)
+        self.epoch, self.position = int(epoch), 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """This process's place: the epoch, the next batch of its shard, and what fixes the
+        order (:meth:`ooc.batching.BatchReader.state`).  torchdata's
+        ``StatefulDataLoader`` keeps each worker's, so a loader stopped mid-epoch
+        resumes with exactly the batches to come."""
+        return BatchReader(self.shard(), self.options).state(self.epoch, self.position)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from :meth:`state_dict` (of the same split, options and process)."""
+        self.epoch, self.position = BatchReader(self.shard(), self.options).check_state(state)
 
     def shard(self) -> Split:
         """The rows this process (rank and worker) reads."""
@@ -107,5 +122,8 @@ class IterableBatches(IterableDataset):  # type: ignore[type-arg]
 
     def __iter__(self) -> Any:
         reader = BatchReader(self.shard(), self.options)
-        for i in range(len(reader)):
-            yield to_tensors(*reader.read(i, self.epoch))
+        while self.position < len(reader):
+            batch = reader.read(self.position, self.epoch)
+            self.position += 1
+            yield to_tensors(*batch)
+        self.position = 0  # the next iteration is a whole epoch

@@ -107,3 +107,40 @@ def test_two_ddp_ranks_read_every_row_once(tmp_path):
     seen = out[0]["seen"] + out[1]["seen"]
     assert sorted(seen) == list(range(N - 1))  # equal=True: 500 rows a rank, row 1000 out
     assert out[0]["steps"] == out[1]["steps"]
+
+
+def test_iterable_batches_stop_and_resume_mid_epoch(tmp_path):
+    # state_dict / load_state_dict: in one process, and per worker through torchdata's
+    # StatefulDataLoader (where installed)
+    split = ooc.open(make(tmp_path / "ds")).train
+    options = {"shuffle": True, "seed": 2, "shuffle_window": 2}
+
+    def batches(data, n=None):
+        return [row_ids_of(x) for x, _ in (data if n is None else
+                                           (next(data) for _ in range(n)))]
+
+    data = ooc_torch.IterableBatches(split, 16, **options)
+    data.set_epoch(2)
+    reference = batches(data)
+    it = iter(data)
+    first = batches(it, 37)
+    state = data.state_dict()
+    assert (state["epoch"], state["position"]) == (2, 37)
+    again = ooc_torch.IterableBatches(split, 16, **options)
+    again.load_state_dict(json.loads(json.dumps(state)))
+    assert first + batches(again) == reference
+    assert batches(again) == reference  # then whole epochs again
+    with pytest.raises(ValueError, match="another order"):
+        ooc_torch.IterableBatches(split, 16, shuffle=True, seed=3).load_state_dict(state)
+
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+    data = ooc_torch.IterableBatches(split, 16, **options)
+    loader = stateful.StatefulDataLoader(data, batch_size=None, num_workers=2)
+    whole = batches(iter(loader))
+    it = iter(loader)
+    head = batches(it, 21)
+    saved = loader.state_dict()
+    resumed = stateful.StatefulDataLoader(ooc_torch.IterableBatches(split, 16, **options),
+                                          batch_size=None, num_workers=2)
+    resumed.load_state_dict(saved)
+    assert head + batches(iter(resumed)) == whole
