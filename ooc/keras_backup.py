@@ -112,6 +112,10 @@ class BackupAndRestore(keras.callbacks.Callback):
             raise ValueError("BackupAndRestore needs batches read in threads "
                              "(use_multiprocessing=False): from worker processes ooc cannot "
                              "tell whether Keras reorders them.")
+        if batches.reader.options.shuffle and batches.reader.options.seed is None:
+            raise ValueError("BackupAndRestore needs batches made with a seed "
+                             "(split.batches(..., shuffle=True, seed=1)): a resumed run must "
+                             "draw the same orders.")
         if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
             raise ValueError(f"save_freq must be 'epoch' or a positive integer; got "
                              f"{save_freq!r}.")

@@ -117,6 +117,8 @@ def test_the_backups_pair_of_weights_and_state_is_checked(tmp_path, data):
     for leftover in ("ooc-backup-1-14-0123abcd.weights.h5", "ooc-backup.json.tmp-4567ef"):
         (backup / leftover).write_bytes(b"half")
 
+    with pytest.raises(ValueError, match="needs batches made with a seed"):
+        ooc.BackupAndRestore(split.batches(100, shuffle=True), backup)
     # a state of batches in another order is refused before the model is touched
     other = split.batches(100, shuffle=True, seed=2)
     before = [w.copy() for w in model.get_weights()]
