@@ -63,8 +63,10 @@ def _steps(model: Any) -> int:
 
 
 def _quiet_ran_out() -> None:
+    before = len(warnings.filters)
     warnings.filterwarnings("ignore", _RAN_OUT)
-    _QUIETED.append(warnings.filters[0])
+    if len(warnings.filters) > before:  # else an equal filter was there: the user's, kept
+        _QUIETED.append(warnings.filters[0])
 
 
 def _unquiet_ran_out() -> None:
@@ -89,6 +91,8 @@ class BackupAndRestore(keras.callbacks.Callback):
     ``shuffle=False`` (ooc's batches shuffle themselves; Keras' shuffle is
     not reproducible) and no ``steps_per_epoch``, and ``batches`` a ``seed``
     and threads, not processes (``use_multiprocessing=False``).
+
+    One process writes ``backup_dir`` (in multi-worker training, the chief).
 
     Parameters
     ----------
@@ -135,6 +139,11 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         _unquiet_ran_out()
+        self._steps_after = None
+        if self.batches.skip:
+            raise ValueError("these batches were left inside a resumed epoch by a fit that "
+                             "stopped there; make them again (split.batches(...)) for this "
+                             "fit.")
         steps = self.params.get("steps")
         if steps is not None and steps != len(self.batches.reader):
             raise ValueError(f"BackupAndRestore needs fit to take whole epochs of the batches "
@@ -179,6 +188,11 @@ class BackupAndRestore(keras.callbacks.Callback):
         if not isinstance(state, dict) or {k: state.get(k) for k in FORMAT} != FORMAT:
             raise self._damaged(f"{self.state_path}: not an ooc backup state of version "
                                 f"{FORMAT['version']}")
+        kinds = {"weights": str, "crc32c": int, "keras_epoch": int, "batches": dict}
+        if not all(isinstance(state.get(k), t) for k, t in kinds.items()) or \
+                not _OURS.fullmatch(state["weights"]):
+            raise self._damaged(f"{self.state_path}: an ooc backup state with fields missing "
+                                "or of the wrong kind")
         return state
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -200,17 +214,19 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         _unquiet_ran_out()
-        if self._steps_after is not None and _steps(self.model) != self._steps_after:
+        whole = self.batches.epoch != self._order  # the batches moved on to the next order
+        if whole and self._steps_after is not None and _steps(self.model) != self._steps_after:
             self.model.optimizer.iterations.assign(self._steps_after)  # schedules, Adam
         self._steps_after = None
-        if self.batches.epoch != self._order:  # the batches moved on: the epoch is whole
-            self._save(epoch + 1, self.batches.epoch, 0)
+        if whole or self._position >= len(self.batches.reader):
+            self._save(epoch + 1, self._order + 1, 0)
         else:  # stopped inside the epoch (stop_training)
             self._save(epoch, self._order, self._position)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         _unquiet_ran_out()
         self.model._initial_epoch = None  # a later fit of this model starts where it is told
+        self.batches.skip = 0  # stopped inside the resumed epoch: the next fit takes whole ones
         if self.delete_checkpoint:
             self.state_path.unlink(missing_ok=True)
             self._remove_files(keep=None)

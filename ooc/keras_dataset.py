@@ -103,7 +103,8 @@ class KerasBatches(keras.utils.PyDataset):
         # Keras' own shuffle (fit's default) shows as an index far from the last one's
         # successor; seen in this process only (use_multiprocessing reads elsewhere)
         self._pid, self._last = os.getpid(), -1
-        self._slack = workers + max_queue_size + 2  # how far threads may reorder requests
+        # how far threads may reorder requests (one reader asks in order)
+        self._slack = 0 if workers <= 1 else workers + max_queue_size + 2
         self.reordered = False  # whether Keras asked for this epoch's batches out of order
         self._warned = False
 

@@ -95,10 +95,11 @@ class IterableBatches(IterableDataset):  # type: ignore[type-arg]
             raise ValueError("IterableBatches needs seed= (the same in every process).")
         self.epoch = 0
         self.position = 0  # batches of this process's shard handed out this epoch
+        self._resume_at = 0  # where the next iteration starts (load_state_dict), once
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch whose order the next iteration follows."""
-        self.epoch, self.position = int(epoch), 0
+        self.epoch, self._resume_at = int(epoch), 0
 
     def state_dict(self) -> dict[str, Any]:
         """This process's place: the epoch, the next batch of its shard, and what fixes the
@@ -109,7 +110,8 @@ class IterableBatches(IterableDataset):  # type: ignore[type-arg]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Go on from :meth:`state_dict` (of the same split, options and process)."""
-        self.epoch, self.position = BatchReader(self.shard(), self.options).check_state(state)
+        self.epoch, self._resume_at = BatchReader(self.shard(), self.options).check_state(state)
+        self.position = self._resume_at
 
     def shard(self) -> Split:
         """The rows this process (rank and worker) reads."""
@@ -122,8 +124,8 @@ class IterableBatches(IterableDataset):  # type: ignore[type-arg]
 
     def __iter__(self) -> Any:
         reader = BatchReader(self.shard(), self.options)
+        self.position, self._resume_at = self._resume_at, 0  # later iterations: whole epochs
         while self.position < len(reader):
             batch = reader.read(self.position, self.epoch)
             self.position += 1
             yield to_tensors(*batch)
-        self.position = 0  # the next iteration is a whole epoch

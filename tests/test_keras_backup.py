@@ -175,6 +175,17 @@ class StopAt:
         return Stop()
 
     @staticmethod
+    def batch_end(batch: int):  # raised after a batch of whatever epoch comes first
+        keras = pytest.importorskip("keras")
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, b, logs=None):
+                if b == batch:
+                    raise KeyboardInterrupt
+
+        return Stop()
+
+    @staticmethod
     def stop_training(epoch: int, batch: int):  # as TerminateOnNaN does
         keras = pytest.importorskip("keras")
 
@@ -193,6 +204,7 @@ class StopAt:
     # save_freq divides the epoch: its last batch is backed up at its end, not before
     (StopAt.epoch_end(1), (1, 1, 40)),
     (StopAt.stop_training(1, 13), (1, 1, 14)),
+    (StopAt.stop_training(1, 59), (2, 2, 0)),  # at the epoch's last batch: the next one's
 ])
 def test_a_fit_stopped_at_an_epochs_end_or_inside_it_resumes_exactly(tmp_path, data, stop,
                                                                      saved):
@@ -217,6 +229,19 @@ def test_a_fit_stopped_at_an_epochs_end_or_inside_it_resumes_exactly(tmp_path, d
     state = json.loads((backup / "ooc-backup.json").read_text())
     assert (state["keras_epoch"], state["batches"]["epoch"], state["batches"]["position"]) \
         == saved
+    batches = split.batches(50, **options)
+    # stopped inside the resumed epoch, then resumed again (the optimizer's step count
+    # saved must be the steps taken, not a whole epoch's)
+    fit([StopAt.stop_training(1, 5),
+         ooc.BackupAndRestore(batches, backup, save_freq=20, delete_checkpoint=False)],
+        batches)
+    batches = split.batches(50, **options)  # a kill-like stop inside the resumed epoch
+    fit([StopAt.batch_end(3),
+         ooc.BackupAndRestore(batches, backup, save_freq=20, delete_checkpoint=False)],
+        batches)
+    if batches.skip:  # resumed inside an epoch: these batches are left shortened
+        with pytest.raises(ValueError, match="make them again"):
+            fit([ooc.BackupAndRestore(batches, backup)], batches)
     batches = split.batches(50, **options)
     resumed = fit([ooc.BackupAndRestore(batches, backup, save_freq=20)], batches)
     for a, b in zip(resumed, straight, strict=True):

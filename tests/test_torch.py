@@ -130,6 +130,9 @@ def test_iterable_batches_stop_and_resume_mid_epoch(tmp_path):
     again.load_state_dict(json.loads(json.dumps(state)))
     assert first + batches(again) == reference
     assert batches(again) == reference  # then whole epochs again
+    it = iter(again)
+    batches(it, 10)  # an iteration left after 10 batches: the next one is whole
+    assert batches(again) == reference
     with pytest.raises(ValueError, match="another order"):
         ooc_torch.IterableBatches(split, 16, shuffle=True, seed=3).load_state_dict(state)
 
@@ -140,6 +143,9 @@ def test_iterable_batches_stop_and_resume_mid_epoch(tmp_path):
     it = iter(loader)
     head = batches(it, 21)
     saved = loader.state_dict()
+    # the workers' places are ooc's states (not torchdata fast-forwarding a plain dataset)
+    states = [w["dataset_state"] for w in saved["_snapshot"]["_worker_snapshots"].values()]
+    assert sorted(st["position"] for st in states) == [10, 11]
     resumed = stateful.StatefulDataLoader(ooc_torch.IterableBatches(split, 16, **options),
                                           batch_size=None, num_workers=2)
     resumed.load_state_dict(saved)
