@@ -146,7 +146,8 @@ class KerasBatches(keras.utils.PyDataset):
         """Go on from ``state`` (:meth:`ooc.batching.BatchReader.state`): the epoch Keras
         runs next is ``state["epoch"]``'s order with only the batches from
         ``state["position"]`` on; those after it are whole.  Used by
-        :class:`ooc.BackupAndRestore`."""
+        :class:`ooc.BackupAndRestore`.  A fit that raises inside that epoch leaves
+        these batches shortened: make them again for the next fit."""
         self.epoch, self.skip = self.reader.check_state(state)
 
     def on_epoch_begin(self) -> None:
