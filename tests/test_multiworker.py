@@ -5,7 +5,6 @@ tf_keras' fit (Keras 3's fit fails under this strategy, keras-team/keras#20585).
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 import ooc
+from tools.bench_data import free_ports
 
 pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.slow  # two TensorFlow processes
@@ -65,14 +65,6 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.mark.parametrize("feed", ["loop", "tf_keras_fit"])

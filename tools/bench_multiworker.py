@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-import ooc
+from bench_data import free_ports
+from bench_data import make_dense as make  # tools/ is the script's folder
 
 WORKER = r"""
 import json, os, sys, time
@@ -88,25 +86,8 @@ print(json.dumps({"steps_per_s": args["steps"] / (time.perf_counter() - start)})
 """
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
-def make(path: Path, rows: int, cols: int, classes: int) -> Path:
-    if not path.exists():
-        rng = np.random.default_rng(0)
-        with ooc.create(path, "npy") as w:
-            for a in range(0, rows, 50_000):
-                n = min(50_000, rows - a)
-                w.append("train", rng.random((n, cols), dtype=np.float32),
-                         rng.integers(0, classes, n))
-    return path
 
 
 def run_cluster(n: int, path: Path, args: dict) -> list[float]:

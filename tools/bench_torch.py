@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_data import make_dense as make  # tools/ is the script's folder
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import ooc
@@ -44,15 +45,6 @@ class _Slices(Dataset):  # type: ignore[type-arg]
         return self.x[i * self.b:(i + 1) * self.b], self.y[i * self.b:(i + 1) * self.b]
 
 
-def make(path: Path, rows: int, cols: int, classes: int) -> Path:
-    if not path.exists():
-        rng = np.random.default_rng(0)
-        with ooc.create(path, "npy") as w:
-            for a in range(0, rows, 50_000):
-                n = min(50_000, rows - a)
-                w.append("train", rng.random((n, cols), dtype=np.float32),
-                         rng.integers(0, classes, n))
-    return path
 
 
 def loaders(path: Path, b: int, workers: int) -> dict[str, DataLoader]:
